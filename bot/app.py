@@ -1,0 +1,136 @@
+"""Composition root: settings -> database -> services -> bot, web server, scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import discord
+import yarl
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.client import OpsBot
+from bot.config import Settings
+from bot.domain.clock import SystemClock
+from bot.metrics import Metrics
+from bot.scheduling import Job, build_scheduler
+from bot.services.access import AccessService
+from bot.services.audit import AuditService
+from bot.storage.database import Database
+from bot.web.app import HealthSources, WebServer, create_app
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 10.0
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one safe line for the operator."""
+
+
+def point_discord_at(api_base: str, gateway_url: str | None) -> None:
+    """Redirect discord.py (REST proxies, the test emulator). Must run before `start()`."""
+    discord.http.Route.BASE = api_base
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class Application:
+    """Everything the process runs, wired once, started and stopped in order."""
+
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.clock = SystemClock()
+        self.metrics = metrics or Metrics()
+        self.database = Database.from_url(
+            settings.database.url.get_secret_value(), echo=settings.database.echo
+        )
+        self.scheduler = build_scheduler(
+            [Job("database-health", self.check_database, IntervalTrigger(seconds=30))]
+        )
+        self.bot = OpsBot(
+            settings,
+            database=self.database,
+            metrics=self.metrics,
+            access=AccessService(),
+            audit=AuditService(self.clock),
+            scheduler=self.scheduler,
+        )
+        self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
+        self.web = WebServer(
+            create_app(self.metrics, HealthSources(self.discord_ready, self.database.ping)),
+            settings.web.host,
+            settings.web.port,
+        )
+
+    def discord_ready(self) -> bool:
+        return self.bot.is_ready() and not self.bot.is_closed()
+
+    async def check_database(self) -> None:
+        try:
+            latency = await self.database.ping()
+        except Exception as exc:
+            self.metrics.database_up.set(0)
+            log.warning("database did not answer the health check (%s)", type(exc).__name__)
+        else:
+            self.metrics.database_up.set(1)
+            self.metrics.database_latency.set(latency)
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT or until the gateway gives up; then stop everything in order."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        point_discord_at(self.settings.discord.api_base, self.settings.discord.gateway_url)
+        await self.check_database()
+        try:
+            await self.web.start()
+        except OSError as exc:
+            await self.database.close()
+            raise StartupError(
+                f"web server cannot listen on {self.settings.web.host}:{self.settings.web.port}"
+                f" ({exc.strerror}): change [web] port"
+            ) from None
+        token = self.settings.discord.token
+        assert token is not None  # validated by config
+        bot_task = asyncio.create_task(self.bot.start(token.get_secret_value()), name="discord")
+        stop_task = asyncio.create_task(stop.wait(), name="signals")
+        try:
+            await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if stop.is_set():
+                log.info("signal received: shutting down")
+            await self.shutdown()
+            stop_task.cancel()
+        failure = bot_task.exception() if bot_task.done() and not bot_task.cancelled() else None
+        if failure is not None:
+            if isinstance(failure, discord.LoginFailure):
+                raise StartupError(
+                    "Discord refused the bot token: check HH_DISCORD__TOKEN (discord.token)"
+                ) from None
+            if isinstance(failure, discord.PrivilegedIntentsRequired):
+                raise StartupError(
+                    "Discord refused the members intent: enable 'Server Members Intent' for the "
+                    "bot in the Developer Portal"
+                ) from None
+            raise failure
+        with contextlib.suppress(asyncio.CancelledError):
+            await bot_task
+
+    async def shutdown(self) -> None:
+        """Scheduler, web server, gateway, database: each bounded, none able to block the rest."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        steps = (("web server", self.web.stop), ("gateway", self.bot.close))
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step(), SHUTDOWN_TIMEOUT)
+            except Exception:
+                log.exception("stopping the %s failed", name)
+        await self.database.close()
+        log.info("stopped")

@@ -1,0 +1,130 @@
+"""`hh-opsbot run | migrate | check-config`. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.config import ConfigError, LoadedConfig, load_settings
+from bot.logs import configure_logging
+
+log = logging.getLogger("bot")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hh-opsbot", description="The Hyper Hash Network's chat-ops Discord bot."
+    )
+    parser.add_argument("--version", action="version", version=f"hh-opsbot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    help_config = "config file (default: $HH_CONFIG, then ./config.toml)"
+    for name, help_text in (
+        ("run", "start the bot, its web server and its scheduler"),
+        ("migrate", "upgrade the database schema to the latest revision"),
+        ("check-config", "validate the configuration and exit"),
+    ):
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", metavar="PATH", help=help_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        source = loaded.path if loaded.file_found else "environment only"
+        print(f"configuration OK ({source})")
+        return EXIT_OK
+    settings = loaded.settings
+    configure_logging(settings.logging.level, settings.logging.format, settings.secret_values())
+    if args.command == "migrate":
+        return asyncio.run(_migrate(loaded))
+    return _run(loaded)
+
+
+def _load(path: str | None) -> LoadedConfig | None:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"hh-opsbot: {problem}", file=sys.stderr)
+        return None
+
+
+async def _migrate(loaded: LoadedConfig) -> int:
+    from bot.storage import migrations
+    from bot.storage.database import make_engine
+
+    engine = make_engine(loaded.settings.database.url.get_secret_value())
+    try:
+        before = await migrations.schema_state(engine)
+        if before.up_to_date:
+            log.info("database schema already at %s", before.head)
+        else:
+            await migrations.upgrade(engine)
+            log.info("database schema upgraded %s -> %s", before.current or "empty", before.head)
+    except Exception as exc:
+        log.error("migration failed: %s", _safe(exc))
+        return EXIT_FAILURE
+    finally:
+        await engine.dispose()
+    return EXIT_OK
+
+
+async def prepare_schema(loaded: LoadedConfig) -> None:
+    """SQLite migrates itself on start; PostgreSQL must be migrated deliberately (see README)."""
+    from bot.app import StartupError
+    from bot.storage import migrations
+    from bot.storage.database import make_engine
+
+    database = loaded.settings.database
+    engine = make_engine(database.url.get_secret_value())
+    try:
+        try:
+            state = await migrations.schema_state(engine)
+        except Exception as exc:
+            raise StartupError(f"cannot reach the database: {_safe(exc)}") from None
+        if state.up_to_date:
+            return
+        if not database.migrate_on_start:
+            raise StartupError(
+                f"database schema is at {state.current or 'nothing'}, this version needs "
+                f"{state.head}: run `hh-opsbot migrate` first (or set database.auto_migrate = true)"
+            )
+        await migrations.upgrade(engine)
+        log.info("database schema upgraded %s -> %s", state.current or "empty", state.head)
+    finally:
+        await engine.dispose()
+
+
+def _run(loaded: LoadedConfig) -> int:
+    from bot.app import Application, StartupError
+
+    async def go() -> None:
+        await prepare_schema(loaded)
+        await Application(loaded.settings).run()
+
+    log.info("hh-opsbot %s starting", __version__)
+    try:
+        asyncio.run(go())
+    except StartupError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _safe(exc: BaseException) -> str:
+    """Exception text can carry a connection URL with its password; the log filter redacts it."""
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,164 @@
+"""The discord.py client: loads the cogs, syncs the guild's commands, owns the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import discord
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.domain.errors import PermissionDenied
+from bot.domain.ports import UnitOfWork
+from bot.domain.roles import Actor, OpsRole, RoleMap
+from bot.metrics import Metrics
+from bot.services.access import AccessService
+from bot.services.audit import AuditService
+from bot.storage.database import Database
+from bot.tree import Denied, OpsCommandTree, action_of
+from cogs import EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+def intents() -> discord.Intents:
+    """Guilds and members only: no message content, no presences (privileged and not needed)."""
+    return discord.Intents(guilds=True, members=True)
+
+
+class OpsBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: Database,
+        metrics: Metrics,
+        access: AccessService,
+        audit: AuditService,
+        scheduler: AsyncIOScheduler,
+        extensions: tuple[str, ...] = EXTENSIONS,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            help_command=None,
+            tree_cls=OpsCommandTree,
+            allowed_mentions=discord.AllowedMentions.none(),
+            max_messages=1000,
+        )
+        self.settings = settings
+        self.database = database
+        self.metrics = metrics
+        self.access = access
+        self.audit = audit
+        self.scheduler = scheduler
+        self.role_map = RoleMap.from_ids(
+            {role: getattr(settings.roles, role.value) for role in OpsRole}
+        )
+        self._extensions = extensions
+        self.synced_commands: list[str] = []
+
+    @property
+    def guild_object(self) -> discord.Object:
+        return discord.Object(self.settings.discord.guild_id)
+
+    async def setup_hook(self) -> None:
+        self.scheduler.start()
+        for name in self._extensions:
+            await self.load_extension(name)
+        self._check_permission_table()
+        if self.settings.discord.sync_commands:
+            guild = self.guild_object
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            self.synced_commands = sorted(c.name for c in synced)
+            log.info(
+                "synced %d slash commands to guild %s: %s",
+                len(synced),
+                guild.id,
+                ", ".join(f"/{name}" for name in self.synced_commands) or "(none)",
+            )
+
+    def _check_permission_table(self) -> None:
+        for action in self.available_actions():
+            if action not in self.access.permissions:
+                log.warning("/%s has no entry in the permission table: owners only", action)
+
+    def available_actions(self) -> list[str]:
+        """Qualified names of every registered command (and subcommand)."""
+        names = []
+        for command in self.tree.walk_commands():
+            if isinstance(command, discord.app_commands.Command):
+                names.append(command.qualified_name)
+        return names
+
+    async def on_ready(self) -> None:
+        user = self.user
+        log.info("connected to Discord as %s (%s)", user, user.id if user else "?")
+        if self.get_guild(self.settings.discord.guild_id) is None:
+            log.warning(
+                "the bot is not in guild %s (discord.guild_id): invite it first",
+                self.settings.discord.guild_id,
+            )
+
+    async def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await super().close()
+
+    # -- identity and permission ------------------------------------------------------------
+
+    def actor_for(self, user: discord.User | discord.Member) -> Actor:
+        role_ids = [r.id for r in user.roles] if isinstance(user, discord.Member) else []
+        return Actor(
+            id=user.id,
+            name=str(user),
+            roles=self.role_map.roles_for(role_ids),
+            is_owner=user.id in self.settings.discord.owner_ids,
+        )
+
+    def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
+        actor = self.actor_for(interaction.user)
+        try:
+            self.access.authorize(actor, action)
+        except PermissionDenied as denial:
+            raise Denied(denial) from None
+        return actor
+
+    # -- audit ------------------------------------------------------------------------------
+
+    async def audit_outcome(
+        self,
+        interaction: discord.Interaction,
+        action: str,
+        outcome: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        target: str | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> None:
+        """Record a command's outcome; inside `uow` it commits with the change it describes."""
+        actor = self.actor_for(interaction.user)
+        details = {"channel_id": interaction.channel_id, **(details or {})}
+        if uow is not None:
+            await self.audit.record(
+                uow, actor, action, outcome=outcome, target=target, details=details
+            )
+        else:
+            async with self.database.uow() as own:
+                await self.audit.record(
+                    own, actor, action, outcome=outcome, target=target, details=details
+                )
+                await own.commit()
+        interaction.extras["audited"] = True
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: discord.app_commands.Command[Any, ..., Any]
+    ) -> None:
+        action = action_of(interaction)
+        self.metrics.commands.labels(action, "ok").inc()
+        if not interaction.extras.get("audited"):
+            await self.audit_outcome(interaction, action, "ok")

@@ -1,0 +1,308 @@
+"""Settings: one TOML file, `HH_<SECTION>__<KEY>` environment overrides, secrets from env or files.
+
+The loader never echoes a value back: problems are reported as `section.key: reason`, so a
+misplaced token in the wrong key cannot leak through an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+ENV_PREFIX = "HH_"
+DEFAULT_CONFIG_PATH = Path("config.toml")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./hh-opsbot.db"
+
+
+def _snowflake(value: object) -> int:
+    """Discord ids are positive 64-bit integers; TOML gives int, the environment gives str."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("snowflake", "must be a Discord id (integer)")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or not 0 < value < 2**63:
+        raise PydanticCustomError("snowflake", "must be a Discord id (integer)")
+    return value
+
+
+def _id_list(value: object) -> object:
+    """Environment lists arrive as `1,2,3` or JSON `[1, 2]`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise PydanticCustomError(
+                    "id_list", "must be a list of Discord ids (JSON or comma-separated)"
+                ) from None
+        return [part for part in (p.strip() for p in text.split(",")) if part]
+    return value
+
+
+Snowflake = Annotated[int, BeforeValidator(_snowflake)]
+SnowflakeList = Annotated[list[Snowflake], BeforeValidator(_id_list)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiscordSettings(Section):
+    token: SecretStr | None = Field(default=None, validate_default=True)
+    guild_id: Snowflake
+    owner_ids: SnowflakeList = Field(default_factory=list)
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str | None = None
+    sync_commands: bool = True
+
+    @field_validator("token")
+    @classmethod
+    def _token_present(cls, value: SecretStr | None) -> SecretStr:
+        if value is None or not value.get_secret_value().strip():
+            raise PydanticCustomError(
+                "token", "required: set HH_DISCORD__TOKEN or discord.token_file"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("api_base", "gateway_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise PydanticCustomError("url", "must be an http(s):// or ws(s):// URL")
+        return value.rstrip("/") if value else value
+
+
+class ChannelSettings(Section):
+    operations: Snowflake
+    alerts: Snowflake
+    dev_log: Snowflake
+    miners: Snowflake
+
+
+class RoleSettings(Section):
+    core_ops: Snowflake
+    node_ops: Snowflake
+    treasury_ops: Snowflake
+    observer: Snowflake
+
+
+class DatabaseSettings(Section):
+    url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    auto_migrate: bool | None = None
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise PydanticCustomError(
+                "db_url", "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_secret_value().startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        """SQLite is a single-user embedded file: migrating it on start is what a new user wants.
+
+        A shared PostgreSQL is migrated deliberately with `hh-opsbot migrate`.
+        """
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+class WebSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8085, ge=0, le=65535)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    discord: DiscordSettings
+    channels: ChannelSettings
+    roles: RoleSettings
+    database: DatabaseSettings = DatabaseSettings()
+    web: WebSettings = WebSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction filter (a URL's password alone too)."""
+        values = [s for s in _walk_secrets(self) if s]
+        password = urlsplit(self.database.url.get_secret_value()).password
+        if password:
+            values.append(password)
+        return values
+
+
+def _walk_secrets(model: BaseModel) -> Iterator[str]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            yield value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            yield from _walk_secrets(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, SecretStr):
+                    yield item.get_secret_value()
+
+
+class ConfigError(Exception):
+    """A configuration that cannot start the bot; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    settings: Settings
+    path: Path
+    file_found: bool
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """`--config`, then `$HH_CONFIG`, then `./config.toml`; the flag says whether it was named."""
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get("HH_CONFIG")
+    if env:
+        return Path(env), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    environ = os.environ if environ is None else environ
+    config_path, named = resolve_config_path(path)
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    file_found = config_path.is_file()
+    if file_found:
+        try:
+            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{config_path}: not valid TOML ({exc})"]) from None
+        except OSError as exc:
+            raise ConfigError([f"{config_path}: cannot read ({exc.strerror})"]) from None
+    elif named:
+        raise ConfigError([f"{config_path}: config file not found"])
+
+    problems += _apply_env(raw, environ)
+    problems += _read_secret_files(raw)
+    if not file_found and not _has_token(raw):
+        raise ConfigError(
+            [
+                f"no config file at {config_path} and no token: copy config.example.toml to "
+                "config.toml, fill in the ids, and set HH_DISCORD__TOKEN"
+            ]
+        )
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems += _describe(exc)
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(settings=settings, path=config_path, file_found=file_found)
+
+
+def _has_token(raw: Mapping[str, Any]) -> bool:
+    discord = raw.get("discord")
+    return isinstance(discord, dict) and bool(discord.get("token"))
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        section, key = section.lower(), key.lower()
+        if not section or not key or "__" in key:
+            problems.append(f"{name}: expected HH_<SECTION>__<KEY>")
+            continue
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            problems.append(f"{name}: [{section}] is not a table in the config file")
+            continue
+        target[key] = value
+    return problems
+
+
+def _read_secret_files(raw: dict[str, Any]) -> list[str]:
+    """`<key>_file = "/run/secrets/x"` fills a secret from a file (Docker/systemd credentials)."""
+    problems = []
+    for section_name, section in raw.items():
+        model = Settings.model_fields.get(section_name)
+        if not isinstance(section, dict) or model is None or model.annotation is None:
+            continue
+        fields = getattr(model.annotation, "model_fields", {})
+        for key in [k for k in section if k.endswith("_file")]:
+            base = key.removesuffix("_file")
+            if base not in fields or not _is_secret(fields[base].annotation):
+                continue
+            file_path = Path(str(section.pop(key)))
+            try:
+                section[base] = file_path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.append(f"{section_name}.{key}: cannot read {file_path} ({exc.strerror})")
+    return problems
+
+
+def _is_secret(annotation: object) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+_FRIENDLY = {
+    "missing": "required",
+    "extra_forbidden": "unknown key",
+}
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the key; pydantic's own text would echo the input value."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+        index = [part for part in error["loc"] if isinstance(part, int)]
+        if index:
+            loc += f"[{index[0]}]"
+        message = _FRIENDLY.get(error["type"], error["msg"])
+        if error["type"] == "model_type":
+            message = "must be a table"
+        lines.append(f"{loc}: {message}")
+    return lines

@@ -1,0 +1,1 @@
+"""Entities, value objects, errors and ports. Pure: no Discord, no HTTP, no SQL."""

@@ -1,0 +1,1 @@
+"""Adapters to the outside world (GitHub, Alertmanager, probes, SMTP). Every call has a timeout."""

@@ -1,0 +1,55 @@
+"""Prometheus metrics, in a registry of the process's own (tests build as many as they like)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from bot import __version__
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build = Info("hh_opsbot_build", "Version of the running bot.", registry=r)
+        self.build.info({"version": __version__})
+        self.gateway_latency = Gauge(
+            "hh_opsbot_discord_gateway_latency_seconds",
+            "Heartbeat round trip to the Discord gateway (NaN before the first heartbeat).",
+            registry=r,
+        )
+        self.discord_connected = Gauge(
+            "hh_opsbot_discord_connected", "1 while the gateway session is ready.", registry=r
+        )
+        self.commands = Counter(
+            "hh_opsbot_commands_total",
+            "Slash commands and button actions handled, by name and outcome.",
+            ["command", "outcome"],
+            registry=r,
+        )
+        self.web_requests = Counter(
+            "hh_opsbot_web_requests_total",
+            "HTTP requests served, by route and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.web_latency = Histogram(
+            "hh_opsbot_web_request_duration_seconds",
+            "HTTP request handling time, by route.",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.database_up = Gauge(
+            "hh_opsbot_database_up", "1 when the last database check answered.", registry=r
+        )
+        self.database_latency = Gauge(
+            "hh_opsbot_database_ping_seconds", "Round trip of the last database check.", registry=r
+        )
+
+    def track_gateway(self, latency: Callable[[], float], connected: Callable[[], bool]) -> None:
+        """Read live from the client at scrape time, so the figure is never stale."""
+        self.gateway_latency.set_function(latency)
+        self.discord_connected.set_function(lambda: 1.0 if connected() else 0.0)

@@ -1,0 +1,136 @@
+"""The one error policy and the one permission check, for slash commands and buttons alike."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.domain.errors import DomainError, PermissionDenied
+from cogs.common import reply
+
+if TYPE_CHECKING:
+    from bot.client import OpsBot
+
+log = logging.getLogger(__name__)
+
+
+class Denied(app_commands.CheckFailure):
+    """Carries the domain's PermissionDenied through discord.py's error plumbing."""
+
+    def __init__(self, denial: PermissionDenied) -> None:
+        super().__init__(denial.user_message)
+        self.denial = denial
+
+
+def action_of(interaction: discord.Interaction) -> str:
+    """The permission-table name of what was invoked: `incident open`, or a button's `area:verb`."""
+    command = interaction.command
+    if command is not None:
+        return command.qualified_name
+    data: dict[str, Any] = dict(interaction.data or {})
+    custom_id = data.get("custom_id")
+    if isinstance(custom_id, str) and custom_id.startswith("hh:"):
+        parts = custom_id.split(":")
+        if len(parts) >= 3:
+            return f"{parts[1]}:{parts[2]}"
+    return "unknown"
+
+
+def unwrap(error: BaseException) -> BaseException:
+    while isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    return error
+
+
+def user_message_for(error: BaseException) -> tuple[str, str] | None:
+    """(outcome, message) for errors the user caused; None for our own failures."""
+    if isinstance(error, Denied):
+        return "denied", error.denial.user_message
+    if isinstance(error, DomainError):
+        return error.outcome, error.user_message
+    if isinstance(error, app_commands.TransformerError):
+        return "invalid", f"`{error.value}` is not a valid {error.type.name.lower()} here."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return "cooldown", f"Slow down: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "invalid", "This command only works in the server."
+    if isinstance(error, app_commands.CheckFailure):
+        return "denied", str(error) or "You cannot use this here."
+    if isinstance(error, app_commands.CommandNotFound):
+        return "invalid", "That command is not available any more; Discord may need a moment."
+    return None
+
+
+async def handle_interaction_error(
+    bot: OpsBot, interaction: discord.Interaction, error: BaseException
+) -> None:
+    """Domain errors: their safe message. Anything else: a correlation id, never a traceback."""
+    action = action_of(interaction)
+    cause = unwrap(error)
+    known = user_message_for(cause)
+    details: dict[str, object] = {}
+    if known is not None:
+        outcome, message = known
+        log.info("%s by %s: %s (%s)", action, interaction.user.id, outcome, message)
+    else:
+        outcome = "error"
+        correlation_id = secrets.token_hex(4)
+        details["correlation_id"] = correlation_id
+        log.error(
+            "unexpected error in %s (ref %s)",
+            action,
+            correlation_id,
+            exc_info=(type(cause), cause, cause.__traceback__),
+            extra={"correlation_id": correlation_id, "action": action},
+        )
+        message = (
+            "Something went wrong on our side. It was logged with reference "
+            f"`{correlation_id}`: quote it to a Core Ops member if it keeps happening."
+        )
+    bot.metrics.commands.labels(action, outcome).inc()
+    try:
+        await reply(interaction, message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell %s about a failed %s", interaction.user.id, action)
+    try:
+        await bot.audit_outcome(interaction, action, outcome, details)
+    except Exception:
+        log.exception("could not audit the failed %s", action)
+
+
+class OpsCommandTree(app_commands.CommandTree["OpsBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[OpsBot], /) -> bool:
+        if interaction.type is discord.InteractionType.autocomplete:
+            return True
+        self.client.authorize(interaction, action_of(interaction))
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[OpsBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        await handle_interaction_error(self.client, interaction, error)
+
+
+class OpsView(discord.ui.View):
+    """Base for every view: same permission check, same error policy as slash commands."""
+
+    def __init__(self, bot: OpsBot, *, timeout: float | None = None) -> None:
+        super().__init__(timeout=timeout)
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        try:
+            self.bot.authorize(interaction, action_of(interaction))
+        except Denied as denied:
+            await handle_interaction_error(self.bot, interaction, denied)
+            return False
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[OpsView], /
+    ) -> None:
+        await handle_interaction_error(self.bot, interaction, error)

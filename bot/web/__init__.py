@@ -1,0 +1,1 @@
+"""The aiohttp application served in the bot's event loop."""

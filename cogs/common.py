@@ -1,0 +1,93 @@
+"""Safe sending: Discord's size limits enforced by truncation, and no accidental pings.
+
+Every send in the bot goes through these limits, so an alert or a user-typed title can never
+make Discord answer 400, and never mention @everyone.
+"""
+
+from __future__ import annotations
+
+import discord
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+CONTENT_MAX = 2000
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELDS_MAX = 25
+FIELD_NAME_MAX = 256
+FIELD_VALUE_MAX = 1024
+FOOTER_MAX = 2048
+AUTHOR_MAX = 256
+EMBED_TOTAL_MAX = 6000
+EMBEDS_PER_MESSAGE = 10
+ELLIPSIS = "…"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut to `limit` characters, marking the cut; Discord counts characters (code points)."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def embed_length(embed: discord.Embed) -> int:
+    return len(embed)
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """Bring an embed within every limit, dropping trailing fields if the total is over."""
+    if embed.title:
+        embed.title = truncate(embed.title, TITLE_MAX)
+    if embed.description:
+        embed.description = truncate(embed.description, DESCRIPTION_MAX)
+    if embed.author and embed.author.name:
+        embed.set_author(
+            name=truncate(embed.author.name, AUTHOR_MAX),
+            url=embed.author.url,
+            icon_url=embed.author.icon_url,
+        )
+    if embed.footer and embed.footer.text:
+        embed.set_footer(
+            text=truncate(embed.footer.text, FOOTER_MAX), icon_url=embed.footer.icon_url
+        )
+    fields = embed.fields[:FIELDS_MAX]
+    omitted = len(embed.fields) - len(fields)
+    embed.clear_fields()
+    for field in fields:
+        embed.add_field(
+            name=truncate(field.name or "\u200b", FIELD_NAME_MAX),
+            value=truncate(field.value or "\u200b", FIELD_VALUE_MAX),
+            inline=field.inline,
+        )
+    while len(embed) > EMBED_TOTAL_MAX and embed.fields:
+        embed.remove_field(-1)
+        omitted += 1
+    if len(embed) > EMBED_TOTAL_MAX and embed.description:
+        over = len(embed) - EMBED_TOTAL_MAX
+        embed.description = truncate(embed.description, max(len(embed.description) - over, 1))
+    if omitted and embed.footer.text is None:
+        embed.set_footer(text=f"{omitted} more not shown")
+    return embed
+
+
+async def reply(
+    interaction: discord.Interaction,
+    content: str | None = None,
+    *,
+    embed: discord.Embed | None = None,
+    ephemeral: bool = True,
+) -> None:
+    """Answer whether or not the interaction was already acknowledged; ephemeral unless told."""
+    text = truncate(content, CONTENT_MAX) if content is not None else None
+    embeds = [fit_embed(embed)] if embed is not None else []
+    if interaction.response.is_done():
+        await interaction.followup.send(
+            content=text or discord.utils.MISSING,
+            embeds=embeds,
+            ephemeral=ephemeral,
+            allowed_mentions=NO_MENTIONS,
+        )
+    else:
+        await interaction.response.send_message(
+            content=text, embeds=embeds, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
+        )

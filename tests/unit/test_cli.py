@@ -1,0 +1,114 @@
+"""The CLI contract: run / migrate / check-config, --config, exit codes, one line per problem."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.app import StartupError
+from bot.config import load_settings
+from bot.storage import migrations
+from bot.storage.database import Database
+from tests.unit.test_config import GOOD, TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("HH_") and name != "HH_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+    path = tmp_path / "config.toml"
+    db = tmp_path / "bot.db"
+    path.write_text(GOOD + f'\n[database]\nurl = "sqlite+aiosqlite:///{db}"\n')
+    return path
+
+
+def test_check_config_ok(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check-config", "--config", str(config_file)]) == 0
+    assert "configuration OK" in capsys.readouterr().out
+
+
+def test_check_config_defaults_to_config_toml_in_cwd(config_file: Path, capsys) -> None:
+    assert cli.main(["check-config"]) == 0
+
+
+def test_check_config_bad_file(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config_file.write_text(GOOD.replace("alerts = 2", 'alerts = "x"'))
+    assert cli.main(["check-config", "--config", str(config_file)]) == 2
+    err = capsys.readouterr().err
+    assert err == "hh-opsbot: channels.alerts: must be a Discord id (integer)\n"
+    assert TOKEN not in err
+
+
+def test_run_without_config_or_token_says_what_to_do(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HH_CONFIG", raising=False)
+    monkeypatch.delenv("HH_DISCORD__TOKEN", raising=False)
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "config.example.toml" in err[0] and "HH_DISCORD__TOKEN" in err[0]
+
+
+def test_usage_errors() -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["frobnicate"])
+    assert info.value.code == 2
+
+
+def test_migrate_then_schema_is_current(config_file: Path) -> None:
+    assert cli.main(["migrate", "--config", str(config_file)]) == 0
+    assert cli.main(["migrate", "--config", str(config_file)]) == 0  # idempotent
+
+
+async def test_run_migrates_sqlite_on_start(config_file: Path) -> None:
+    loaded = load_settings(config_file, environ={})
+    await cli.prepare_schema(loaded)
+    db = Database.from_url(loaded.settings.database.url.get_secret_value())
+    assert (await migrations.schema_state(db.engine)).up_to_date
+    await db.close()
+
+
+async def test_run_refuses_an_old_schema_when_auto_migrate_is_off(config_file: Path) -> None:
+    loaded = load_settings(config_file, environ={"HH_DATABASE__AUTO_MIGRATE": "false"})
+    with pytest.raises(StartupError, match="run `hh-opsbot migrate` first"):
+        await cli.prepare_schema(loaded)
+    db = Database.from_url(loaded.settings.database.url.get_secret_value())
+    assert (await migrations.schema_state(db.engine)).current is None, "nothing was changed"
+    await db.close()
+
+
+async def test_run_names_an_unreachable_database_without_its_password(config_file: Path) -> None:
+    url = "postgresql+asyncpg://hh:hunter2@127.0.0.1:1/none"
+    loaded = load_settings(config_file, environ={"HH_DATABASE__URL": url})
+    with pytest.raises(StartupError, match="cannot reach the database") as info:
+        await cli.prepare_schema(loaded)
+    assert "hunter2" not in str(info.value)
+
+
+def test_python_dash_m_bot_is_the_same_cli(config_file: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout
+
+
+def test_console_script_help_lists_the_commands() -> None:
+    script = Path(sys.executable).with_name("hh-opsbot")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("run", "migrate", "check-config"):
+        assert command in result.stdout

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_DATABASE_URL, ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config.example.toml"
+TOKEN = "MTIz.super-secret-token.value"
+
+GOOD = f"""
+[discord]
+token = "{TOKEN}"
+guild_id = 800000000000000001
+owner_ids = [111111111111111111]
+
+[channels]
+operations = 1
+alerts = 2
+dev_log = 3
+miners = 4
+
+[roles]
+core_ops = 11
+node_ops = 12
+treasury_ops = 13
+observer = 14
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path | None, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ=environ or {})
+    return info.value.problems
+
+
+def test_good_file_loads_with_defaults(tmp_path: Path) -> None:
+    loaded = load_settings(write(tmp_path, GOOD), environ={})
+    s = loaded.settings
+    assert s.discord.token is not None and s.discord.token.get_secret_value() == TOKEN
+    assert s.discord.guild_id == 800000000000000001
+    assert s.discord.owner_ids == [111111111111111111]
+    assert s.channels.alerts == 2 and s.roles.observer == 14
+    assert s.database.url.get_secret_value() == DEFAULT_DATABASE_URL
+    assert (s.web.host, s.web.port) == ("127.0.0.1", 8085)
+    assert (s.logging.level, s.logging.format) == ("INFO", "text")
+    assert loaded.file_found
+
+
+def test_example_config_is_valid_once_a_token_is_set() -> None:
+    loaded = load_settings(EXAMPLE, environ={"HH_DISCORD__TOKEN": "x.y.z"})
+    assert loaded.settings.channels.operations
+
+
+def test_example_documents_every_key() -> None:
+    """config.example.toml names every key of every section, each with a comment above it."""
+    from bot.config import Settings
+
+    text = EXAMPLE.read_text()
+    for section, field in Settings.model_fields.items():
+        assert f"[{section}]" in text
+        for key in field.annotation.model_fields:  # type: ignore[union-attr]
+            assert f"\n{key} =" in text or f"# {key} =" in text, f"{section}.{key} undocumented"
+
+
+def test_environment_wins_over_file(tmp_path: Path) -> None:
+    env = {
+        "HH_DISCORD__TOKEN": "from-env",
+        "HH_CHANNELS__ALERTS": "999",
+        "HH_DISCORD__OWNER_IDS": "5, 6",
+        "HH_WEB__PORT": "9000",
+        "HH_LOGGING__LEVEL": "debug",
+        "HH_TEST_DATABASE_URL": "ignored: no double underscore",
+    }
+    s = load_settings(write(tmp_path, GOOD), environ=env).settings
+    assert s.discord.token is not None and s.discord.token.get_secret_value() == "from-env"
+    assert s.channels.alerts == 999
+    assert s.discord.owner_ids == [5, 6]
+    assert s.web.port == 9000
+    assert s.logging.level == "DEBUG"
+
+
+def test_owner_ids_accept_json_list_from_env(tmp_path: Path) -> None:
+    env = {"HH_DISCORD__OWNER_IDS": "[7, 8]"}
+    assert load_settings(write(tmp_path, GOOD), environ=env).settings.discord.owner_ids == [7, 8]
+
+
+def test_one_line_per_problem_naming_the_key(tmp_path: Path) -> None:
+    text = GOOD.replace("alerts = 2", 'alerts = "general"').replace(
+        "observer = 14", "observer = -1"
+    )
+    text += '\n[web]\nport = 70000\ncolour = "blue"\n[logging]\nformat = "xml"\n'
+    lines = problems(write(tmp_path, text))
+    assert "channels.alerts: must be a Discord id (integer)" in lines
+    assert "roles.observer: must be a Discord id (integer)" in lines
+    assert any(line.startswith("web.port: ") for line in lines)
+    assert "web.colour: unknown key" in lines
+    assert any(line.startswith("logging.format: ") for line in lines)
+    assert len(lines) == 5
+
+
+def test_missing_keys_are_named(tmp_path: Path) -> None:
+    text = GOOD.replace("miners = 4\n", "").replace("[roles]", "[rolez]")
+    lines = problems(write(tmp_path, text))
+    assert "channels.miners: required" in lines
+    assert "roles: required" in lines
+    assert "rolez: unknown key" in lines
+
+
+def test_a_secret_is_never_echoed(tmp_path: Path) -> None:
+    """A token pasted into the wrong key must not come back in the error."""
+    text = GOOD.replace("guild_id = 800000000000000001", f'guild_id = "{TOKEN}"')
+    text = text.replace(f'token = "{TOKEN}"', f'token = "{TOKEN}"')
+    lines = problems(write(tmp_path, text), {"HH_DATABASE__URL": "mysql://u:hunter2@db/x"})
+    joined = "\n".join(lines)
+    assert "discord.guild_id: must be a Discord id (integer)" in lines
+    assert "database.url: must start with" in joined
+    assert TOKEN not in joined and "hunter2" not in joined
+
+
+def test_missing_token_names_the_variable(tmp_path: Path) -> None:
+    text = GOOD.replace(f'token = "{TOKEN}"\n', "")
+    assert problems(write(tmp_path, text)) == [
+        "discord.token: required: set HH_DISCORD__TOKEN or discord.token_file"
+    ]
+
+
+def test_token_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("file-token\n")
+    text = GOOD.replace(f'token = "{TOKEN}"', f'token_file = "{secret}"')
+    s = load_settings(write(tmp_path, text), environ={}).settings
+    assert s.discord.token is not None and s.discord.token.get_secret_value() == "file-token"
+
+
+def test_unreadable_token_file_is_named(tmp_path: Path) -> None:
+    text = GOOD.replace(f'token = "{TOKEN}"', 'token_file = "/nonexistent/token"')
+    lines = problems(write(tmp_path, text))
+    assert lines[0].startswith("discord.token_file: cannot read /nonexistent/token")
+
+
+def test_named_file_that_does_not_exist(tmp_path: Path) -> None:
+    assert problems(tmp_path / "nope.toml") == [f"{tmp_path / 'nope.toml'}: config file not found"]
+
+
+def test_no_file_and_no_token_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HH_CONFIG", raising=False)
+    lines = problems(None)
+    assert len(lines) == 1
+    assert "config.example.toml" in lines[0] and "HH_DISCORD__TOKEN" in lines[0]
+
+
+def test_hh_config_variable_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD)
+    monkeypatch.setenv("HH_CONFIG", str(path))
+    assert load_settings(None, environ={}).path == path
+
+
+def test_environment_only_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HH_CONFIG", raising=False)
+    env = {"HH_DISCORD__TOKEN": "t", "HH_DISCORD__GUILD_ID": "1"}
+    env |= {f"HH_CHANNELS__{k}": "2" for k in ("OPERATIONS", "ALERTS", "DEV_LOG", "MINERS")}
+    env |= {f"HH_ROLES__{k}": "3" for k in ("CORE_OPS", "NODE_OPS", "TREASURY_OPS", "OBSERVER")}
+    loaded = load_settings(None, environ=env)
+    assert not loaded.file_found and loaded.settings.roles.core_ops == 3
+
+
+def test_bad_toml_is_one_line(tmp_path: Path) -> None:
+    lines = problems(write(tmp_path, "[discord\n"))
+    assert len(lines) == 1 and "not valid TOML" in lines[0]
+
+
+def test_malformed_env_name(tmp_path: Path) -> None:
+    lines = problems(write(tmp_path, GOOD), {"HH_DISCORD__": "x"})
+    assert lines == ["HH_DISCORD__: expected HH_<SECTION>__<KEY>"]
+
+
+@pytest.mark.parametrize(
+    ("url", "auto", "expected"),
+    [
+        ("sqlite+aiosqlite:///x.db", None, True),
+        ("postgresql+asyncpg://u@h/d", None, False),
+        ("postgresql+asyncpg://u@h/d", True, True),
+        ("sqlite+aiosqlite:///x.db", False, False),
+    ],
+)
+def test_migrate_on_start_policy(
+    tmp_path: Path, url: str, auto: bool | None, expected: bool
+) -> None:
+    env = {"HH_DATABASE__URL": url}
+    if auto is not None:
+        env["HH_DATABASE__AUTO_MIGRATE"] = str(auto).lower()
+    s = load_settings(write(tmp_path, GOOD), environ=env).settings
+    assert s.database.migrate_on_start is expected
+
+
+def test_secret_values_lists_every_secret(tmp_path: Path) -> None:
+    env = {"HH_DATABASE__URL": "postgresql+asyncpg://u:pw@h/d"}
+    s = load_settings(write(tmp_path, GOOD), environ=env).settings
+    assert set(s.secret_values()) == {TOKEN, "postgresql+asyncpg://u:pw@h/d", "pw"}
+    assert TOKEN not in repr(s) and TOKEN not in str(s.model_dump())

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot.logs import REDACTED, configure_logging
+
+SECRET = "MTIz.token-value.xyz"
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[io.StringIO, list[logging.Handler]]]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    handlers: list[logging.Handler] = []
+    yield stream, handlers
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+def test_text_logs_redact_secrets_in_message_args_and_tracebacks(capture) -> None:
+    stream, _ = capture
+    configure_logging("INFO", "text", [SECRET, "pw"], stream=stream)
+    log = logging.getLogger("discord.http")
+    log.info("token is " + SECRET)
+    log.warning("connecting with %s", SECRET)
+    try:
+        raise RuntimeError(f"login failed for {SECRET}")
+    except RuntimeError:
+        log.exception("boom")
+    out = stream.getvalue()
+    assert SECRET not in out
+    assert out.count(REDACTED) == 3
+    assert "RuntimeError: login failed for [redacted]" in out
+    # Short secrets are not redacted: replacing "pw" everywhere would mangle every log line.
+    assert "[redacted]" not in "pw"
+
+
+def test_json_logs_are_one_object_per_line(capture) -> None:
+    stream, _ = capture
+    configure_logging("DEBUG", "json", [SECRET], stream=stream)
+    logging.getLogger("bot.test").info(
+        "hello %s", SECRET, extra={"correlation_id": "abcd1234", "action": "whoami"}
+    )
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        logging.getLogger("bot.test").exception("failed")
+    lines = stream.getvalue().strip().splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert first["msg"] == f"hello {REDACTED}"
+    assert first["level"] == "INFO" and first["logger"] == "bot.test"
+    assert first["correlation_id"] == "abcd1234" and first["action"] == "whoami"
+    assert first["ts"].endswith("+00:00")
+    assert "ZeroDivisionError" in second["exc"]
+
+
+def test_level_is_applied(capture) -> None:
+    stream, _ = capture
+    configure_logging("WARNING", "text", [], stream=stream)
+    logging.getLogger("bot.x").info("quiet")
+    logging.getLogger("bot.x").warning("loud")
+    assert "quiet" not in stream.getvalue() and "loud" in stream.getvalue()
