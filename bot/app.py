@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
 
 import discord
 import yarl
@@ -14,12 +15,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.client import OpsBot
 from bot.config import Settings
 from bot.domain.clock import SystemClock
+from bot.domain.permissions import PERMISSIONS
+from bot.domain.roles import OpsRole
 from bot.metrics import Metrics
 from bot.scheduling import Job, build_scheduler
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
+from cogs import EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,14 @@ def point_discord_at(api_base: str, gateway_url: str | None) -> None:
 class Application:
     """Everything the process runs, wired once, started and stopped in order."""
 
-    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        extensions: tuple[str, ...] = EXTENSIONS,
+        permissions: Mapping[str, frozenset[OpsRole] | None] = PERMISSIONS,
+    ) -> None:
         self.settings = settings
         self.clock = SystemClock()
         self.metrics = metrics or Metrics()
@@ -54,10 +65,13 @@ class Application:
             settings,
             database=self.database,
             metrics=self.metrics,
-            access=AccessService(),
+            access=AccessService(permissions),
             audit=AuditService(self.clock),
             scheduler=self.scheduler,
+            extensions=extensions,
         )
+        self._bot_task: asyncio.Task[None] | None = None
+        self._stopped = False
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
             create_app(self.metrics, HealthSources(self.discord_ready, self.database.ping)),
@@ -78,12 +92,8 @@ class Application:
             self.metrics.database_up.set(1)
             self.metrics.database_latency.set(latency)
 
-    async def run(self) -> None:
-        """Run until SIGTERM/SIGINT or until the gateway gives up; then stop everything in order."""
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def start(self) -> None:
+        """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
         point_discord_at(self.settings.discord.api_base, self.settings.discord.gateway_url)
         await self.check_database()
         try:
@@ -96,34 +106,51 @@ class Application:
             ) from None
         token = self.settings.discord.token
         assert token is not None  # validated by config
-        bot_task = asyncio.create_task(self.bot.start(token.get_secret_value()), name="discord")
-        stop_task = asyncio.create_task(stop.wait(), name="signals")
+        self._bot_task = asyncio.create_task(
+            self.bot.start(token.get_secret_value()), name="discord"
+        )
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT or until the gateway gives up; then stop everything in order."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+            await self.start()
+            assert self._bot_task is not None
+            stop_task = asyncio.create_task(stop.wait(), name="signals")
+            await asyncio.wait({self._bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
             if stop.is_set():
                 log.info("signal received: shutting down")
             await self.shutdown()
-            stop_task.cancel()
-        failure = bot_task.exception() if bot_task.done() and not bot_task.cancelled() else None
-        if failure is not None:
-            if isinstance(failure, discord.LoginFailure):
-                raise StartupError(
-                    "Discord refused the bot token: check HH_DISCORD__TOKEN (discord.token)"
-                ) from None
-            if isinstance(failure, discord.PrivilegedIntentsRequired):
-                raise StartupError(
-                    "Discord refused the members intent: enable 'Server Members Intent' for the "
-                    "bot in the Developer Portal"
-                ) from None
-            raise failure
-        with contextlib.suppress(asyncio.CancelledError):
-            await bot_task
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        self._raise_gateway_failure()
+
+    def _raise_gateway_failure(self) -> None:
+        task = self._bot_task
+        failure = task.exception() if task and task.done() and not task.cancelled() else None
+        if failure is None:
+            return
+        if isinstance(failure, discord.LoginFailure):
+            raise StartupError(
+                "Discord refused the bot token: check HH_DISCORD__TOKEN (discord.token)"
+            ) from None
+        if isinstance(failure, discord.PrivilegedIntentsRequired):
+            raise StartupError(
+                "Discord refused the members intent: enable 'Server Members Intent' for the "
+                "bot in the Developer Portal"
+            ) from None
+        raise failure
 
     async def shutdown(self) -> None:
         """Scheduler, web server, gateway, database: each bounded, none able to block the rest."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         steps = (("web server", self.web.stop), ("gateway", self.bot.close))
@@ -132,5 +159,9 @@ class Application:
                 await asyncio.wait_for(step(), SHUTDOWN_TIMEOUT)
             except Exception:
                 log.exception("stopping the %s failed", name)
+        if self._bot_task is not None and not self._bot_task.done():
+            self._bot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._bot_task
         await self.database.close()
         log.info("stopped")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import discord
 from discord import app_commands
@@ -92,14 +92,15 @@ async def handle_interaction_error(
             f"`{correlation_id}`: quote it to a Core Ops member if it keeps happening."
         )
     bot.metrics.commands.labels(action, outcome).inc()
-    try:
-        await reply(interaction, message, ephemeral=True)
-    except discord.HTTPException:
-        log.warning("could not tell %s about a failed %s", interaction.user.id, action)
+    # Recorded before the reply: once the member reads the answer, the audit log has it.
     try:
         await bot.audit_outcome(interaction, action, outcome, details)
     except Exception:
         log.exception("could not audit the failed %s", action)
+    try:
+        await reply(interaction, message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell %s about a failed %s", interaction.user.id, action)
 
 
 class OpsCommandTree(app_commands.CommandTree["OpsBot"]):
@@ -116,11 +117,36 @@ class OpsCommandTree(app_commands.CommandTree["OpsBot"]):
 
 
 class OpsView(discord.ui.View):
-    """Base for every view: same permission check, same error policy as slash commands."""
+    """Base for every view: same permission check, error policy and audit as slash commands.
+
+    Each item's callback is wrapped so that a button press that ends well is counted and audited
+    like a command (unless the handler audited it itself, inside its own transaction).
+    """
 
     def __init__(self, bot: OpsBot, *, timeout: float | None = None) -> None:
         super().__init__(timeout=timeout)
         self.bot = bot
+        for item in self.children:
+            self._wrap(item)
+
+    def add_item(self, item: discord.ui.Item[Any]) -> Self:
+        self._wrap(item)
+        return super().add_item(item)
+
+    def _wrap(self, item: discord.ui.Item[Any]) -> None:
+        if getattr(item, "_hh_wrapped", False):
+            return
+        callback = item.callback
+
+        async def audited(interaction: discord.Interaction) -> None:
+            await callback(interaction)
+            action = action_of(interaction)
+            self.bot.metrics.commands.labels(action, "ok").inc()
+            if not interaction.extras.get("audited"):
+                await self.bot.audit_outcome(interaction, action, "ok")
+
+        item.callback = audited  # type: ignore[method-assign]
+        item._hh_wrapped = True  # type: ignore[attr-defined]
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         try:
@@ -131,6 +157,6 @@ class OpsView(discord.ui.View):
         return True
 
     async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[OpsView], /
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         await handle_interaction_error(self.bot, interaction, error)

@@ -211,3 +211,14 @@ def test_secret_values_lists_every_secret(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, GOOD), environ=env).settings
     assert set(s.secret_values()) == {TOKEN, "postgresql+asyncpg://u:pw@h/d", "pw"}
     assert TOKEN not in repr(s) and TOKEN not in str(s.model_dump())
+
+
+def test_token_file_from_environment(tmp_path: Path) -> None:
+    """systemd's LoadCredential and Docker secrets hand the token over as a file."""
+    secret = tmp_path / "cred"
+    secret.write_text("credential-token")
+    text = GOOD.replace(f'token = "{TOKEN}"\n', "")
+    env = {"HH_DISCORD__TOKEN_FILE": str(secret)}
+    s = load_settings(write(tmp_path, text), environ=env).settings
+    assert s.discord.token is not None
+    assert s.discord.token.get_secret_value() == "credential-token"

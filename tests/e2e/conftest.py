@@ -1,0 +1,97 @@
+"""End-to-end fixtures: the Discord emulator with the Hyper Hash guild, a config pointing at it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.discord_emulator import DiscordEmulator
+
+TOKEN = "emulator-bot-token.abcdef.0123456789"
+GUILD_ID = 800000000000000001
+CORE_USER = 700000000000000001
+NODE_USER = 700000000000000002
+MINER_USER = 700000000000000003
+OWNER_USER = 700000000000000004
+
+
+@dataclass
+class World:
+    emulator: DiscordEmulator
+    roles: dict[str, int]
+    channels: dict[str, int]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    emulator = DiscordEmulator(token=TOKEN, guild_id=GUILD_ID, ack_timeout=3.0)
+    roles = {
+        key: emulator.add_role(name)
+        for key, name in (
+            ("core_ops", "Core Ops"),
+            ("node_ops", "Node Ops"),
+            ("treasury_ops", "Treasury Ops"),
+            ("observer", "Observer"),
+        )
+    }
+    channels = {
+        key: emulator.add_channel(key.replace("_", "-"))
+        for key in ("operations", "alerts", "dev_log", "miners")
+    }
+    emulator.add_member(CORE_USER, "core-alice", roles=[roles["core_ops"]])
+    emulator.add_member(NODE_USER, "node-bob", roles=[roles["node_ops"], roles["observer"]])
+    emulator.add_member(MINER_USER, "miner-carol")
+    emulator.add_member(OWNER_USER, "owner-dave")
+    await emulator.start()
+    try:
+        yield World(emulator, roles, channels)
+    finally:
+        await emulator.stop()
+
+
+def config_text(world: World, *, database_url: str, web_port: int) -> str:
+    emu = world.emulator
+    roles = "\n".join(f"{k} = {v}" for k, v in world.roles.items())
+    channels = "\n".join(f"{k} = {v}" for k, v in world.channels.items())
+    return f"""
+[discord]
+guild_id = {GUILD_ID}
+owner_ids = [{OWNER_USER}]
+api_base = "{emu.api_base}"
+gateway_url = "{emu.gateway_url}"
+
+[channels]
+{channels}
+
+[roles]
+{roles}
+
+[database]
+url = "{database_url}"
+
+[web]
+host = "127.0.0.1"
+port = {web_port}
+
+[logging]
+level = "INFO"
+format = "text"
+"""
+
+
+@pytest.fixture
+def config_path(world: World, tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
+    path.write_text(config_text(world, database_url=url, web_port=free_port()))
+    return path

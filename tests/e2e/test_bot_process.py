@@ -1,0 +1,200 @@
+"""A real `hh-opsbot run` process, the real discord.py client, the loopback Discord emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import tomllib
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import CORE_USER, GUILD_ID, MINER_USER, OWNER_USER, TOKEN, World
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class BotProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, config: Path) -> None:
+        self.proc = proc
+        self.config = tomllib.loads(config.read_text())
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['web']['port']}"
+
+    async def wait_for_line(self, fragment: str, timeout: float = 30) -> None:
+        async with asyncio.timeout(timeout):
+            while not any(fragment in line for line in self.lines):
+                if self.proc.returncode is not None:
+                    raise AssertionError(f"bot exited early:\n{self.output}")
+                await asyncio.sleep(0.05)
+
+    async def healthy(self, timeout: float) -> None:
+        """discord.py is 'ready' a moment after the guild arrives; /healthz says when."""
+        async with asyncio.timeout(timeout), aiohttp.ClientSession() as http:
+            while True:
+                async with http.get(f"{self.base_url}/healthz") as response:
+                    if response.status == 200:
+                        return
+                await asyncio.sleep(0.1)
+
+    async def until_up(self, waiting: Coroutine[Any, Any, object]) -> None:
+        """Wait for the emulator to see the bot, failing fast (with its output) if it exits."""
+        wait = asyncio.ensure_future(waiting)
+        exited = asyncio.ensure_future(self.proc.wait())
+        await asyncio.wait({wait, exited}, return_when=asyncio.FIRST_COMPLETED)
+        exited.cancel()
+        if not wait.done() or wait.exception() is not None:
+            wait.cancel()
+            await asyncio.sleep(0.2)  # let the reader catch the last lines
+            raise AssertionError(f"the bot did not come up:\n{self.output}")
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        await self._reader
+        return code
+
+
+async def start_bot(config: Path, *, token: str = TOKEN) -> BotProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HH_")}
+    env["HH_DISCORD__TOKEN"] = token
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=config.parent,
+        env=env,
+    )
+    return BotProcess(proc, config)
+
+
+@pytest.fixture
+async def bot(world: World, config_path: Path) -> AsyncIterator[BotProcess]:
+    process = await start_bot(config_path)
+    try:
+        await process.until_up(world.emulator.wait_for_commands(GUILD_ID, timeout=60))
+        await process.until_up(world.emulator.wait_ready(timeout=30))
+        await process.until_up(process.healthy(timeout=30))
+        yield process
+    finally:
+        if process.proc.returncode is None:
+            process.proc.kill()
+            await process.proc.wait()
+
+
+def field_map(message: dict) -> dict[str, str]:
+    (embed,) = message["embeds"]
+    return {f["name"]: f["value"] for f in embed.get("fields", [])}
+
+
+async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
+    world: World, bot: BotProcess, config_path: Path
+) -> None:
+    emu = world.emulator
+
+    # Commands were synced to the guild, and the sync was logged.
+    synced = {c["name"] for c in emu.commands[GUILD_ID]}
+    assert synced == {"whoami", "ping"}
+    await bot.wait_for_line("synced 2 slash commands to guild")
+
+    # /whoami as a Core Ops member: ephemeral, roles and commands listed.
+    core = await emu.invoke_command("whoami", CORE_USER)
+    assert core.ephemeral and core.type == 4
+    assert core.acknowledged_in < 3
+    fields = field_map(core.sent)
+    assert fields["Ops roles"] == "Core Ops"
+    assert "`/ping`" in fields["Commands you may use"]
+    assert core.allowed_mentions == {"parse": []}
+
+    # /whoami as a miner: ephemeral, no ops roles, only /whoami.
+    miner = await emu.invoke_command("whoami", MINER_USER)
+    assert miner.ephemeral
+    fields = field_map(miner.sent)
+    assert fields["Ops roles"] == "none: miner access"
+    assert fields["Commands you may use"] == "`/whoami`"
+
+    # /ping: denied for the miner, naming the roles; allowed for Core Ops and the owner.
+    denied = await emu.invoke_command("ping", MINER_USER)
+    assert denied.ephemeral
+    assert (
+        "`/ping` needs the Core Ops or Node Ops or Treasury Ops or Observer role."
+        in (denied.sent["content"])
+    )
+    allowed = await emu.invoke_command("ping", CORE_USER)
+    assert allowed.ephemeral and allowed.sent["embeds"][0]["title"] == "hh-opsbot is up"
+    owner = await emu.invoke_command("ping", OWNER_USER)
+    assert owner.sent["embeds"][0]["title"] == "hh-opsbot is up"
+
+    # /healthz and /metrics from the same process.
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{bot.base_url}/healthz") as response:
+            assert response.status == 200
+            health = await response.json()
+        async with http.get(f"{bot.base_url}/metrics") as response:
+            metrics = await response.text()
+    assert health["status"] == "ok" and health["discord"] == "ready"
+    assert 'hh_opsbot_commands_total{command="whoami",outcome="ok"} 2.0' in metrics
+    assert 'hh_opsbot_commands_total{command="ping",outcome="denied"} 1.0' in metrics
+    assert 'hh_opsbot_commands_total{command="ping",outcome="ok"} 2.0' in metrics
+    assert "hh_opsbot_discord_gateway_latency_seconds" in metrics
+    assert "hh_opsbot_database_up 1.0" in metrics
+
+    # SIGTERM: everything stops, exit 0.
+    assert await bot.stop(signal.SIGTERM) == 0
+    assert "signal received: shutting down" in bot.output
+    assert "stopped" in bot.lines[-1]
+    assert TOKEN not in bot.output
+
+    # Every command outcome is in the audit table.
+    db = sqlite3.connect(config_path.parent / "hh-opsbot.db")
+    rows = db.execute("SELECT actor_id, action, outcome FROM audit_log ORDER BY id").fetchall()
+    db.close()
+    # Successful read-only commands are recorded just after their reply, so compare unordered.
+    assert sorted(rows) == sorted(
+        [
+            (CORE_USER, "whoami", "ok"),
+            (MINER_USER, "whoami", "ok"),
+            (MINER_USER, "ping", "denied"),
+            (CORE_USER, "ping", "ok"),
+            (OWNER_USER, "ping", "ok"),
+        ]
+    )
+
+
+async def test_sigint_also_stops_cleanly(world: World, bot: BotProcess) -> None:
+    assert await bot.stop(signal.SIGINT) == 0
+
+
+async def test_refused_token_is_one_clear_line(world: World, config_path: Path) -> None:
+    process = await start_bot(config_path, token="not-the-right-token")
+    code = await asyncio.wait_for(process.proc.wait(), 60)
+    await process._reader
+    assert code == 1
+    assert "Discord refused the bot token: check HH_DISCORD__TOKEN" in process.output
+    assert "Traceback" not in process.output

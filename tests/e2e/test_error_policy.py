@@ -1,0 +1,113 @@
+"""The one error policy and the one permission check, in-process against the emulator."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import Application
+from bot.config import load_settings
+from bot.domain.permissions import CORE, PERMISSIONS
+from bot.storage import migrations
+from bot.storage.models import AuditEntry
+from cogs import EXTENSIONS
+from tests.e2e.conftest import CORE_USER, GUILD_ID, MINER_USER, NODE_USER, TOKEN, World
+from tests.e2e.policy_cog import LEAKY
+
+pytestmark = pytest.mark.e2e
+
+TABLE = {**PERMISSIONS, "boom": None, "reject": None, "buttons": None, "test:press": CORE}
+
+
+@pytest.fixture
+async def app(world: World, config_path: Path) -> AsyncIterator[Application]:
+    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
+    application = Application(
+        settings, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
+    )
+    await migrations.upgrade(application.database.engine)
+    await application.start()
+    try:
+        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
+        await world.emulator.wait_ready(timeout=30)
+        yield application
+    finally:
+        await application.shutdown()
+
+
+async def audit_rows(app: Application) -> list[AuditEntry]:
+    async with app.database.sessions() as session:
+        return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
+
+
+async def test_unexpected_error_gets_a_correlation_id_and_no_details(
+    world: World, app: Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="bot.tree")
+    result = await world.emulator.invoke_command("boom", MINER_USER)
+    assert result.ephemeral
+    content = result.sent["content"]
+    match = re.search(r"reference `([0-9a-f]{8})`", content)
+    assert match, content
+    assert "hunter2" not in content and "Traceback" not in content and "RuntimeError" not in content
+    # The log has the traceback and the same reference.
+    record = next(r for r in caplog.records if getattr(r, "correlation_id", None))
+    assert record.correlation_id == match.group(1)  # type: ignore[attr-defined]
+    assert record.exc_info is not None
+    (row,) = await audit_rows(app)
+    assert (row.action, row.outcome) == ("boom", "error")
+    assert row.details["correlation_id"] == match.group(1)
+    assert LEAKY not in str(row.details)
+
+
+async def test_domain_error_is_its_own_message(world: World, app: Application) -> None:
+    options = [{"name": "node", "type": 3, "value": "@everyone"}]
+    result = await world.emulator.invoke_command("reject", NODE_USER, options=options)
+    assert result.ephemeral
+    assert result.sent["content"] == "No node named `@everyone` is registered."
+    assert result.allowed_mentions == {"parse": []}
+    (row,) = await audit_rows(app)
+    assert (row.actor_id, row.action, row.outcome) == (NODE_USER, "reject", "invalid")
+
+
+async def test_buttons_go_through_the_same_permission_check(world: World, app: Application) -> None:
+    posted = await world.emulator.invoke_command("buttons", CORE_USER)
+    message = posted.sent
+    custom_id = message["components"][0]["components"][0]["custom_id"]
+    assert custom_id == "hh:test:press:42"
+
+    denied = await world.emulator.click_button(custom_id, MINER_USER, message=message)
+    assert denied.ephemeral
+    assert denied.sent["content"] == "`test:press` needs the Core Ops role."
+
+    pressed = await world.emulator.click_button(custom_id, CORE_USER, message=message)
+    assert pressed.type == 7
+    assert pressed.sent["content"] == f"pressed by {CORE_USER}"
+
+    outcomes = [(r.action, r.outcome) for r in await audit_rows(app)]
+    assert ("test:press", "denied") in outcomes
+
+
+async def test_persistent_button_survives_a_restart(
+    world: World, config_path: Path, app: Application
+) -> None:
+    """A button posted before a restart is handled by the new process (custom_id is stable)."""
+    posted = await world.emulator.invoke_command("buttons", CORE_USER)
+    await app.shutdown()
+    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
+    again = Application(
+        settings, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
+    )
+    await again.start()
+    try:
+        await world.emulator.wait_ready(timeout=30)
+        custom_id = posted.sent["components"][0]["components"][0]["custom_id"]
+        pressed = await world.emulator.click_button(custom_id, CORE_USER, message=posted.sent)
+        assert pressed.sent["content"] == f"pressed by {CORE_USER}"
+    finally:
+        await again.shutdown()

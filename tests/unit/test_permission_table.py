@@ -1,0 +1,44 @@
+"""Every command the bot registers is in the permission table, and the table names nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.client import OpsBot
+from bot.config import load_settings
+from bot.domain.clock import SystemClock
+from bot.domain.permissions import PERMISSIONS
+from bot.metrics import Metrics
+from bot.services.access import AccessService
+from bot.services.audit import AuditService
+from bot.storage.database import Database
+from cogs import EXTENSIONS
+from tests.unit.test_config import GOOD
+
+
+async def test_table_and_registered_commands_agree(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD)
+    settings = load_settings(path, environ={}).settings
+    database = Database.from_url("sqlite+aiosqlite:///:memory:")
+    bot = OpsBot(
+        settings,
+        database=database,
+        metrics=Metrics(),
+        access=AccessService(),
+        audit=AuditService(SystemClock()),
+        scheduler=AsyncIOScheduler(),
+    )
+    try:
+        for name in EXTENSIONS:
+            await bot.load_extension(name)
+        commands = set(bot.available_actions())
+        table_commands = {action for action in PERMISSIONS if ":" not in action}
+        assert commands == table_commands
+        for command in bot.tree.walk_commands():
+            assert command.description, f"/{command.qualified_name} needs a description"
+    finally:
+        await bot.close()
+        await database.close()
