@@ -14,6 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.client import OpsBot
 from bot.config import Settings
+from bot.delivery import DISCORD_MESSAGE, DiscordDelivery
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.roles import OpsRole
@@ -21,6 +22,7 @@ from bot.metrics import Metrics
 from bot.scheduling import Job, build_scheduler
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
+from bot.services.outbox import OutboxService, ReminderService
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
@@ -58,8 +60,13 @@ class Application:
         self.database = Database.from_url(
             settings.database.url.get_secret_value(), echo=settings.database.echo
         )
+        self.outbox = OutboxService(self.database.uow, self.clock)
+        self.reminders = ReminderService(self.database.uow, self.clock)
         self.scheduler = build_scheduler(
-            [Job("database-health", self.check_database, IntervalTrigger(seconds=30))]
+            [
+                Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
+                Job("reminders", self.fire_reminders, IntervalTrigger(seconds=30)),
+            ]
         )
         self.bot = OpsBot(
             settings,
@@ -68,8 +75,14 @@ class Application:
             access=AccessService(permissions),
             audit=AuditService(self.clock),
             scheduler=self.scheduler,
+            outbox=self.outbox,
+            reminders=self.reminders,
             extensions=extensions,
         )
+        self.delivery = DiscordDelivery(self.bot)
+        self.outbox.register(DISCORD_MESSAGE, self.delivery.send_message)
+        self._outbox_stop = asyncio.Event()
+        self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
         self._stopped = False
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
@@ -92,6 +105,10 @@ class Application:
             self.metrics.database_up.set(1)
             self.metrics.database_latency.set(latency)
 
+    async def fire_reminders(self) -> None:
+        if await self.reminders.fire_due():
+            self.outbox.wake()
+
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
         point_discord_at(self.settings.discord.api_base, self.settings.discord.gateway_url)
@@ -109,6 +126,8 @@ class Application:
         self._bot_task = asyncio.create_task(
             self.bot.start(token.get_secret_value()), name="discord"
         )
+        # Pending work from before a restart is delivered as soon as REST answers.
+        self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop), name="outbox")
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or until the gateway gives up; then stop everything in order."""
@@ -153,6 +172,12 @@ class Application:
         self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self._outbox_stop.set()
+        if self._outbox_task is not None:
+            try:
+                await asyncio.wait_for(self._outbox_task, SHUTDOWN_TIMEOUT)
+            except Exception:
+                log.exception("stopping the outbox worker failed")
         steps = (("web server", self.web.stop), ("gateway", self.bot.close))
         for name, step in steps:
             try:

@@ -17,6 +17,7 @@ from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
+from bot.services.outbox import OutboxService, ReminderService
 from bot.storage.database import Database
 from bot.tree import Denied, OpsCommandTree, action_of
 from cogs import EXTENSIONS
@@ -39,6 +40,8 @@ class OpsBot(commands.Bot):
         access: AccessService,
         audit: AuditService,
         scheduler: AsyncIOScheduler,
+        outbox: OutboxService | None = None,
+        reminders: ReminderService | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
     ) -> None:
         super().__init__(
@@ -55,6 +58,8 @@ class OpsBot(commands.Bot):
         self.access = access
         self.audit = audit
         self.scheduler = scheduler
+        self.outbox = outbox or OutboxService(database.uow, audit.clock)
+        self.reminders = reminders or ReminderService(database.uow, audit.clock)
         self.role_map = RoleMap.from_ids(
             {role: getattr(settings.roles, role.value) for role in OpsRole}
         )

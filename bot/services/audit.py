@@ -32,7 +32,7 @@ def scrub(details: Mapping[str, Any]) -> dict[str, Any]:
 
 class AuditService:
     def __init__(self, clock: Clock) -> None:
-        self._clock = clock
+        self.clock = clock
 
     async def record(
         self,
@@ -45,7 +45,7 @@ class AuditService:
         details: Mapping[str, Any] | None = None,
     ) -> AuditRecord:
         record = AuditRecord(
-            at=self._clock.now(),
+            at=self.clock.now(),
             actor_id=actor.id,
             actor_name=actor.name[:100],
             action=action[:64],

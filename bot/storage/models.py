@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -67,3 +77,43 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxEntry(Base):
+    """Work that must reach the outside world (Discord, GitHub, SMTP), delivered by a worker."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_available_at", "status", "available_at"),
+        Index("ix_outbox_ordering_key_status", "ordering_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    ordering_key: Mapped[str | None] = mapped_column(String(200))
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    available_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    result: Mapped[dict[str, Any] | None]
+
+
+class ReminderEntry(Base):
+    """A due time and a sent-once marker (grant expiry, incident nudges, maintenance)."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", name="uq_reminders_kind_subject"),
+        Index("ix_reminders_sent_at_due_at", "sent_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.domain.audit import AuditRecord
-from bot.storage.models import AuditEntry
+from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
+from bot.storage.models import AuditEntry, OutboxEntry, ReminderEntry
 
 
 class SqlAuditRepository:
@@ -49,3 +55,164 @@ def _to_record(row: AuditEntry) -> AuditRecord:
         outcome=row.outcome,
         details=row.details,
     )
+
+
+class SqlOutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, item: NewOutboxItem, now: datetime) -> OutboxItem | None:
+        if item.dedupe_key is not None:
+            existing = await self._session.scalar(
+                select(OutboxEntry.id).where(OutboxEntry.dedupe_key == item.dedupe_key)
+            )
+            if existing is not None:
+                return None
+        row = OutboxEntry(
+            kind=item.kind,
+            payload=dict(item.payload),
+            ordering_key=item.ordering_key,
+            dedupe_key=item.dedupe_key,
+            status=OutboxStatus.PENDING.value,
+            attempts=0,
+            created_at=now,
+            available_at=item.available_at,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return _to_item(row)
+
+    async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
+        pending = OutboxStatus.PENDING.value
+        older = aliased(OutboxEntry)
+        head_of_key = (
+            select(func.min(older.id))
+            .where(older.ordering_key == OutboxEntry.ordering_key, older.status == pending)
+            .scalar_subquery()
+        )
+        query = (
+            select(OutboxEntry)
+            .where(
+                OutboxEntry.status == pending,
+                OutboxEntry.available_at <= now,
+                or_(OutboxEntry.ordering_key.is_(None), OutboxEntry.id == head_of_key),
+            )
+            .order_by(OutboxEntry.id)
+            .limit(limit)
+        )
+        return [_to_item(row) for row in (await self._session.scalars(query)).all()]
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self._session.get(OutboxEntry, item_id)
+        return _to_item(row) if row else None
+
+    async def complete(self, item_id: int, now: datetime, result: Mapping[str, Any] | None) -> None:
+        await self._session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id == item_id)
+            .values(
+                status=OutboxStatus.DONE.value,
+                completed_at=now,
+                attempts=OutboxEntry.attempts + 1,
+                result=dict(result) if result is not None else None,
+                last_error=None,
+            )
+        )
+
+    async def reschedule(self, item_id: int, available_at: datetime, error: str) -> None:
+        await self._session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id == item_id)
+            .values(available_at=available_at, attempts=OutboxEntry.attempts + 1, last_error=error)
+        )
+
+    async def fail(self, item_id: int, now: datetime, error: str) -> None:
+        await self._session.execute(
+            update(OutboxEntry)
+            .where(OutboxEntry.id == item_id)
+            .values(
+                status=OutboxStatus.FAILED.value,
+                completed_at=now,
+                attempts=OutboxEntry.attempts + 1,
+                last_error=error,
+            )
+        )
+
+    async def count(self, status: OutboxStatus) -> int:
+        query = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == status)
+        return int(await self._session.scalar(query) or 0)
+
+
+def _to_item(row: OutboxEntry) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        kind=row.kind,
+        payload=row.payload,
+        ordering_key=row.ordering_key,
+        dedupe_key=row.dedupe_key,
+        attempts=row.attempts,
+        status=OutboxStatus(row.status),
+        created_at=row.created_at,
+        available_at=row.available_at,
+        completed_at=row.completed_at,
+        last_error=row.last_error,
+        result=row.result,
+    )
+
+
+class SqlReminderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def schedule(
+        self, kind: str, subject: str, due_at: datetime, payload: Mapping[str, Any]
+    ) -> None:
+        row = await self._session.scalar(
+            select(ReminderEntry).where(
+                ReminderEntry.kind == kind, ReminderEntry.subject == subject
+            )
+        )
+        if row is None:
+            self._session.add(
+                ReminderEntry(kind=kind, subject=subject, due_at=due_at, payload=dict(payload))
+            )
+            await self._session.flush()
+        elif row.sent_at is None:
+            row.due_at = due_at
+            row.payload = dict(payload)
+
+    async def cancel(self, kind: str, subject: str) -> None:
+        await self._session.execute(
+            delete(ReminderEntry).where(
+                ReminderEntry.kind == kind,
+                ReminderEntry.subject == subject,
+                ReminderEntry.sent_at.is_(None),
+            )
+        )
+
+    async def due(self, now: datetime, limit: int) -> list[Reminder]:
+        query = (
+            select(ReminderEntry)
+            .where(ReminderEntry.sent_at.is_(None), ReminderEntry.due_at <= now)
+            .order_by(ReminderEntry.due_at, ReminderEntry.id)
+            .limit(limit)
+        )
+        return [
+            Reminder(
+                id=row.id,
+                kind=row.kind,
+                subject=row.subject,
+                due_at=row.due_at,
+                payload=row.payload,
+                sent_at=row.sent_at,
+            )
+            for row in (await self._session.scalars(query)).all()
+        ]
+
+    async def mark_sent(self, reminder_id: int, now: datetime) -> bool:
+        result = await self._session.execute(
+            update(ReminderEntry)
+            .where(ReminderEntry.id == reminder_id, ReminderEntry.sent_at.is_(None))
+            .values(sent_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)

@@ -7,13 +7,19 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.repositories import SqlAuditRepository
+from bot.storage.repositories import (
+    SqlAuditRepository,
+    SqlOutboxRepository,
+    SqlReminderRepository,
+)
 
 
 class SqlUnitOfWork:
     """`async with db.uow() as uow: ...; await uow.commit()`; leaving without commit rolls back."""
 
     audit: SqlAuditRepository
+    outbox: SqlOutboxRepository
+    reminders: SqlReminderRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -28,6 +34,8 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self.audit = SqlAuditRepository(self._session)
+        self.outbox = SqlOutboxRepository(self._session)
+        self.reminders = SqlReminderRepository(self._session)
         return self
 
     async def __aexit__(

@@ -7,8 +7,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import discord
 import pytest
 
+from bot.app import Application
+from bot.config import load_settings
+from bot.domain.permissions import CORE, PERMISSIONS
+from bot.storage import migrations
+from cogs import EXTENSIONS
 from tests.fakes.discord_emulator import DiscordEmulator
 
 TOKEN = "emulator-bot-token.abcdef.0123456789"
@@ -95,3 +101,25 @@ def config_path(world: World, tmp_path: Path) -> Path:
     url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
     path.write_text(config_text(world, database_url=url, web_port=free_port()))
     return path
+
+
+# In-process: the whole Application (bot, web, scheduler, outbox) plus a test-only extension.
+TABLE = {**PERMISSIONS, "boom": None, "reject": None, "buttons": None, "test:press": CORE}
+
+
+@pytest.fixture
+async def app(world: World, config_path: Path) -> AsyncIterator[Application]:
+    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
+    application = Application(
+        settings, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
+    )
+    await migrations.upgrade(application.database.engine)
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    await application.start()
+    try:
+        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
+        await world.emulator.wait_ready(timeout=30)
+        yield application
+    finally:
+        await application.shutdown()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved

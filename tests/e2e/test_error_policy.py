@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,32 +11,12 @@ from sqlalchemy import select
 
 from bot.app import Application
 from bot.config import load_settings
-from bot.domain.permissions import CORE, PERMISSIONS
-from bot.storage import migrations
 from bot.storage.models import AuditEntry
 from cogs import EXTENSIONS
-from tests.e2e.conftest import CORE_USER, GUILD_ID, MINER_USER, NODE_USER, TOKEN, World
+from tests.e2e.conftest import CORE_USER, MINER_USER, NODE_USER, TABLE, TOKEN, World
 from tests.e2e.policy_cog import LEAKY
 
 pytestmark = pytest.mark.e2e
-
-TABLE = {**PERMISSIONS, "boom": None, "reject": None, "buttons": None, "test:press": CORE}
-
-
-@pytest.fixture
-async def app(world: World, config_path: Path) -> AsyncIterator[Application]:
-    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    application = Application(
-        settings, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
-    )
-    await migrations.upgrade(application.database.engine)
-    await application.start()
-    try:
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
-        yield application
-    finally:
-        await application.shutdown()
 
 
 async def audit_rows(app: Application) -> list[AuditEntry]:

@@ -10,7 +10,7 @@ methods we let it talk to a fake Discord over 127.0.0.1 in the real wire format 
 (or ``with emu.patch_discord_py(): ...``). A bot in a subprocess needs the same two values
 through its configuration.
 
-Fidelity choices worth knowing (see also /work/shared/design.md):
+Fidelity choices worth knowing (see also the project design notes):
 
 - JSON responses carry ``Content-Type: application/json`` exactly; discord.py ignores the body
   otherwise. 429s carry ``Via`` or discord.py treats them as a Cloudflare ban.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from bot.domain.audit import AuditRecord
 from bot.domain.roles import Actor
 from bot.services.audit import AuditService, scrub
@@ -17,6 +19,9 @@ class MemoryAudit:
 
 
 class MemoryUow:
+    outbox: Any = None
+    reminders: Any = None
+
     def __init__(self) -> None:
         self.audit = MemoryAudit()
         self.committed = False

@@ -1,0 +1,218 @@
+"""Delivery that loses nothing: an outbox drained by a worker, and sent-once reminders.
+
+A use case enqueues work in its own unit of work (so the work exists exactly when the change
+does), commits, and wakes the worker. The worker hands each item to the handler registered for
+its kind: success marks it done, `RetryLater` reschedules it (honouring `retry_after`),
+`PermanentFailure` marks it failed, and any other exception is treated as transient. Items that
+share an `ordering_key` are delivered one at a time, oldest first, so per-group order holds even
+across retries and restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.outbox import (
+    NewOutboxItem,
+    OutboxItem,
+    PermanentFailure,
+    Reminder,
+    RetryLater,
+)
+from bot.domain.ports import Clock, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+OutboxHandler = Callable[[OutboxItem], Awaitable[Mapping[str, Any] | None]]
+ReminderHandler = Callable[[UnitOfWork, Reminder], Awaitable[None]]
+UowFactory = Callable[[], UnitOfWork]
+MAX_ERROR = 500
+
+
+def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0, jitter: float = 0.2) -> float:
+    """Exponential with a cap and some jitter, so a recovering Discord is not hit in lockstep."""
+    delay = min(cap, base * 2 ** max(attempts - 1, 0))
+    return float(delay * (1 + random.uniform(-jitter, jitter)))
+
+
+class OutboxService:
+    def __init__(
+        self,
+        uow_factory: UowFactory,
+        clock: Clock,
+        *,
+        batch: int = 50,
+        concurrency: int = 4,
+        idle_poll: float = 5.0,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._handlers: dict[str, OutboxHandler] = {}
+        self._wake = asyncio.Event()
+        self._batch = batch
+        self._concurrency = concurrency
+        self._idle_poll = idle_poll
+        self._max_backoff = max_backoff
+        self.delivered = 0
+        self.failed = 0
+        self.retried = 0
+
+    def register(self, kind: str, handler: OutboxHandler) -> None:
+        if kind in self._handlers:
+            raise ValueError(f"outbox kind {kind!r} already has a handler")
+        self._handlers[kind] = handler
+
+    async def enqueue(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        ordering_key: str | None = None,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> OutboxItem | None:
+        """Add work to the caller's transaction; None if `dedupe_key` was already enqueued."""
+        now = self._clock.now()
+        item = NewOutboxItem(
+            kind=kind,
+            payload=dict(payload),
+            available_at=now + timedelta(seconds=delay),
+            ordering_key=ordering_key,
+            dedupe_key=dedupe_key,
+        )
+        return await uow.outbox.add(item, now)
+
+    def wake(self) -> None:
+        """Call after committing an enqueue, so delivery starts now rather than at the next poll."""
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        """Deliver what is due now; returns how many items were attempted."""
+        async with self._uow_factory() as uow:
+            items = await uow.outbox.due(self._clock.now(), self._batch)
+        if not items:
+            return 0
+        semaphore = asyncio.Semaphore(self._concurrency)
+
+        async def bounded(item: OutboxItem) -> None:
+            async with semaphore:
+                await self._deliver(item)
+
+        await asyncio.gather(*(bounded(item) for item in items))
+        return len(items)
+
+    async def drain_all(self, max_rounds: int = 100) -> None:
+        """Deliver until nothing is due (tests, shutdown)."""
+        for _ in range(max_rounds):
+            if not await self.drain_once():
+                return
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        handler = self._handlers.get(item.kind)
+        try:
+            if handler is None:
+                raise PermanentFailure(f"no handler for outbox kind {item.kind!r}")
+            result = await handler(item)
+        except RetryLater as exc:
+            delay = exc.retry_after if exc.retry_after is not None else self._backoff(item)
+            await self._reschedule(item, delay, exc.reason)
+        except PermanentFailure as exc:
+            self.failed += 1
+            log.error("outbox item %s (%s) refused for good: %s", item.id, item.kind, exc)
+            async with self._uow_factory() as uow:
+                await uow.outbox.fail(item.id, self._clock.now(), str(exc)[:MAX_ERROR])
+                await uow.commit()
+        except Exception as exc:
+            log.warning(
+                "outbox item %s (%s) failed, will retry: %s", item.id, item.kind, exc, exc_info=True
+            )
+            await self._reschedule(item, self._backoff(item), f"{type(exc).__name__}: {exc}")
+        else:
+            self.delivered += 1
+            async with self._uow_factory() as uow:
+                await uow.outbox.complete(item.id, self._clock.now(), result)
+                await uow.commit()
+
+    def _backoff(self, item: OutboxItem) -> float:
+        return backoff(item.attempts + 1, cap=self._max_backoff)
+
+    async def _reschedule(self, item: OutboxItem, delay: float, error: str) -> None:
+        self.retried += 1
+        when = self._clock.now() + timedelta(seconds=max(delay, 0.0))
+        async with self._uow_factory() as uow:
+            await uow.outbox.reschedule(item.id, when, error[:MAX_ERROR])
+            await uow.commit()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The worker loop: drain, then sleep until woken, the next poll, or stop."""
+        while not stop.is_set():
+            try:
+                attempted = await self.drain_once()
+            except Exception:
+                log.exception("outbox worker round failed")
+                attempted = 0
+            if attempted:
+                continue
+            self._wake.clear()
+            waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            _done, pending = await asyncio.wait(
+                waiters, timeout=self._idle_poll, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+
+
+class ReminderService:
+    """Due-time reminders, each fired once: the sent marker commits with what the handler does."""
+
+    def __init__(self, uow_factory: UowFactory, clock: Clock) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._handlers: dict[str, ReminderHandler] = {}
+
+    def register(self, kind: str, handler: ReminderHandler) -> None:
+        if kind in self._handlers:
+            raise ValueError(f"reminder kind {kind!r} already has a handler")
+        self._handlers[kind] = handler
+
+    async def schedule(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        subject: str,
+        due_at: datetime,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        await uow.reminders.schedule(kind, subject, due_at, dict(payload or {}))
+
+    async def cancel(self, uow: UnitOfWork, kind: str, subject: str) -> None:
+        await uow.reminders.cancel(kind, subject)
+
+    async def fire_due(self, limit: int = 100) -> int:
+        """Fire every due reminder once; returns how many fired. Safe to run twice at once."""
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            due = await uow.reminders.due(now, limit)
+        fired = 0
+        for reminder in due:
+            handler = self._handlers.get(reminder.kind)
+            if handler is None:
+                log.error("no handler for reminder kind %r (id %s)", reminder.kind, reminder.id)
+                continue
+            try:
+                async with self._uow_factory() as uow:
+                    if not await uow.reminders.mark_sent(reminder.id, now):
+                        continue
+                    await handler(uow, reminder)
+                    await uow.commit()
+                    fired += 1
+            except Exception:
+                log.exception("reminder %s (%s) failed; it stays due", reminder.id, reminder.kind)
+        return fired
