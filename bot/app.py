@@ -10,19 +10,22 @@ from collections.abc import Mapping
 
 import discord
 import yarl
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.client import OpsBot
 from bot.config import Settings
-from bot.delivery import DISCORD_MESSAGE, DiscordDelivery
+from bot.delivery import DISCORD_MESSAGE, DiscordDelivery, NoticeDelivery
 from bot.domain.clock import SystemClock
+from bot.domain.errors import DomainError
 from bot.domain.permissions import PERMISSIONS
-from bot.domain.roles import OpsRole
+from bot.domain.ports import Clock
+from bot.domain.roles import Actor, OpsRole
 from bot.metrics import Metrics
+from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, build_scheduler
-from bot.services.access import AccessService
-from bot.services.audit import AuditService
-from bot.services.outbox import OutboxService, ReminderService
+from bot.services.container import Services
+from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
@@ -53,34 +56,55 @@ class Application:
         metrics: Metrics | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
         permissions: Mapping[str, frozenset[OpsRole] | None] = PERMISSIONS,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = SystemClock()
+        self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.database = Database.from_url(
             settings.database.url.get_secret_value(), echo=settings.database.echo
         )
-        self.outbox = OutboxService(self.database.uow, self.clock)
-        self.reminders = ReminderService(self.database.uow, self.clock)
+        self.roles = DiscordMemberRoles(
+            settings.discord.guild_id,
+            {role: getattr(settings.roles, role.value) for role in OpsRole},
+        )
+        self.services = Services.build(
+            self.database.uow,
+            self.clock,
+            access_settings=settings.access,
+            roles=self.roles,
+            owner_ids=frozenset(settings.discord.owner_ids),
+            permissions=dict(permissions),
+        )
+        self.outbox = self.services.outbox
+        self.reminders = self.services.reminders
         self.scheduler = build_scheduler(
             [
                 Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
                 Job("reminders", self.fire_reminders, IntervalTrigger(seconds=30)),
+                Job("access-sweep", self.access_sweep, IntervalTrigger(seconds=60)),
+                Job(
+                    "access-review",
+                    self.start_review,
+                    CronTrigger.from_crontab(settings.access.review_cron, timezone="UTC"),
+                ),
             ]
         )
         self.bot = OpsBot(
             settings,
             database=self.database,
             metrics=self.metrics,
-            access=AccessService(permissions),
-            audit=AuditService(self.clock),
+            services=self.services,
             scheduler=self.scheduler,
-            outbox=self.outbox,
-            reminders=self.reminders,
             extensions=extensions,
         )
+        self.roles.bind(self.bot)
         self.delivery = DiscordDelivery(self.bot)
+        self.notice_delivery = NoticeDelivery(self.bot)
         self.outbox.register(DISCORD_MESSAGE, self.delivery.send_message)
+        self.outbox.register(NOTICE, self.notice_delivery.notice)
+        self.outbox.register(DIRECT, self.notice_delivery.direct)
+        self.outbox.register(ROLE_REMOVE, self.notice_delivery.remove_role)
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
@@ -108,6 +132,17 @@ class Application:
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():
             self.outbox.wake()
+
+    async def access_sweep(self) -> None:
+        """Expired grants, lapsed approval requests, overdue reviews; also run at start."""
+        await self.services.grants.sweep()
+        await self.services.reviews.close_overdue()
+
+    async def start_review(self) -> None:
+        try:
+            await self.services.reviews.start(Actor.system("scheduler"))
+        except DomainError as exc:
+            log.info("scheduled access review not started: %s", exc.user_message)
 
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
@@ -172,18 +207,24 @@ class Application:
         self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        try:
+            await self.web.stop()
+        except Exception:
+            log.exception("stopping the web server failed")
+        # Commands and buttons being handled finish (and are audited) while REST still works.
+        unfinished = await self.bot.drain(SHUTDOWN_TIMEOUT)
+        if unfinished:
+            log.warning("%d interactions still running at shutdown", unfinished)
         self._outbox_stop.set()
         if self._outbox_task is not None:
             try:
                 await asyncio.wait_for(self._outbox_task, SHUTDOWN_TIMEOUT)
             except Exception:
                 log.exception("stopping the outbox worker failed")
-        steps = (("web server", self.web.stop), ("gateway", self.bot.close))
-        for name, step in steps:
-            try:
-                await asyncio.wait_for(step(), SHUTDOWN_TIMEOUT)
-            except Exception:
-                log.exception("stopping the %s failed", name)
+        try:
+            await asyncio.wait_for(self.bot.close(), SHUTDOWN_TIMEOUT)
+        except Exception:
+            log.exception("closing the gateway failed")
         if self._bot_task is not None and not self._bot_task.done():
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--config", metavar="PATH", help=help_config)
+    audit = sub.add_parser("audit", help="audit log tools", description="audit log tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = audit_sub.add_parser(
+        "verify",
+        help="check the audit log's hash chain and name the first broken row",
+        description="check the audit log's hash chain and name the first broken row",
+    )
+    verify.add_argument("--config", metavar="PATH", help=help_config)
     return parser
 
 
@@ -49,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging.level, settings.logging.format, settings.secret_values())
     if args.command == "migrate":
         return asyncio.run(_migrate(loaded))
+    if args.command == "audit":
+        return asyncio.run(_audit_verify(loaded))
     return _run(loaded)
 
 
@@ -79,6 +89,30 @@ async def _migrate(loaded: LoadedConfig) -> int:
     finally:
         await engine.dispose()
     return EXIT_OK
+
+
+async def _audit_verify(loaded: LoadedConfig) -> int:
+    from bot.services.audit import verify_chain
+    from bot.storage.database import Database
+
+    database = Database.from_url(loaded.settings.database.url.get_secret_value())
+    try:
+        async with database.uow() as uow:
+            verdict = await verify_chain(uow)
+    except Exception as exc:
+        print(f"hh-opsbot: cannot read the audit log: {_safe(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        await database.close()
+    if verdict.ok:
+        print(f"audit log OK: {verdict.rows} rows, hash chain intact")
+        return EXIT_OK
+    print(
+        f"audit log BROKEN at row {verdict.first_broken_id}: {verdict.reason} "
+        f"({verdict.rows - 1} rows before it verified)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
 
 
 async def prepare_schema(loaded: LoadedConfig) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import discord
@@ -11,18 +12,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.domain.errors import PermissionDenied
+from bot.domain.errors import DomainError, PermissionDenied
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
-from bot.services.access import AccessService
-from bot.services.audit import AuditService
-from bot.services.outbox import OutboxService, ReminderService
+from bot.services.container import Services
 from bot.storage.database import Database
-from bot.tree import Denied, OpsCommandTree, action_of
+from bot.tree import Denied, OpsCommandTree, Refused, action_of
 from cogs import EXTENSIONS
+from cogs.common import Rendered
 
 log = logging.getLogger(__name__)
+
+NoticeRenderer = Callable[[Mapping[str, Any]], "Rendered"]
 
 
 def intents() -> discord.Intents:
@@ -37,11 +39,8 @@ class OpsBot(commands.Bot):
         *,
         database: Database,
         metrics: Metrics,
-        access: AccessService,
-        audit: AuditService,
+        services: Services,
         scheduler: AsyncIOScheduler,
-        outbox: OutboxService | None = None,
-        reminders: ReminderService | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
     ) -> None:
         super().__init__(
@@ -55,16 +54,44 @@ class OpsBot(commands.Bot):
         self.settings = settings
         self.database = database
         self.metrics = metrics
-        self.access = access
-        self.audit = audit
+        self.services = services
+        self.access = services.access
+        self.audit = services.audit
+        self.outbox = services.outbox
+        self.reminders = services.reminders
+        self.lockouts = services.lockouts
+        self.grants = services.grants
+        self.reviews = services.reviews
         self.scheduler = scheduler
-        self.outbox = outbox or OutboxService(database.uow, audit.clock)
-        self.reminders = reminders or ReminderService(database.uow, audit.clock)
+        self.notice_templates: dict[str, NoticeRenderer] = {}
+        """Renderers for outbox notices, registered by each cog's setup (template -> render)."""
         self.role_map = RoleMap.from_ids(
             {role: getattr(settings.roles, role.value) for role in OpsRole}
         )
         self._extensions = extensions
         self.synced_commands: list[str] = []
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    def track_current_task(self) -> None:
+        """Remember the task handling an interaction, so shutdown lets it finish (and audit)."""
+        task = asyncio.current_task()
+        if task is not None and task not in self._in_flight:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def drain(self, within: float) -> int:
+        """Wait for interactions being handled; returns how many were still running after."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            # A finished command has just scheduled its completion listener: let it start.
+            for _ in range(5):
+                await asyncio.sleep(0)
+            pending = {t for t in self._in_flight if t is not asyncio.current_task()}
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return len(pending)
+            await asyncio.wait(pending, timeout=remaining)
 
     @property
     def guild_object(self) -> discord.Object:
@@ -125,12 +152,19 @@ class OpsBot(commands.Bot):
             is_owner=user.id in self.settings.discord.owner_ids,
         )
 
-    def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
+    async def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
+        """The one check: the role the table asks for, then (for privileged actions) no lockout."""
+        self.track_current_task()
         actor = self.actor_for(interaction.user)
         try:
             self.access.authorize(actor, action)
         except PermissionDenied as denial:
             raise Denied(denial) from None
+        if self.access.required(action) is not None:
+            try:
+                await self.lockouts.check(actor)
+            except DomainError as refusal:
+                raise Refused(refusal) from None
         return actor
 
     # -- audit ------------------------------------------------------------------------------
@@ -163,6 +197,7 @@ class OpsBot(commands.Bot):
     async def on_app_command_completion(
         self, interaction: discord.Interaction, command: discord.app_commands.Command[Any, ..., Any]
     ) -> None:
+        self.track_current_task()
         action = action_of(interaction)
         self.metrics.commands.labels(action, "ok").inc()
         if not interaction.extras.get("audited"):

@@ -147,6 +147,47 @@ class LoggingSettings(Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class AccessSettings(Section):
+    """Expiring grants, the quarterly review and the 3-strike lockout (manual §9, §18)."""
+
+    max_days: int = Field(default=90, ge=1, le=90)
+    enforce: bool = False
+    review_cron: str = "0 9 1 1,4,7,10 *"
+    review_days: int = Field(default=14, ge=1, le=90)
+    lockout_strikes: int = Field(default=3, ge=1, le=100)
+    lockout_window_minutes: int = Field(default=15, ge=1, le=1440)
+    lockout_minutes: int = Field(default=60, ge=1, le=10080)
+    approval_hours: int = Field(default=24, ge=1, le=168)
+    reminder_days: list[int] = Field(default_factory=lambda: [7, 1])
+
+    @field_validator("review_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError:
+            raise PydanticCustomError(
+                "cron", "must be a 5-field cron expression (minute hour day month weekday)"
+            ) from None
+        return value
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _days_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.strip("[]").split(",") if part.strip()]
+        return value
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(day < 1 for day in value):
+            raise PydanticCustomError("days", "reminder days must be whole days of 1 or more")
+        return sorted(set(value), reverse=True)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -156,6 +197,7 @@ class Settings(BaseModel):
     database: DatabaseSettings = DatabaseSettings()
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
+    access: AccessSettings = AccessSettings()
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""

@@ -15,7 +15,8 @@ import aiohttp
 import discord
 
 from bot.domain.outbox import OutboxItem, PermanentFailure, RetryLater
-from cogs.common import CONTENT_MAX, EMBEDS_PER_MESSAGE, fit_embed, truncate
+from bot.domain.roles import OpsRole
+from cogs.common import CONTENT_MAX, EMBEDS_PER_MESSAGE, NO_MENTIONS, Rendered, fit_embed, truncate
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
@@ -86,3 +87,113 @@ class DiscordDelivery:
         except Exception as exc:
             raise classify(exc) from exc
         return {"message_id": message.id, "channel_id": message.channel.id}
+
+
+CANNOT_DM = 50007
+
+
+class NoticeDelivery:
+    """Delivers the services' notices, DMs and role removals (see bot/services/notices.py)."""
+
+    def __init__(self, bot: OpsBot) -> None:
+        self.bot = bot
+
+    def channel_id(self, name: str) -> int:
+        channel = getattr(self.bot.settings.channels, name, None)
+        if not isinstance(channel, int):
+            raise PermanentFailure(f"no channel named {name!r} in [channels]")
+        return channel
+
+    def render(self, payload: Mapping[str, Any]) -> Rendered:
+        template = str(payload.get("template"))
+        renderer = self.bot.notice_templates.get(template)
+        if renderer is None:
+            raise PermanentFailure(f"no renderer for notice template {template!r}")
+        return renderer(payload.get("data", {}))
+
+    def mentions(self, payload: Mapping[str, Any]) -> tuple[str, list[int], list[int]]:
+        """Mention text for the roles and users a notice names, and the ids allowed to ping."""
+        role_ids = [self.bot.role_map.role_id(OpsRole(r)) for r in payload.get("mention_roles", [])]
+        user_ids = [int(u) for u in payload.get("mention_user_ids", [])]
+        text = " ".join([*(f"<@&{r}>" for r in role_ids), *(f"<@{u}>" for u in user_ids)])
+        return text, role_ids, user_ids
+
+    async def notice(self, item: OutboxItem) -> Mapping[str, Any]:
+        payload = item.payload
+        rendered = self.render(payload)
+        mention_text, role_ids, user_ids = self.mentions(payload)
+        content = " ".join(p for p in (mention_text, rendered.content or "") if p) or None
+        return await self._send(
+            self.channel_id(str(payload.get("channel", "operations"))),
+            content,
+            rendered,
+            role_ids=role_ids,
+            user_ids=user_ids,
+        )
+
+    async def direct(self, item: OutboxItem) -> Mapping[str, Any]:
+        """A DM; members who closed their DMs are mentioned in the fallback channel instead."""
+        payload = item.payload
+        user_id = int(payload["user_id"])
+        rendered = self.render(payload)
+        try:
+            channel = await self.bot.create_dm(discord.Object(user_id))
+            message = await channel.send(
+                content=truncate(rendered.content, CONTENT_MAX) if rendered.content else None,
+                embeds=[fit_embed(e) for e in rendered.embeds[:EMBEDS_PER_MESSAGE]],
+                allowed_mentions=NO_MENTIONS,
+            )
+            return {"message_id": message.id, "via": "dm"}
+        except discord.HTTPException as exc:
+            if exc.status not in (400, 403) or exc.code != CANNOT_DM:
+                raise classify(exc) from exc
+        except Exception as exc:
+            raise classify(exc) from exc
+        fallback = self.channel_id(str(payload.get("fallback_channel", "operations")))
+        note = f"<@{user_id}> (your DMs are closed, so here):"
+        content = " ".join(p for p in (note, rendered.content or "") if p)
+        result = await self._send(fallback, content, rendered, role_ids=[], user_ids=[user_id])
+        return {**result, "via": "fallback"}
+
+    async def remove_role(self, item: OutboxItem) -> Mapping[str, Any]:
+        payload = item.payload
+        role = OpsRole(payload["role"])
+        try:
+            await self.bot.http.remove_role(
+                self.bot.settings.discord.guild_id,
+                int(payload["member_id"]),
+                self.bot.role_map.role_id(role),
+                reason=str(payload.get("reason", ""))[:512],
+            )
+        except discord.NotFound:
+            return {"removed": False, "why": "member gone"}
+        except Exception as exc:
+            raise classify(exc) from exc
+        return {"removed": True}
+
+    async def _send(
+        self,
+        channel_id: int,
+        content: str | None,
+        rendered: Rendered,
+        *,
+        role_ids: list[int],
+        user_ids: list[int],
+    ) -> Mapping[str, Any]:
+        channel = self.bot.get_partial_messageable(channel_id)
+        view = rendered.view()
+        mentions = discord.AllowedMentions(
+            everyone=False,
+            roles=[discord.Object(r) for r in role_ids] or False,
+            users=[discord.Object(u) for u in user_ids] or False,
+        )
+        try:
+            message = await channel.send(
+                content=truncate(content, CONTENT_MAX) if content else None,
+                embeds=[fit_embed(e) for e in rendered.embeds[:EMBEDS_PER_MESSAGE]],
+                view=view or discord.utils.MISSING,
+                allowed_mentions=mentions,
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+        return {"message_id": message.id, "channel_id": channel_id}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 from discord import app_commands
@@ -18,11 +19,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Denied(app_commands.CheckFailure):
-    """Carries the domain's PermissionDenied through discord.py's error plumbing."""
+class Refused(app_commands.CheckFailure):
+    """Carries a domain error raised by the check (a lockout) through discord.py's plumbing."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.user_message)
+        self.error = error
+
+
+class Denied(Refused):
+    """The actor lacks the role: a strike towards the lockout (manual §9)."""
 
     def __init__(self, denial: PermissionDenied) -> None:
-        super().__init__(denial.user_message)
+        super().__init__(denial)
         self.denial = denial
 
 
@@ -48,8 +57,8 @@ def unwrap(error: BaseException) -> BaseException:
 
 def user_message_for(error: BaseException) -> tuple[str, str] | None:
     """(outcome, message) for errors the user caused; None for our own failures."""
-    if isinstance(error, Denied):
-        return "denied", error.denial.user_message
+    if isinstance(error, Refused):
+        return error.error.outcome, error.error.user_message
     if isinstance(error, DomainError):
         return error.outcome, error.user_message
     if isinstance(error, app_commands.TransformerError):
@@ -76,6 +85,8 @@ async def handle_interaction_error(
     if known is not None:
         outcome, message = known
         log.info("%s by %s: %s (%s)", action, interaction.user.id, outcome, message)
+        if isinstance(cause, Denied):
+            message += await _strike(bot, interaction, action)
     else:
         outcome = "error"
         correlation_id = secrets.token_hex(4)
@@ -103,11 +114,31 @@ async def handle_interaction_error(
         log.warning("could not tell %s about a failed %s", interaction.user.id, action)
 
 
+async def _strike(bot: OpsBot, interaction: discord.Interaction, action: str) -> str:
+    """Count the denial; returns what the member should know about their strikes."""
+    try:
+        result = await bot.lockouts.strike(bot.actor_for(interaction.user), action)
+    except Exception:
+        log.exception("could not record a strike for %s", interaction.user.id)
+        return ""
+    policy = bot.lockouts.policy
+    if result.lockout is not None:
+        minutes = int(policy.lockout.total_seconds() // 60)
+        return (
+            f"\nThat was denied attempt {result.strikes} within "
+            f"{int(policy.strike_window.total_seconds() // 60)} minutes: you are now locked out "
+            f"of privileged actions for {minutes} minutes (manual §9)."
+        )
+    if result.strikes == policy.strikes - 1:
+        return "\nOne more denied attempt and you will be locked out for a while (manual §9)."
+    return ""
+
+
 class OpsCommandTree(app_commands.CommandTree["OpsBot"]):
     async def interaction_check(self, interaction: discord.Interaction[OpsBot], /) -> bool:
         if interaction.type is discord.InteractionType.autocomplete:
             return True
-        self.client.authorize(interaction, action_of(interaction))
+        await self.client.authorize(interaction, action_of(interaction))
         return True
 
     async def on_error(
@@ -150,9 +181,9 @@ class OpsView(discord.ui.View):
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         try:
-            self.bot.authorize(interaction, action_of(interaction))
-        except Denied as denied:
-            await handle_interaction_error(self.bot, interaction, denied)
+            await self.bot.authorize(interaction, action_of(interaction))
+        except Refused as refused:
+            await handle_interaction_error(self.bot, interaction, refused)
             return False
         return True
 
@@ -160,3 +191,68 @@ class OpsView(discord.ui.View):
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         await handle_interaction_error(self.bot, interaction, error)
+
+
+class OpsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:__base__"):
+    """A persistent button whose custom_id carries the object it acts on: `hh:<area>:<verb>:<id>`.
+
+    It survives restarts (discord.py matches the template on every click), goes through the
+    same permission check, lockout and error policy as slash commands, and is audited.
+    Subclasses set `action` (`area:verb`, as in the permission table), a template, and `run`.
+    """
+
+    action: ClassVar[str] = "unknown"
+
+    def __init__(
+        self,
+        object_id: int,
+        *,
+        label: str,
+        style: discord.ButtonStyle = discord.ButtonStyle.secondary,
+        disabled: bool = False,
+    ) -> None:
+        area, verb = self.action.split(":")
+        super().__init__(
+            discord.ui.Button(
+                label=label[:80],
+                style=style,
+                custom_id=f"hh:{area}:{verb}:{object_id}",
+                disabled=disabled,
+            )
+        )
+        self.object_id = object_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        label = getattr(item, "label", None) or ""
+        style = getattr(item, "style", discord.ButtonStyle.secondary)
+        return cls(int(match["id"]), label=label, style=style)
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        bot: OpsBot = interaction.client  # type: ignore[assignment]
+        try:
+            await bot.authorize(interaction, self.action)
+        except Refused as refused:
+            await handle_interaction_error(bot, interaction, refused)
+            return False
+        return True
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: OpsBot = interaction.client  # type: ignore[assignment]
+        try:
+            await self.run(interaction, bot)
+        except Exception as error:
+            await handle_interaction_error(bot, interaction, error)
+            return
+        bot.metrics.commands.labels(self.action, "ok").inc()
+        if not interaction.extras.get("audited"):
+            await bot.audit_outcome(interaction, self.action, "ok", target=str(self.object_id))
+
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        raise NotImplementedError

@@ -6,6 +6,9 @@ make Discord answer 400, and never mention @everyone.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import discord
 
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -91,3 +94,21 @@ async def reply(
         await interaction.response.send_message(
             content=text, embeds=embeds, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
         )
+
+
+@dataclasses.dataclass
+class Rendered:
+    """A message ready to send: what a notice template renders to."""
+
+    content: str | None = None
+    embeds: list[discord.Embed] = dataclasses.field(default_factory=list)
+    items: list[discord.ui.Item[Any]] = dataclasses.field(default_factory=list)
+    """Components (persistent buttons); sent as one view."""
+
+    def view(self) -> discord.ui.View | None:
+        if not self.items:
+            return None
+        view = discord.ui.View(timeout=None)
+        for item in self.items:
+            view.add_item(item)
+        return view

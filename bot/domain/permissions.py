@@ -16,6 +16,7 @@ EVERYONE: frozenset[OpsRole] | None = None
 """Marker: the action is public (miners included)."""
 
 CORE = frozenset({OpsRole.CORE_OPS})
+CORE_AND_OBSERVER = frozenset({OpsRole.CORE_OPS, OpsRole.OBSERVER})
 
 PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
     {
@@ -23,6 +24,20 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "whoami": EVERYONE,
         # Health of the bot itself, for any ops role (the public /status comes later).
         "ping": ALL_OPS_ROLES,
+        # Access control (manual §9, §18): Core Ops decide; every ops role may see the grants.
+        "access grant": CORE,
+        "access renew": CORE,
+        "access revoke": CORE,
+        "access list": ALL_OPS_ROLES,
+        "access review": CORE,
+        "access unlock": CORE,
+        "access:approve": CORE,
+        "access:reject": CORE,
+        "access:keep": CORE,
+        "access:revoke": CORE,
+        # The audit trail, for Core Ops and the Observers who audit them.
+        "audit recent": CORE_AND_OBSERVER,
+        "audit export": CORE_AND_OBSERVER,
     }
 )
 

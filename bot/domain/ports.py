@@ -10,8 +10,18 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from bot.domain.access import (
+    AccessReview,
+    DriftFinding,
+    Grant,
+    GrantStatus,
+    Lockout,
+    ReviewDecision,
+    ReviewItem,
+)
 from bot.domain.audit import AuditRecord
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
+from bot.domain.roles import OpsRole
 
 
 class Clock(Protocol):
@@ -27,6 +37,14 @@ class AuditRepository(Protocol):
         self, limit: int = 20, *, actor_id: int | None = None, action: str | None = None
     ) -> list[AuditRecord]: ...
 
+    async def since(self, since: datetime | None, limit: int = ...) -> list[AuditRecord]: ...
+
+    async def chain(
+        self, after_id: int, limit: int
+    ) -> list[tuple[AuditRecord, str | None, str | None]]:
+        """Rows after `after_id` in id order, each with its stored prev_hash and hash."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction: everything a use case changes, and its audit row, commit together."""
@@ -39,6 +57,18 @@ class UnitOfWork(Protocol):
 
     @property
     def reminders(self) -> ReminderRepository: ...
+
+    @property
+    def grants(self) -> GrantRepository: ...
+
+    @property
+    def lockouts(self) -> LockoutRepository: ...
+
+    @property
+    def reviews(self) -> ReviewRepository: ...
+
+    @property
+    def drift(self) -> DriftRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -90,3 +120,108 @@ class ReminderRepository(Protocol):
     async def mark_sent(self, reminder_id: int, now: datetime) -> bool:
         """False when it was already sent (another worker, or a replay)."""
         ...
+
+
+class GrantRepository(Protocol):
+    async def add(
+        self,
+        *,
+        member_id: int,
+        member_name: str,
+        role: OpsRole,
+        status: GrantStatus,
+        reason: str,
+        granted_by_id: int | None,
+        granted_by_name: str,
+        requested_at: datetime,
+        days: int,
+        granted_at: datetime | None,
+        expires_at: datetime | None,
+    ) -> Grant: ...
+
+    async def get(self, grant_id: int, *, for_update: bool = False) -> Grant | None: ...
+
+    async def live_for(self, member_id: int, role: OpsRole) -> Grant | None:
+        """The pending or active grant of this member for this role, if any."""
+        ...
+
+    async def find(
+        self,
+        *,
+        statuses: tuple[GrantStatus, ...] = ...,
+        member_id: int | None = None,
+        role: OpsRole | None = None,
+        limit: int = 100,
+    ) -> list[Grant]: ...
+
+    async def activate(
+        self, grant_id: int, *, granted_at: datetime, expires_at: datetime, approved_by_id: int
+    ) -> None: ...
+
+    async def extend(self, grant_id: int, expires_at: datetime, days: int) -> None: ...
+
+    async def end(
+        self, grant_id: int, status: GrantStatus, *, at: datetime, by_name: str, reason: str
+    ) -> bool:
+        """Close a live grant; False when it was no longer live (a replay, or a race)."""
+        ...
+
+    async def expired(self, now: datetime) -> list[Grant]: ...
+
+    async def lapsed_requests(self, before: datetime) -> list[Grant]: ...
+
+    async def active_holders(self, role: OpsRole) -> set[int]: ...
+
+
+class LockoutRepository(Protocol):
+    async def add_strike(self, member_id: int, at: datetime, action: str) -> None: ...
+
+    async def strikes_since(self, member_id: int, since: datetime) -> int: ...
+
+    async def current(self, member_id: int, now: datetime) -> Lockout | None: ...
+
+    async def lock(self, member_id: int, at: datetime, until: datetime) -> None: ...
+
+    async def lift(self, member_id: int, at: datetime, by_name: str) -> bool: ...
+
+
+class ReviewRepository(Protocol):
+    async def create(
+        self, started_at: datetime, deadline: datetime, started_by_name: str, grants: list[Grant]
+    ) -> tuple[AccessReview, list[ReviewItem]]: ...
+
+    async def item(self, item_id: int, *, for_update: bool = False) -> ReviewItem | None: ...
+
+    async def review(self, review_id: int) -> AccessReview | None: ...
+
+    async def items(self, review_id: int) -> list[ReviewItem]: ...
+
+    async def decide(
+        self, item_id: int, decision: ReviewDecision, by_name: str, at: datetime
+    ) -> bool: ...
+
+    async def overdue(self, now: datetime) -> list[AccessReview]: ...
+
+    async def open_reviews(self) -> list[AccessReview]: ...
+
+    async def close(self, review_id: int, at: datetime) -> None: ...
+
+
+class DriftRepository(Protocol):
+    async def record(self, finding: DriftFinding, at: datetime) -> bool:
+        """True when this drift is new (not already reported and still open)."""
+        ...
+
+    async def resolve(self, member_id: int, role: OpsRole, at: datetime) -> bool:
+        """Close an open finding; True if there was one."""
+        ...
+
+    async def open_findings(self) -> list[DriftFinding]: ...
+
+
+class MemberRoles(Protocol):
+    """Adds and removes ops roles in the chat platform; raises RoleChangeRefused/Unavailable."""
+
+    async def add(self, member_id: int, role: OpsRole, reason: str) -> None: ...
+
+    async def remove(self, member_id: int, role: OpsRole, reason: str) -> None: ...

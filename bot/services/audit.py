@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from bot.domain.audit import AuditRecord
+from bot.domain.audit import AuditRecord, ChainVerdict, ChainVerifier
 from bot.domain.ports import Clock, UnitOfWork
 from bot.domain.roles import Actor
 
@@ -55,3 +57,49 @@ class AuditService:
         )
         await uow.audit.add(record)
         return record
+
+    async def recent(
+        self,
+        uow: UnitOfWork,
+        *,
+        actor_id: int | None = None,
+        action: str | None = None,
+        limit: int = 20,
+    ) -> list[AuditRecord]:
+        return await uow.audit.recent(limit, actor_id=actor_id, action=action)
+
+    async def export(
+        self, uow: UnitOfWork, since: datetime | None, limit: int = 100_000
+    ) -> list[AuditRecord]:
+        return await uow.audit.since(since, limit)
+
+
+async def verify_chain(uow: UnitOfWork, batch: int = 1000) -> ChainVerdict:
+    """Walk the whole log in id order; name the first row whose chain link does not hold."""
+    verifier = ChainVerifier()
+    after = 0
+    while True:
+        rows = await uow.audit.chain(after, batch)
+        if not rows:
+            return verifier.verdict()
+        if not verifier.feed(rows):
+            return verifier.verdict()
+        after = rows[-1][0].id or after
+
+
+def to_json_line(record: AuditRecord) -> str:
+    """One audit row as a JSON object, for `/audit export` (JSON Lines)."""
+    return json.dumps(
+        {
+            "id": record.id,
+            "at": record.at.isoformat(),
+            "actor_id": record.actor_id,
+            "actor_name": record.actor_name,
+            "action": record.action,
+            "target": record.target,
+            "outcome": record.outcome,
+            "details": dict(record.details),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )

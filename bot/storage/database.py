@@ -28,6 +28,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             kwargs.update(connect_args={"timeout": 30})
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     kwargs.update(pool_size=5, max_overflow=5, pool_timeout=10)
     return create_async_engine(url, **kwargs)
@@ -41,6 +42,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # We issue BEGIN ourselves (below), so the driver must not open transactions of its own.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    """Take SQLite's write lock at BEGIN: a transaction that read and then writes cannot fail
+    with a stale snapshot (SQLITE_BUSY_SNAPSHOT); it waits its turn, as on PostgreSQL."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -77,6 +78,17 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(16))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """One row: the hash of the newest audit row. Locking it serialises appends to the chain."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 class OutboxEntry(Base):
@@ -117,3 +129,96 @@ class ReminderEntry(Base):
     due_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]]
+
+
+class GrantEntry(Base):
+    """An ops role held by a member, for a while (manual §18: at most 90 days)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_member_id_role_status", "member_id", "role", "status"),
+        Index("ix_grants_status_expires_at", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    member_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    granted_by_name: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime]
+    days: Mapped[int] = mapped_column(Integer)
+    granted_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    approved_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[datetime | None]
+    ended_by_name: Mapped[str | None] = mapped_column(String(100))
+    end_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class StrikeEntry(Base):
+    """A denied privileged attempt (manual §9: three of them lock the member out)."""
+
+    __tablename__ = "access_strikes"
+    __table_args__ = (Index("ix_access_strikes_member_id_at", "member_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(64))
+
+
+class LockoutEntry(Base):
+    __tablename__ = "access_lockouts"
+    __table_args__ = (Index("ix_access_lockouts_member_id_until", "member_id", "until"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    locked_at: Mapped[datetime]
+    until: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]
+    lifted_by_name: Mapped[str | None] = mapped_column(String(100))
+
+
+class ReviewEntry(Base):
+    """A quarterly access review (manual §18)."""
+
+    __tablename__ = "access_reviews"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime]
+    deadline: Mapped[datetime]
+    started_by_name: Mapped[str] = mapped_column(String(100))
+    closed_at: Mapped[datetime | None]
+
+
+class ReviewItemEntry(Base):
+    __tablename__ = "access_review_items"
+    __table_args__ = (Index("ix_access_review_items_review_id", "review_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("access_reviews.id", ondelete="CASCADE"))
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"))
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    member_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None]
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decided_by_name: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+
+
+class DriftEntry(Base):
+    """An ops role held without a grant; open until the role is gone or granted."""
+
+    __tablename__ = "access_drift"
+    __table_args__ = (Index("ix_access_drift_member_id_role", "member_id", "role"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    member_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(32))
+    found_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]

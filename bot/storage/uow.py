@@ -9,8 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.repositories import (
     SqlAuditRepository,
+    SqlDriftRepository,
+    SqlGrantRepository,
+    SqlLockoutRepository,
     SqlOutboxRepository,
     SqlReminderRepository,
+    SqlReviewRepository,
 )
 
 
@@ -20,6 +24,10 @@ class SqlUnitOfWork:
     audit: SqlAuditRepository
     outbox: SqlOutboxRepository
     reminders: SqlReminderRepository
+    grants: SqlGrantRepository
+    lockouts: SqlLockoutRepository
+    reviews: SqlReviewRepository
+    drift: SqlDriftRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -36,6 +44,10 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(self._session)
         self.outbox = SqlOutboxRepository(self._session)
         self.reminders = SqlReminderRepository(self._session)
+        self.grants = SqlGrantRepository(self._session)
+        self.lockouts = SqlLockoutRepository(self._session)
+        self.reviews = SqlReviewRepository(self._session)
+        self.drift = SqlDriftRepository(self._session)
         return self
 
     async def __aexit__(

@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
 import discord
 
+from bot.domain.access import Grant, GrantStatus
+from bot.domain.audit import AuditRecord
 from bot.domain.errors import display_action
+from bot.domain.roles import OpsRole
 from bot.services.access import WhoAmI
-from cogs.common import fit_embed, truncate
+from cogs.access.views import (
+    ApproveGrantButton,
+    RejectGrantButton,
+    ReviewKeepButton,
+    ReviewRevokeButton,
+)
+from cogs.common import FIELDS_MAX, Rendered, fit_embed, truncate
 
 COLOUR_OPS = discord.Colour.blue()
 COLOUR_MINER = discord.Colour.light_grey()
+COLOUR_WARN = discord.Colour.orange()
+COLOUR_BAD = discord.Colour.red()
+COLOUR_OK = discord.Colour.green()
 
 
-def whoami_embed(info: WhoAmI, *, display_name: str) -> discord.Embed:
+def ts(at: datetime | str | None, style: str = "f") -> str:
+    """A Discord timestamp: every reader sees it in their own time zone."""
+    if at is None:
+        return "never"
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def role_label(value: str) -> str:
+    return OpsRole(value).label
+
+
+def who(member_id: object, name: object) -> str:
+    """A member as text: the mention renders as their name, and pings nobody (allowed_mentions)."""
+    return f"<@{member_id}> ({truncate(str(name), 60)})"
+
+
+# -- replies to commands ----------------------------------------------------------------------
+
+
+def whoami_embed(info: WhoAmI, *, display_name: str, grants: Sequence[Grant] = ()) -> discord.Embed:
     has_roles = bool(info.roles) or info.actor.is_owner
     embed = discord.Embed(
         title=truncate(f"Who am I: {display_name}", 256),
@@ -20,13 +56,280 @@ def whoami_embed(info: WhoAmI, *, display_name: str) -> discord.Embed:
     )
     roles = ", ".join(role.label for role in info.roles) if info.roles else "none: miner access"
     embed.add_field(name="Ops roles", value=roles, inline=False)
+    if grants:
+        lines = [_grant_line(g) for g in grants]
+        embed.add_field(name="Your grants", value=truncate("\n".join(lines), 1024), inline=False)
     if info.actor.is_owner:
         embed.add_field(
             name="Break-glass owner",
             value="Configured in `discord.owner_ids`: every permission check passes.",
             inline=False,
         )
-    commands = "\n".join(f"`{display_action(action)}`" for action in info.allowed)
+    commands = "\n".join(
+        f"`{display_action(action)}`" for action in info.allowed if ":" not in action
+    )
     embed.add_field(name="Commands you may use", value=commands or "none", inline=False)
     embed.set_footer(text="Ops roles are granted by Core Ops and expire after 90 days.")
     return fit_embed(embed)
+
+
+def _grant_line(grant: Grant) -> str:
+    if grant.status is GrantStatus.PENDING:
+        return f"**{grant.role.label}**: waiting for a second Core Ops approval"
+    if grant.status is GrantStatus.ACTIVE:
+        return (
+            f"**{grant.role.label}**: expires {ts(grant.expires_at)} ({ts(grant.expires_at, 'R')})"
+        )
+    return f"**{grant.role.label}**: {grant.status.value} {ts(grant.ended_at)}"
+
+
+def grant_reply(grant: Grant, *, pending: bool) -> discord.Embed:
+    if pending:
+        embed = discord.Embed(
+            title="Core Ops grant requested",
+            description=(
+                f"{who(grant.member_id, grant.member_name)} will hold **Core Ops** for "
+                f"{grant.days} days once a second Core Ops member approves the request in "
+                "#operations (two-person rule). The request lapses after 24 h."
+            ),
+            colour=COLOUR_WARN,
+        )
+    else:
+        embed = discord.Embed(
+            title=f"{grant.role.label} granted",
+            description=(
+                f"{who(grant.member_id, grant.member_name)} holds **{grant.role.label}** until "
+                f"{ts(grant.expires_at)} ({ts(grant.expires_at, 'R')})."
+            ),
+            colour=COLOUR_OK,
+        )
+    embed.add_field(name="Reason", value=truncate(grant.reason, 1024), inline=False)
+    return fit_embed(embed)
+
+
+def renew_reply(grant: Grant) -> discord.Embed:
+    return fit_embed(
+        discord.Embed(
+            title=f"{grant.role.label} renewed",
+            description=(
+                f"{who(grant.member_id, grant.member_name)} holds **{grant.role.label}** until "
+                f"{ts(grant.expires_at)} ({ts(grant.expires_at, 'R')})."
+            ),
+            colour=COLOUR_OK,
+        )
+    )
+
+
+def revoke_reply(grant: Grant, *, queued: bool) -> discord.Embed:
+    text = f"{who(grant.member_id, grant.member_name)} no longer holds **{grant.role.label}**."
+    if queued:
+        text += " Discord is not answering: the role will be removed as soon as it does."
+    return fit_embed(
+        discord.Embed(title=f"{grant.role.label} revoked", description=text, colour=COLOUR_BAD)
+    )
+
+
+def grants_list(grants: Sequence[Grant], *, title: str) -> discord.Embed:
+    embed = discord.Embed(title=truncate(title, 256), colour=COLOUR_OPS)
+    if not grants:
+        embed.description = "No grants match."
+        return embed
+    shown = grants[: FIELDS_MAX - 1]
+    for grant in shown:
+        embed.add_field(
+            name=truncate(f"#{grant.id} {grant.member_name}: {grant.role.label}", 256),
+            value=truncate(
+                f"{_grant_line(grant)}\ngranted by {grant.granted_by_name}: {grant.reason}", 1024
+            ),
+            inline=False,
+        )
+    if len(grants) > len(shown):
+        embed.set_footer(
+            text=f"{len(grants) - len(shown)} more not shown: narrow with member or role"
+        )
+    return fit_embed(embed)
+
+
+def audit_embed(records: Sequence[AuditRecord], *, title: str) -> discord.Embed:
+    embed = discord.Embed(title=truncate(title, 256), colour=COLOUR_OPS)
+    if not records:
+        embed.description = "No audit rows match."
+        return embed
+    lines = []
+    for record in records:
+        target = f" → {record.target}" if record.target else ""
+        lines.append(
+            f"`#{record.id}` {ts(record.at, 'd')} {ts(record.at, 't')} **{record.action}** "
+            f"{record.outcome} by {truncate(record.actor_name, 40)}{truncate(target, 80)}"
+        )
+    embed.description = truncate("\n".join(lines), 4096)
+    return fit_embed(embed)
+
+
+# -- notices (outbox templates) ---------------------------------------------------------------
+
+
+def _approval_request(data: Mapping[str, Any]) -> Rendered:
+    embed = discord.Embed(
+        title="Core Ops grant awaiting approval (two-person rule)",
+        description=(
+            f"{data['granted_by_name']} asks to grant **Core Ops** to "
+            f"{who(data['member_id'], data['member_name'])} for {data['days']} days.\n"
+            f"A second Core Ops member (not the requester, not the member) must approve before "
+            f"{ts(data.get('approval_expires_at'))}."
+        ),
+        colour=COLOUR_WARN,
+    )
+    embed.add_field(name="Reason", value=truncate(str(data["reason"]), 1024), inline=False)
+    grant_id = int(data["grant_id"])
+    return Rendered(
+        content="Core Ops: a grant needs a second pair of eyes.",
+        embeds=[fit_embed(embed)],
+        items=[ApproveGrantButton.make(grant_id), RejectGrantButton.make(grant_id)],
+    )
+
+
+def _notice(title: str, description: str, colour: discord.Colour) -> Rendered:
+    embed = discord.Embed(title=truncate(title, 256), description=description, colour=colour)
+    return Rendered(embeds=[fit_embed(embed)])
+
+
+def _expired(data: Mapping[str, Any]) -> Rendered:
+    label = role_label(data["role"])
+    return _notice(
+        f"{label} grant expired",
+        f"{who(data['member_id'], data['member_name'])} no longer holds **{label}** "
+        f"(expired {ts(data.get('expires_at'))}). Grant it again with `/access grant` if it is "
+        "still needed.",
+        COLOUR_MINER,
+    )
+
+
+def _expiry_kept(data: Mapping[str, Any]) -> Rendered:
+    return _notice(
+        f"{role_label(data['role'])} grant expired but was kept",
+        f"The grant of {who(data['member_id'], data['member_name'])} expired "
+        f"{ts(data.get('expires_at'))}, but automation never removes the {data['why']}. "
+        "Renew it with `/access renew` (or grant Core Ops to someone else).",
+        COLOUR_WARN,
+    )
+
+
+def _expiry_reminder(data: Mapping[str, Any]) -> Rendered:
+    days = int(data["days_left"])
+    label = role_label(data["role"])
+    expires = data.get("expires_at")
+    return _notice(
+        f"Your {label} access expires in {days} day{'s' if days != 1 else ''}",
+        f"Your **{label}** grant in the Hyper Hash server expires {ts(expires)} "
+        f"({ts(expires, 'R')}). Ask a Core Ops member to `/access renew` it if you still need "
+        "it (manual §18: credentials expire after 90 days).",
+        COLOUR_WARN,
+    )
+
+
+def _member_left(data: Mapping[str, Any]) -> Rendered:
+    roles = ", ".join(role_label(r) for r in data.get("roles", []))
+    return _notice(
+        "Member left: grants revoked",
+        f"{who(data['member_id'], data['member_name'])} left the server; their grants ended "
+        f"at once: {roles}.",
+        COLOUR_MINER,
+    )
+
+
+def _drift(data: Mapping[str, Any]) -> Rendered:
+    label = role_label(data["role"])
+    text = (
+        f"{who(data['member_id'], data['member_name'])} holds **{label}** without an active "
+        "grant (given by hand in Discord?). "
+    )
+    if data.get("removed"):
+        text += "The role is being removed (`[access] enforce = true`)."
+    elif data.get("kept_because"):
+        text += f"It was left in place: automation never removes the {data['kept_because']}."
+    else:
+        text += "Grant it with `/access grant`, or remove the role. (`[access] enforce` is off.)"
+    return _notice(f"Access drift: {label} without a grant", text, COLOUR_WARN)
+
+
+def _lockout(data: Mapping[str, Any]) -> Rendered:
+    last = truncate(str(data["last_action"]), 64)
+    return _notice(
+        "Member locked out (3-strike rule)",
+        f"{who(data['member_id'], data['member_name'])} was denied {data['strikes']} "
+        f"privileged actions in a short time (last: `{last}`) and is locked out until "
+        f"{ts(data['until'])}. Lift it with `/access unlock`.",
+        COLOUR_BAD,
+    )
+
+
+def _unlocked(data: Mapping[str, Any]) -> Rendered:
+    member = who(data["member_id"], data["member_name"])
+    return _notice("Lockout lifted", f"{data['by']} lifted the lockout of {member}.", COLOUR_OK)
+
+
+def _review(data: Mapping[str, Any]) -> Rendered:
+    items = data.get("items", [])
+    embed = discord.Embed(
+        title=truncate(
+            f"Quarterly access review #{data['review_id']} ({data['page']}/{data['pages']})", 256
+        ),
+        description=(
+            f"{data['total']} active grants to confirm before {ts(data['deadline'])} "
+            f"({ts(data['deadline'], 'R')}). A Core Ops member who is not the holder decides "
+            "each one; grants nobody confirms are revoked at the deadline (manual §18)."
+        ),
+        colour=COLOUR_OPS,
+    )
+    buttons: list[Any] = []
+    for item in items:
+        embed.add_field(
+            name=truncate(f"{item['member_name']}: {role_label(item['role'])}", 256),
+            value=f"{who(item['member_id'], item['member_name'])}, "
+            f"expires {ts(item.get('expires_at'))}",
+            inline=False,
+        )
+        name = truncate(str(item["member_name"]), 40)
+        buttons.append(ReviewKeepButton.make(int(item["item_id"]), f"Keep {name}"))
+        buttons.append(ReviewRevokeButton.make(int(item["item_id"]), f"Revoke {name}"))
+    return Rendered(
+        content="Core Ops: the quarterly access review is open." if data["page"] == 1 else None,
+        embeds=[fit_embed(embed)],
+        items=buttons,
+    )
+
+
+def _review_summary(data: Mapping[str, Any]) -> Rendered:
+    lines = [
+        f"Kept: **{data['kept']}**",
+        f"Revoked by reviewers: **{data['revoked']}**",
+        f"Revoked for want of confirmation: **{data['auto_revoked']}**",
+    ]
+    if data.get("spared"):
+        lines.append(f"Kept by the safety rules (owner, last Core Ops): **{data['spared']}**")
+    return Rendered(
+        embeds=[
+            fit_embed(
+                discord.Embed(
+                    title=f"Access review #{data['review_id']} closed",
+                    description="\n".join(lines),
+                    colour=COLOUR_OK,
+                )
+            )
+        ]
+    )
+
+
+TEMPLATES = {
+    "access.approval_request": _approval_request,
+    "access.expired": _expired,
+    "access.expiry_kept": _expiry_kept,
+    "access.expiry_reminder": _expiry_reminder,
+    "access.member_left": _member_left,
+    "access.drift": _drift,
+    "access.lockout": _lockout,
+    "access.unlocked": _unlocked,
+    "access.review": _review,
+    "access.review_summary": _review_summary,
+}

@@ -425,6 +425,8 @@ class DiscordEmulator:
         self._message_payloads: dict[int, list[Json]] = {}
         self._command_ids: dict[tuple[int, int, str], int] = {}
         self._dm_channels: dict[int, int] = {}
+        self.closed_dms: set[int] = set()
+        """Users whose DMs are closed to the bot: sending them a DM is refused (403, 50007)."""
         self._interactions: dict[int, _Interaction] = {}
         self._by_token: dict[str, _Interaction] = {}
         self._modals: dict[str, Json] = {}
@@ -679,6 +681,11 @@ class DiscordEmulator:
         )
         assert found
         return copy.deepcopy(self.messages[channel_id])
+
+    def dm_messages(self, user_id: int) -> list[Json]:
+        """Messages the bot sent to a user by DM (empty if it never opened a DM with them)."""
+        cid = self._dm_channels.get(user_id)
+        return list(self.messages.get(cid, [])) if cid is not None else []
 
     def get_message(self, message_id: int) -> Json | None:
         """Any message the emulator knows (ephemeral ones included), as last edited."""
@@ -1406,6 +1413,10 @@ class DiscordEmulator:
         channel = self._channel(cid)
         if channel["type"] not in _MESSAGEABLE_TYPES:
             raise _error(400, "Cannot send messages in a non-text channel", 50008)
+        if channel["type"] == 1 and any(
+            int(r["id"]) in self.closed_dms for r in channel.get("recipients", [])
+        ):
+            raise _error(403, "Cannot send messages to this user", 50007)
         payload = call.object()
         flags = int(payload.get("flags") or 0) & _SENDABLE_FLAGS
         msg = await self._post_message(cid, {**payload, "flags": flags}, call.files)

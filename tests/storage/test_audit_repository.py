@@ -77,12 +77,12 @@ async def test_naive_datetimes_are_refused(database: Database) -> None:
     from sqlalchemy.exc import StatementError
 
     async with database.uow() as uow:
-        await uow.audit.add(
-            AuditRecord(
-                at=datetime(2026, 1, 1), actor_id=1, actor_name="a", action="x", outcome="ok"
-            )
-        )
         with pytest.raises(StatementError):
+            await uow.audit.add(
+                AuditRecord(
+                    at=datetime(2026, 1, 1), actor_id=1, actor_name="a", action="x", outcome="ok"
+                )
+            )
             await uow.commit()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
@@ -64,5 +66,49 @@ async def test_schema_state_on_empty_and_migrated(database_url: str) -> None:
         await migrations.upgrade(db.engine)
         assert (await migrations.schema_state(db.engine)).current == migrations.head_revision()
         assert "audit_log" in await table_names(db)
+    finally:
+        await db.close()
+
+
+async def test_rows_written_before_the_chain_are_chained_by_the_migration(
+    database_url: str,
+) -> None:
+    """Upgrading a database that already has audit rows chains them, and verify agrees."""
+    from sqlalchemy import text
+
+    from bot.services.audit import verify_chain
+
+    db = Database.from_url(database_url)
+    try:
+        await migrations.upgrade(db.engine, "6c5c3a55c5c7")  # before the hash chain
+        async with db.engine.begin() as conn:
+            for i in range(3):
+                await conn.execute(
+                    text(
+                        "INSERT INTO audit_log (at, actor_id, actor_name, action, target, "
+                        "outcome, details) VALUES (:at, :actor, 'old', 'whoami', NULL, 'ok', '{}')"
+                    ),
+                    {"at": datetime(2026, 11, 1, 12, i, tzinfo=UTC), "actor": i},
+                )
+        await migrations.upgrade(db.engine)
+        async with db.uow() as uow:
+            verdict = await verify_chain(uow)
+            # New rows continue the chain from the migrated head.
+            from bot.domain.audit import AuditRecord
+
+            await uow.audit.add(
+                AuditRecord(
+                    at=datetime(2026, 11, 2, tzinfo=UTC),
+                    actor_id=9,
+                    actor_name="new",
+                    action="x",
+                    outcome="ok",
+                )
+            )
+            await uow.commit()
+        assert verdict.ok and verdict.rows == 3
+        async with db.uow() as uow:
+            assert (await verify_chain(uow)).rows == 4
+            assert (await verify_chain(uow)).ok
     finally:
         await db.close()

@@ -17,10 +17,20 @@ class MemoryAudit:
     async def recent(self, limit=20, *, actor_id=None, action=None):
         return self.rows[-limit:]
 
+    async def since(self, since, limit=100_000):
+        return self.rows
+
+    async def chain(self, after_id, limit):
+        return []
+
 
 class MemoryUow:
     outbox: Any = None
     reminders: Any = None
+    grants: Any = None
+    lockouts: Any = None
+    reviews: Any = None
+    drift: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()

@@ -112,3 +112,38 @@ def test_console_script_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("run", "migrate", "check-config"):
         assert command in result.stdout
+
+
+def test_audit_verify_passes_then_names_an_edited_row(config_file: Path, capsys) -> None:
+    """`hh-opsbot audit verify` on a real log, then on the same log with one row edited."""
+    import asyncio
+    import sqlite3
+
+    from bot.domain.clock import SystemClock
+    from bot.domain.roles import Actor
+    from bot.services.audit import AuditService
+
+    assert cli.main(["migrate", "--config", str(config_file)]) == 0
+    url = load_settings(config_file, environ={}).settings.database.url.get_secret_value()
+
+    async def write_rows() -> None:
+        db = Database.from_url(url)
+        service = AuditService(SystemClock())
+        for i in range(5):
+            async with db.uow() as uow:
+                await service.record(uow, Actor(id=i, name=f"m{i}"), "whoami")
+                await uow.commit()
+        await db.close()
+
+    asyncio.run(write_rows())
+    capsys.readouterr()
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 0
+    assert "audit log OK: 5 rows" in capsys.readouterr().out
+
+    conn = sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///"))
+    conn.execute("UPDATE audit_log SET outcome = 'denied' WHERE id = 3")
+    conn.commit()
+    conn.close()
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 1
+    err = capsys.readouterr().err
+    assert "audit log BROKEN at row 3" in err and "edited" in err

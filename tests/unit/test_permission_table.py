@@ -11,8 +11,8 @@ from bot.config import load_settings
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
 from bot.metrics import Metrics
-from bot.services.access import AccessService
-from bot.services.audit import AuditService
+from bot.roles import DiscordMemberRoles
+from bot.services.container import Services
 from bot.storage.database import Database
 from cogs import EXTENSIONS
 from tests.unit.test_config import GOOD
@@ -23,12 +23,19 @@ async def test_table_and_registered_commands_agree(tmp_path: Path) -> None:
     path.write_text(GOOD)
     settings = load_settings(path, environ={}).settings
     database = Database.from_url("sqlite+aiosqlite:///:memory:")
+    roles = DiscordMemberRoles(settings.discord.guild_id, {})
+    services = Services.build(
+        database.uow,
+        SystemClock(),
+        access_settings=settings.access,
+        roles=roles,
+        owner_ids=frozenset(),
+    )
     bot = OpsBot(
         settings,
         database=database,
         metrics=Metrics(),
-        access=AccessService(),
-        audit=AuditService(SystemClock()),
+        services=services,
         scheduler=AsyncIOScheduler(),
     )
     try:

@@ -1,0 +1,84 @@
+"""Every service of the process, built once from the settings (the composition root's half
+that knows nothing of Discord)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.config import AccessSettings
+from bot.domain.access import AccessPolicy
+from bot.domain.permissions import PERMISSIONS
+from bot.domain.ports import Clock, MemberRoles
+from bot.domain.roles import OpsRole
+from bot.services.access import AccessService
+from bot.services.audit import AuditService
+from bot.services.grants import GrantService
+from bot.services.lockout import LockoutService
+from bot.services.notices import Notices
+from bot.services.outbox import OutboxService, ReminderService, UowFactory
+from bot.services.review import ReviewService
+
+
+def access_policy(settings: AccessSettings) -> AccessPolicy:
+    return AccessPolicy(
+        max_days=settings.max_days,
+        enforce=settings.enforce,
+        review_days=settings.review_days,
+        strikes=settings.lockout_strikes,
+        strike_window=timedelta(minutes=settings.lockout_window_minutes),
+        lockout=timedelta(minutes=settings.lockout_minutes),
+        approval_window=timedelta(hours=settings.approval_hours),
+        reminder_days=tuple(settings.reminder_days),
+    )
+
+
+@dataclass
+class Services:
+    access: AccessService
+    audit: AuditService
+    outbox: OutboxService
+    reminders: ReminderService
+    notices: Notices
+    lockouts: LockoutService
+    grants: GrantService
+    reviews: ReviewService
+
+    @classmethod
+    def build(
+        cls,
+        uow_factory: UowFactory,
+        clock: Clock,
+        *,
+        access_settings: AccessSettings,
+        roles: MemberRoles,
+        owner_ids: frozenset[int],
+        permissions: dict[str, frozenset[OpsRole] | None] | None = None,
+    ) -> Services:
+        policy = access_policy(access_settings)
+        audit = AuditService(clock)
+        outbox = OutboxService(uow_factory, clock)
+        reminders = ReminderService(uow_factory, clock)
+        notices = Notices(outbox)
+        grants = GrantService(
+            uow_factory,
+            clock,
+            policy,
+            roles=roles,
+            notices=notices,
+            reminders=reminders,
+            audit=audit,
+            owner_ids=owner_ids,
+        )
+        return cls(
+            access=AccessService(permissions if permissions is not None else PERMISSIONS),
+            audit=audit,
+            outbox=outbox,
+            reminders=reminders,
+            notices=notices,
+            lockouts=LockoutService(uow_factory, clock, policy, audit=audit, notices=notices),
+            grants=grants,
+            reviews=ReviewService(
+                uow_factory, clock, grants, audit=audit, notices=notices, owner_ids=owner_ids
+            ),
+        )

@@ -1,0 +1,150 @@
+"""Persistent buttons of the access area: grant approval and the access review.
+
+Each is a `bot.tree.OpsButton`: its custom_id carries the grant or review item id, so a button
+pressed after a restart still works, and the permission table decides who may press it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.domain.access import ReviewDecision
+from bot.tree import OpsButton
+from cogs.common import NO_MENTIONS
+
+if TYPE_CHECKING:
+    from bot.client import OpsBot
+
+
+class _AccessButton(OpsButton, template=r"hh:access:__base__"):
+    @classmethod
+    def make(cls, object_id: int, label: str | None = None) -> _AccessButton:
+        return cls(object_id, label=label or cls.default_label, style=cls.default_style)
+
+    default_label = ""
+    default_style = discord.ButtonStyle.secondary
+
+
+class ApproveGrantButton(_AccessButton, template=r"hh:access:approve:(?P<id>[0-9]{1,19})"):
+    action = "access:approve"
+    default_label = "Approve"
+    default_style = discord.ButtonStyle.success
+
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        await interaction.response.defer()
+        actor = bot.actor_for(interaction.user)
+        grant = await bot.grants.approve(actor, self.object_id)
+        await _close_request(
+            interaction,
+            f"Approved by {actor.name}: active until <t:{int(grant.expires_at.timestamp())}:f>."
+            if grant.expires_at
+            else f"Approved by {actor.name}.",
+        )
+        interaction.extras["audited"] = True
+
+
+class RejectGrantButton(_AccessButton, template=r"hh:access:reject:(?P<id>[0-9]{1,19})"):
+    action = "access:reject"
+    default_label = "Reject"
+    default_style = discord.ButtonStyle.danger
+
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        await interaction.response.defer()
+        actor = bot.actor_for(interaction.user)
+        await bot.grants.reject(actor, self.object_id)
+        await _close_request(interaction, f"Rejected by {actor.name}.")
+        interaction.extras["audited"] = True
+
+
+class ReviewKeepButton(_AccessButton, template=r"hh:access:keep:(?P<id>[0-9]{1,19})"):
+    action = "access:keep"
+    default_label = "Keep"
+    default_style = discord.ButtonStyle.success
+
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        await _decide(interaction, bot, self.object_id, ReviewDecision.KEEP)
+
+
+class ReviewRevokeButton(_AccessButton, template=r"hh:access:revoke:(?P<id>[0-9]{1,19})"):
+    action = "access:revoke"
+    default_label = "Revoke"
+    default_style = discord.ButtonStyle.danger
+
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        await _decide(interaction, bot, self.object_id, ReviewDecision.REVOKE)
+
+
+BUTTONS: tuple[type[_AccessButton], ...] = (
+    ApproveGrantButton,
+    RejectGrantButton,
+    ReviewKeepButton,
+    ReviewRevokeButton,
+)
+
+
+async def _close_request(interaction: discord.Interaction, outcome: str) -> None:
+    """The request message shows the decision and loses its buttons (nothing left to decide)."""
+    message = interaction.message
+    embeds = list(message.embeds) if message else []
+    if embeds:
+        embeds[0].add_field(name="Decision", value=outcome[:1024], inline=False)
+    await interaction.edit_original_response(embeds=embeds, view=None, allowed_mentions=NO_MENTIONS)
+
+
+async def _decide(
+    interaction: discord.Interaction, bot: OpsBot, item_id: int, decision: ReviewDecision
+) -> None:
+    await interaction.response.defer()
+    actor = bot.actor_for(interaction.user)
+    item = await bot.reviews.decide(actor, item_id, decision)
+    interaction.extras["audited"] = True
+    verb = "Kept" if decision is ReviewDecision.KEEP else "Revoked"
+    await interaction.edit_original_response(
+        view=_with_decision(interaction.message, item_id, f"{verb} by {actor.name}"[:80]),
+        allowed_mentions=NO_MENTIONS,
+    )
+    del item
+
+
+def _with_decision(
+    message: discord.Message | None, item_id: int, label: str
+) -> discord.ui.View | None:
+    """Rebuild the message's buttons as persistent ones, the decided pair greyed out."""
+    if message is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    decided = {f"hh:access:keep:{item_id}", f"hh:access:revoke:{item_id}"}
+    seen_decided = False
+    for row in message.components:
+        for component in getattr(row, "children", []):
+            custom_id = getattr(component, "custom_id", None)
+            if not isinstance(custom_id, str):
+                continue
+            if custom_id in decided:
+                if not seen_decided:
+                    seen_decided = True
+                    view.add_item(
+                        discord.ui.Button(label=label, disabled=True, custom_id=f"{custom_id}:done")
+                    )
+                continue
+            button = _rebuild(custom_id, component)
+            if button is not None:
+                view.add_item(button)
+    return view
+
+
+def _rebuild(custom_id: str, component: Any) -> _AccessButton | discord.ui.Button[Any] | None:
+    for cls in BUTTONS:
+        match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
+        if match:
+            return cls(
+                int(match["id"]),
+                label=getattr(component, "label", None) or cls.default_label,
+                style=getattr(component, "style", cls.default_style),
+                disabled=bool(getattr(component, "disabled", False)),
+            )
+    return discord.ui.Button(
+        label=getattr(component, "label", None) or "…", disabled=True, custom_id=custom_id
+    )

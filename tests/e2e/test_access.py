@@ -1,0 +1,288 @@
+"""Access control end to end: the real discord.py client, the emulator, a clock the test moves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.app import Application
+from bot.config import load_settings
+from bot.storage import migrations
+from tests.conftest import FakeClock
+from tests.e2e.conftest import (
+    CORE_USER,
+    GUILD_ID,
+    MINER_USER,
+    NODE_USER,
+    OWNER_USER,
+    TOKEN,
+    World,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def app(world: World, config_path: Path, fake_clock: FakeClock) -> AsyncIterator[Application]:
+    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
+    application = Application(settings, clock=fake_clock)
+    await migrations.upgrade(application.database.engine)
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    await application.start()
+    try:
+        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
+        await world.emulator.wait_ready(timeout=30)
+        await settle(world, application)
+        yield application
+    finally:
+        await application.shutdown()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def settle(world: World, app: Application) -> None:
+    """Let start-up work (drift check, outbox) finish so tests see only their own effects."""
+    async with asyncio.timeout(15):
+        while not app.bot.is_ready():
+            await asyncio.sleep(0.05)
+    await app.outbox.drain_all()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = check()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+def sub(name: str, **options: Any) -> list[dict]:
+    types = {"member": 6, "role": 3, "days": 4, "reason": 3}
+    opts = [{"name": k, "type": types.get(k, 3), "value": v} for k, v in options.items()]
+    return [{"name": name, "type": 1, "options": opts}]
+
+
+def member_roles(world: World, user_id: int) -> set[int]:
+    return {int(r) for r in world.emulator.member(user_id)["roles"]}
+
+
+def texts(world: World, channel: str) -> list[str]:
+    out = []
+    for message in world.emulator.messages.get(world.channels[channel], []):
+        parts = [message.get("content") or ""]
+        for embed in message.get("embeds", []):
+            parts += [embed.get("title", ""), embed.get("description", "")]
+        out.append(" ".join(parts))
+    return out
+
+
+async def test_grant_adds_role_and_expiry_removes_it(
+    world: World, app: Application, fake_clock: FakeClock
+) -> None:
+    emu, node_role = world.emulator, world.roles["node_ops"]
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="node_ops", days=7, reason="runs node-7"),
+    )
+    reply = await result.wait_for_followups(1)
+    assert result.ephemeral or reply[0]["flags"] & 64
+    assert reply[0]["embeds"][0]["title"] == "Node Ops granted"
+    assert node_role in member_roles(world, MINER_USER)
+
+    # /whoami shows the grant and its expiry.
+    whoami = await emu.invoke_command("whoami", MINER_USER)
+    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
+    assert "Node Ops" in fields["Your grants"] and "expires <t:" in fields["Your grants"]
+
+    # Seven days later the sweep ends the grant and the worker takes the role off.
+    fake_clock.advance(days=7)
+    await app.access_sweep()
+    app.outbox.wake()
+    await eventually(lambda: node_role not in member_roles(world, MINER_USER))
+    await eventually(lambda: any("Node Ops grant expired" in t for t in texts(world, "operations")))
+
+
+async def test_core_ops_grant_needs_a_second_core_ops_approval(
+    world: World, app: Application
+) -> None:
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="joins the rota"),
+    )
+    reply = (await result.wait_for_followups(1))[0]
+    assert (
+        "awaiting" in reply["embeds"][0]["title"].lower()
+        or "requested" in reply["embeds"][0]["title"]
+    )
+    assert core_role not in member_roles(world, MINER_USER)
+
+    request = await eventually(
+        lambda: next(
+            (
+                m
+                for m in emu.messages.get(world.channels["operations"], [])
+                if m.get("components") and "two-person" in m["embeds"][0]["title"]
+            ),
+            None,
+        )
+    )
+    assert f"<@&{core_role}>" in request["content"], "Core Ops are pinged"
+    assert request["mention_roles"] == [str(core_role)]
+    approve_id = request["components"][0]["components"][0]["custom_id"]
+    assert approve_id.startswith("hh:access:approve:")
+
+    # The requester cannot approve their own request.
+    same = await emu.click_button(approve_id, CORE_USER, message=request)
+    followups = await same.wait_for_followups(1)
+    assert "second Core Ops member" in followups[0]["content"]
+    assert core_role not in member_roles(world, MINER_USER)
+
+    # A second Core Ops member (here the break-glass owner) approves: the role is added.
+    done = await emu.click_button(approve_id, OWNER_USER, message=request)
+    edited = await done.wait_for_edit(1)
+    assert edited["components"] == [], "the buttons are gone once decided"
+    assert "Approved by" in str(edited["embeds"][0]["fields"])
+    await eventually(lambda: core_role in member_roles(world, MINER_USER))
+
+
+async def test_refused_role_change_says_how_to_fix_it(world: World, app: Application) -> None:
+    emu = world.emulator
+    emu.roles[world.roles["treasury_ops"]]["position"] = 10_000  # above the bot's own role
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="treasury_ops", reason="treasury"),
+    )
+    (reply,) = await result.wait_for_followups(1)
+    assert "drag the bot's role above Treasury Ops" in reply["content"]
+    assert reply["flags"] & 64, "ephemeral"
+    assert await app.services.grants.find(member_id=MINER_USER) == [], "no half-made grant"
+
+
+async def test_member_leaving_loses_every_grant(world: World, app: Application) -> None:
+    emu = world.emulator
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="observer", reason="audits"),
+    )
+    await result.wait_for_followups(1)
+    assert len(await app.services.grants.find(member_id=MINER_USER)) == 1
+    await emu.member_leave(MINER_USER)
+
+    async def gone() -> bool:
+        return not await app.services.grants.find(member_id=MINER_USER)
+
+    async with asyncio.timeout(10):
+        while not await gone():
+            await asyncio.sleep(0.05)
+    await eventually(lambda: any("Member left" in t for t in texts(world, "operations")))
+
+
+async def test_hand_given_role_is_reported_as_drift(world: World, app: Application) -> None:
+    emu = world.emulator
+    await emu.set_member_roles(MINER_USER, [world.roles["treasury_ops"]])
+    text = await eventually(
+        lambda: next(
+            (
+                t
+                for t in texts(world, "operations")
+                if "Treasury Ops without a grant" in t and str(MINER_USER) in t
+            ),
+            None,
+        )
+    )
+    assert "enforce" in text
+    assert world.roles["treasury_ops"] in member_roles(world, MINER_USER), "enforce is off"
+
+
+async def test_three_denied_attempts_lock_out(world: World, app: Application) -> None:
+    emu = world.emulator
+    replies = []
+    for _ in range(3):
+        result = await emu.invoke_command(
+            "access",
+            NODE_USER,
+            options=sub("grant", member=str(MINER_USER), role="observer", reason="try"),
+        )
+        replies.append(result.sent["content"])
+    assert "needs the Core Ops role" in replies[0]
+    assert "One more denied attempt" in replies[1]
+    assert "you are now locked out" in replies[2]
+    # Now even what the Node Ops role allows is refused, until Core Ops unlock.
+    ping = await emu.invoke_command("ping", NODE_USER)
+    assert "locked out of privileged actions" in ping.sent["content"]
+    whoami = await emu.invoke_command("whoami", NODE_USER)
+    assert whoami.sent["embeds"], "public commands still work"
+    await eventually(lambda: any("locked out" in t for t in texts(world, "operations")))
+    unlock = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=[
+            {
+                "name": "unlock",
+                "type": 1,
+                "options": [{"name": "member", "type": 6, "value": str(NODE_USER)}],
+            }
+        ],
+    )
+    assert "may use privileged commands again" in unlock.sent["content"]
+    ping = await emu.invoke_command("ping", NODE_USER)
+    assert ping.sent["embeds"][0]["title"] == "hh-opsbot is up"
+
+
+async def test_review_buttons(world: World, app: Application, fake_clock: FakeClock) -> None:
+    emu = world.emulator
+    for role in ("observer", "node_ops"):
+        result = await emu.invoke_command(
+            "access",
+            CORE_USER,
+            options=sub("grant", member=str(MINER_USER), role=role, reason="quarter"),
+        )
+        await result.wait_for_followups(1)
+    started = await emu.invoke_command(
+        "access", CORE_USER, options=[{"name": "review", "type": 1, "options": []}]
+    )
+    assert "Access review #" in started.sent["content"]
+    review = await eventually(
+        lambda: next(
+            (
+                m
+                for m in emu.messages.get(world.channels["operations"], [])
+                if m.get("embeds") and "Quarterly access review" in m["embeds"][0]["title"]
+            ),
+            None,
+        )
+    )
+    buttons = [c for row in review["components"] for c in row["components"]]
+    assert [b["label"].split()[0] for b in buttons] == ["Keep", "Revoke", "Keep", "Revoke"]
+    # The holder cannot review their own grant.
+    emu.add_member(MINER_USER, "miner-carol", roles=[world.roles["core_ops"]])
+    own = await emu.click_button(buttons[0]["custom_id"], MINER_USER, message=review)
+    assert "your own grant" in (await own.wait_for_followups(1))[0]["content"]
+    # Keep the first, revoke the second.
+    keep = await emu.click_button(buttons[0]["custom_id"], CORE_USER, message=review)
+    after_keep = await keep.wait_for_edit(1)
+    revoke = await emu.click_button(buttons[3]["custom_id"], CORE_USER, message=after_keep)
+    after = await revoke.wait_for_edit(1)
+    labels = [c["label"] for row in after["components"] for c in row["components"]]
+    assert any(label.startswith("Kept by") for label in labels)
+    assert any(label.startswith("Revoked by") for label in labels)
+    await eventually(
+        lambda: any("Access review #" in t and "closed" in t for t in texts(world, "operations"))
+    )
+    remaining = await app.services.grants.find(member_id=MINER_USER)
+    assert len(remaining) == 1

@@ -1,0 +1,322 @@
+"""Grants: the two-person rule, expiry at the boundary, reminders once, revocation, departures."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.domain.access import GrantStatus
+from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.roles import OpsRole
+from bot.services.container import Services
+from tests.services.conftest import (
+    ALICE,
+    BOB,
+    CORE_A,
+    CORE_B,
+    OWNER,
+    REFUSED,
+    UNAVAILABLE,
+    audit_actions,
+)
+
+
+async def test_grant_adds_the_role_records_the_grant_and_audits(
+    services: Services, roles, database, clock
+) -> None:
+    result = await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "runs node-7")
+    grant = result.grant
+    assert not result.pending_approval
+    assert (ALICE.id, OpsRole.NODE_OPS) in roles.held
+    assert grant.status is GrantStatus.ACTIVE
+    assert grant.expires_at == clock.now() + timedelta(days=30)
+    assert grant.granted_by_name == "core-a" and grant.reason == "runs node-7"
+    assert ("access grant", "ok") in await audit_actions(database)
+
+
+async def test_default_and_maximum_is_90_days(services: Services, clock) -> None:
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.OBSERVER, None, "audit")).grant
+    assert grant.expires_at == clock.now() + timedelta(days=90)
+    with pytest.raises(InvalidInput, match="between 1 and 90"):
+        await services.grants.grant(CORE_A, BOB, OpsRole.OBSERVER, 91, "too long")
+    with pytest.raises(InvalidInput, match="between 1 and 90"):
+        await services.grants.grant(CORE_A, BOB, OpsRole.OBSERVER, 0, "zero")
+
+
+async def test_nobody_grants_or_renews_for_themselves(services: Services) -> None:
+    from bot.services.grants import MemberRef
+
+    me = MemberRef(id=CORE_A.id or 0, name=CORE_A.name)
+    with pytest.raises(InvalidInput, match="their own access"):
+        await services.grants.grant(CORE_A, me, OpsRole.NODE_OPS, 10, "myself")
+    await services.grants.grant(CORE_B, me, OpsRole.NODE_OPS, 10, "by b")
+    with pytest.raises(InvalidInput, match="their own access"):
+        await services.grants.renew(CORE_A, me, OpsRole.NODE_OPS, 10)
+
+
+async def test_a_reason_is_required(services: Services) -> None:
+    with pytest.raises(InvalidInput, match="reason"):
+        await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 10, "  ")
+
+
+async def test_discord_refusal_leaves_no_half_made_grant(
+    services: Services, roles, database
+) -> None:
+    roles.refuse = REFUSED
+    with pytest.raises(type(REFUSED), match="move the bot's role"):
+        await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 10, "runs node-7")
+    assert await services.grants.find() == []
+    assert ("access grant", "ok") not in await audit_actions(database)
+
+
+async def test_second_grant_of_the_same_role_points_to_renew(services: Services) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 10, "first")
+    with pytest.raises(InvalidInput, match="/access renew"):
+        await services.grants.grant(CORE_B, ALICE, OpsRole.NODE_OPS, 10, "again")
+
+
+# -- two-person rule ---------------------------------------------------------------------------
+
+
+async def test_core_ops_grant_waits_for_a_second_core_ops_member(
+    services: Services, roles, delivered, clock
+) -> None:
+    result = await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 60, "on-call rota")
+    assert result.pending_approval and result.grant.status is GrantStatus.PENDING
+    assert roles.held == set(), "no role before approval"
+    await services.outbox.drain_all()
+    assert delivered.templates() == ["access.approval_request"]
+    assert delivered.notices[0]["mention_roles"] == ["core_ops"]
+
+    with pytest.raises(InvalidInput, match="second Core Ops member"):
+        await services.grants.approve(CORE_A, result.grant.id)  # the requester
+    clock.advance(hours=2)
+    grant = await services.grants.approve(CORE_B, result.grant.id)
+    assert grant.status is GrantStatus.ACTIVE and grant.approved_by_id == CORE_B.id
+    assert grant.expires_at == clock.now() + timedelta(days=60), "counted from approval"
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    with pytest.raises(InvalidInput, match="already decided"):
+        await services.grants.approve(CORE_B, result.grant.id)
+
+
+async def test_the_member_receiving_the_role_cannot_approve(services: Services) -> None:
+    from bot.domain.roles import Actor
+
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 60, "rota")).grant
+    alice_as_core = Actor(id=ALICE.id, name=ALICE.name, roles=frozenset({OpsRole.CORE_OPS}))
+    with pytest.raises(InvalidInput, match="second Core Ops member"):
+        await services.grants.approve(alice_as_core, grant.id)
+
+
+async def test_request_lapses_after_24_hours(services: Services, roles, clock, database) -> None:
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 60, "rota")).grant
+    clock.advance(hours=24)
+    with pytest.raises(InvalidInput, match="expired"):
+        await services.grants.approve(CORE_B, grant.id)
+    assert roles.held == set()
+    (ended,) = await services.grants.find(statuses=(GrantStatus.LAPSED,))
+    assert ended.id == grant.id
+
+
+async def test_sweep_lapses_unapproved_requests(services: Services, clock) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 60, "rota")
+    clock.advance(hours=23, minutes=59)
+    assert (await services.grants.sweep()).lapsed == []
+    clock.advance(minutes=1)
+    assert len((await services.grants.sweep()).lapsed) == 1
+
+
+async def test_reject(services: Services, roles, database) -> None:
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 60, "rota")).grant
+    await services.grants.reject(CORE_B, grant.id)
+    assert roles.held == set()
+    assert ("access:reject", "ok") in await audit_actions(database)
+
+
+# -- expiry ------------------------------------------------------------------------------------
+
+
+async def test_expiry_exactly_at_the_boundary(services: Services, roles, clock, delivered) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 7, "a week")
+    clock.advance(days=7, microseconds=-1)
+    assert (await services.grants.sweep()).expired == []
+    clock.advance(microseconds=1)
+    result = await services.grants.sweep()
+    assert [g.member_id for g in result.expired] == [ALICE.id]
+    await services.outbox.drain_all()
+    assert (ALICE.id, OpsRole.NODE_OPS) not in roles.held
+    assert delivered.removals[0]["member_id"] == ALICE.id
+    assert "access.expired" in delivered.templates()
+    assert (await services.grants.sweep()).expired == [], "idempotent"
+
+
+async def test_grant_that_expired_during_downtime_is_removed_by_the_next_sweep(
+    services: Services, roles, clock
+) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.OBSERVER, 1, "short")
+    clock.advance(days=30)  # the bot was down all along
+    assert len((await services.grants.sweep()).expired) == 1
+    await services.outbox.drain_all()
+    assert roles.held == set()
+
+
+async def test_last_core_ops_member_is_never_removed_by_automation(
+    services: Services, roles, clock, delivered
+) -> None:
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 10, "only one")).grant
+    await services.grants.approve(CORE_B, grant.id)
+    clock.advance(days=11)
+    result = await services.grants.sweep()
+    assert result.expired == [] and [g.id for g in result.kept] == [grant.id]
+    await services.outbox.drain_all()
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert "access.expiry_kept" in delivered.templates()
+
+
+async def test_owner_accounts_are_never_removed_by_automation(services: Services, clock) -> None:
+    from bot.services.grants import MemberRef
+
+    owner = MemberRef(id=OWNER.id or 0, name="owner")
+    await services.grants.grant(CORE_A, owner, OpsRole.NODE_OPS, 1, "owner also runs a node")
+    clock.advance(days=2)
+    result = await services.grants.sweep()
+    assert result.expired == [] and len(result.kept) == 1
+
+
+# -- reminders ---------------------------------------------------------------------------------
+
+
+async def test_reminders_7_and_1_days_before_expiry_sent_once(
+    services: Services, clock, delivered, database
+) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
+    clock.advance(days=22, hours=23)
+    assert await services.reminders.fire_due() == 0
+    clock.advance(hours=1)  # 7 days left
+    assert await services.reminders.fire_due() == 1
+    assert await services.reminders.fire_due() == 0, "once"
+    clock.advance(days=6)  # 1 day left
+    assert await services.reminders.fire_due() == 1
+    await services.outbox.drain_all()
+    assert [d["data"]["days_left"] for d in delivered.directs] == [7, 1]
+    assert all(d["user_id"] == ALICE.id for d in delivered.directs)
+    assert [a for a in await audit_actions(database) if a[0] == "access:reminder"] == [
+        ("access:reminder", "ok"),
+        ("access:reminder", "ok"),
+    ]
+
+
+async def test_renewal_moves_the_reminders(services: Services, clock, delivered) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 10, "rota")
+    clock.advance(days=3)  # the 7-day reminder is due now
+    await services.grants.renew(CORE_B, ALICE, OpsRole.NODE_OPS, 30)
+    assert await services.reminders.fire_due() == 0, "the old reminder went with the old expiry"
+    clock.advance(days=23)
+    assert await services.reminders.fire_due() == 1
+    await services.outbox.drain_all()
+    assert delivered.directs[0]["data"]["days_left"] == 7
+
+
+async def test_short_grant_gets_only_the_reminders_that_fit(services: Services, clock) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 3, "short")
+    clock.advance(days=10)
+    assert await services.reminders.fire_due() == 1  # the 1-day one only
+
+
+# -- revoke and departures ---------------------------------------------------------------------
+
+
+async def test_revoke_removes_the_role_now(services: Services, roles, database) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
+    result = await services.grants.revoke(CORE_B, ALICE, OpsRole.NODE_OPS, "left the rota")
+    assert not result.queued_removal
+    assert roles.held == set()
+    assert await services.grants.find() == []
+    with pytest.raises(NotFound):
+        await services.grants.revoke(CORE_B, ALICE, OpsRole.NODE_OPS, "again")
+
+
+async def test_revoke_refused_by_discord_changes_nothing(services: Services, roles) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
+    roles.refuse = REFUSED
+    with pytest.raises(type(REFUSED)):
+        await services.grants.revoke(CORE_B, ALICE, OpsRole.NODE_OPS, "left")
+    assert [g.status for g in await services.grants.find()] == [GrantStatus.ACTIVE]
+
+
+async def test_revoke_while_discord_is_down_is_queued(services: Services, roles) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
+    roles.refuse = UNAVAILABLE
+    result = await services.grants.revoke(CORE_B, ALICE, OpsRole.NODE_OPS, "left")
+    assert result.queued_removal
+    assert await services.grants.find() == []
+    roles.refuse = None
+    await services.outbox.drain_all()
+    assert roles.held == set()
+
+
+async def test_member_leaving_ends_every_grant(services: Services, database) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
+    await services.grants.grant(CORE_A, ALICE, OpsRole.OBSERVER, 30, "audit")
+    ended = await services.grants.member_left(ALICE)
+    assert {g.role for g in ended} == {OpsRole.NODE_OPS, OpsRole.OBSERVER}
+    assert await services.grants.find(member_id=ALICE.id) == []
+    actions = await audit_actions(database)
+    assert actions.count(("access:member_left", "ok")) == 2
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+
+async def test_drift_is_reported_once_and_resolved(services: Services, delivered, database) -> None:
+    holdings = {ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS}))}
+    found = await services.grants.check_drift(holdings, complete=True)
+    assert [(f.member_id, f.role) for f in found] == [(ALICE.id, OpsRole.NODE_OPS)]
+    assert await services.grants.check_drift(holdings, complete=True) == [], "reported once"
+    await services.outbox.drain_all()
+    assert delivered.templates() == ["access.drift"]
+    assert delivered.removals == [], "enforce is off"
+    # The role goes away: resolved; it comes back: reported again.
+    await services.grants.check_drift({ALICE.id: ("alice", frozenset())}, complete=False)
+    assert len(await services.grants.check_drift(holdings, complete=False)) == 1
+
+
+async def test_granted_roles_are_not_drift(services: Services) -> None:
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
+    holdings = {ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS}))}
+    assert await services.grants.check_drift(holdings, complete=True) == []
+
+
+async def test_enforce_removes_drift_but_not_the_last_core_ops(
+    database, clock, roles, delivered
+) -> None:
+    from bot.config import AccessSettings
+    from bot.domain.outbox import OutboxItem
+    from bot.services.notices import NOTICE, ROLE_REMOVE
+
+    built = Services.build(
+        database.uow,
+        clock,
+        access_settings=AccessSettings(enforce=True),
+        roles=roles,
+        owner_ids=frozenset(),
+    )
+
+    async def record(item: OutboxItem) -> dict:
+        (delivered.removals if item.kind == ROLE_REMOVE else delivered.notices).append(
+            dict(item.payload)
+        )
+        return {}
+
+    built.outbox.register(NOTICE, record)
+    built.outbox.register(ROLE_REMOVE, record)
+    holdings = {
+        ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS})),
+        BOB.id: ("bob", frozenset({OpsRole.CORE_OPS})),
+    }
+    await built.grants.check_drift(holdings, complete=True)
+    await built.outbox.drain_all()
+    assert [(r["member_id"], r["role"]) for r in delivered.removals] == [(ALICE.id, "node_ops")]
+    kept = next(n for n in delivered.notices if n["data"]["member_id"] == BOB.id)
+    assert kept["data"]["kept_because"] == "last active Core Ops member"
