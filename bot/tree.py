@@ -210,6 +210,7 @@ class OpsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:__
         label: str,
         style: discord.ButtonStyle = discord.ButtonStyle.secondary,
         disabled: bool = False,
+        row: int | None = None,
     ) -> None:
         area, verb = self.action.split(":")
         super().__init__(
@@ -218,7 +219,8 @@ class OpsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:__
                 style=style,
                 custom_id=f"hh:{area}:{verb}:{object_id}",
                 disabled=disabled,
-            )
+            ),
+            row=row,
         )
         self.object_id = object_id
 

@@ -283,7 +283,7 @@ def _review(data: Mapping[str, Any]) -> Rendered:
         colour=COLOUR_OPS,
     )
     buttons: list[Any] = []
-    for item in items:
+    for row, item in enumerate(items):
         embed.add_field(
             name=truncate(f"{item['member_name']}: {role_label(item['role'])}", 256),
             value=f"{who(item['member_id'], item['member_name'])}, "
@@ -291,8 +291,8 @@ def _review(data: Mapping[str, Any]) -> Rendered:
             inline=False,
         )
         name = truncate(str(item["member_name"]), 40)
-        buttons.append(ReviewKeepButton.make(int(item["item_id"]), f"Keep {name}"))
-        buttons.append(ReviewRevokeButton.make(int(item["item_id"]), f"Revoke {name}"))
+        buttons.append(ReviewKeepButton.make(int(item["item_id"]), f"Keep {name}", row=row))
+        buttons.append(ReviewRevokeButton.make(int(item["item_id"]), f"Revoke {name}", row=row))
     return Rendered(
         content="Core Ops: the quarterly access review is open." if data["page"] == 1 else None,
         embeds=[fit_embed(embed)],

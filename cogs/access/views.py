@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 class _AccessButton(OpsButton, template=r"hh:access:__base__"):
     @classmethod
-    def make(cls, object_id: int, label: str | None = None) -> _AccessButton:
-        return cls(object_id, label=label or cls.default_label, style=cls.default_style)
+    def make(
+        cls, object_id: int, label: str | None = None, *, row: int | None = None
+    ) -> _AccessButton:
+        return cls(object_id, label=label or cls.default_label, style=cls.default_style, row=row)
 
     default_label = ""
     default_style = discord.ButtonStyle.secondary
@@ -117,7 +119,7 @@ def _with_decision(
     view = discord.ui.View(timeout=None)
     decided = {f"hh:access:keep:{item_id}", f"hh:access:revoke:{item_id}"}
     seen_decided = False
-    for row in message.components:
+    for row_index, row in enumerate(message.components):
         for component in getattr(row, "children", []):
             custom_id = getattr(component, "custom_id", None)
             if not isinstance(custom_id, str):
@@ -126,16 +128,20 @@ def _with_decision(
                 if not seen_decided:
                     seen_decided = True
                     view.add_item(
-                        discord.ui.Button(label=label, disabled=True, custom_id=f"{custom_id}:done")
+                        discord.ui.Button(
+                            label=label, disabled=True, custom_id=f"{custom_id}:done", row=row_index
+                        )
                     )
                 continue
-            button = _rebuild(custom_id, component)
+            button = _rebuild(custom_id, component, row_index)
             if button is not None:
                 view.add_item(button)
     return view
 
 
-def _rebuild(custom_id: str, component: Any) -> _AccessButton | discord.ui.Button[Any] | None:
+def _rebuild(
+    custom_id: str, component: Any, row: int
+) -> _AccessButton | discord.ui.Button[Any] | None:
     for cls in BUTTONS:
         match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
         if match:
@@ -144,7 +150,8 @@ def _rebuild(custom_id: str, component: Any) -> _AccessButton | discord.ui.Butto
                 label=getattr(component, "label", None) or cls.default_label,
                 style=getattr(component, "style", cls.default_style),
                 disabled=bool(getattr(component, "disabled", False)),
+                row=row,
             )
     return discord.ui.Button(
-        label=getattr(component, "label", None) or "…", disabled=True, custom_id=custom_id
+        label=getattr(component, "label", None) or "…", disabled=True, custom_id=custom_id, row=row
     )

@@ -286,3 +286,93 @@ async def test_review_buttons(world: World, app: Application, fake_clock: FakeCl
     )
     remaining = await app.services.grants.find(member_id=MINER_USER)
     assert len(remaining) == 1
+
+
+async def test_expiry_reminder_by_dm_or_mention_when_dms_are_closed(
+    world: World, app: Application, fake_clock: FakeClock
+) -> None:
+    emu = world.emulator
+    for user, role in ((MINER_USER, "observer"), (OWNER_USER, "node_ops")):
+        result = await emu.invoke_command(
+            "access",
+            CORE_USER,
+            options=sub("grant", member=str(user), role=role, days=30, reason="rota"),
+        )
+        await result.wait_for_followups(1)
+    emu.closed_dms.add(OWNER_USER)
+    fake_clock.advance(days=23)  # seven days left
+    await app.fire_reminders()
+    dm = await eventually(lambda: emu.dm_messages(MINER_USER))
+    assert "expires in 7 days" in dm[0]["embeds"][0]["title"]
+    fallback = await eventually(
+        lambda: next(
+            (
+                m
+                for m in emu.messages.get(world.channels["operations"], [])
+                if f"<@{OWNER_USER}>" in (m.get("content") or "")
+                and "DMs are closed" in m["content"]
+            ),
+            None,
+        )
+    )
+    assert fallback["mentions"][0]["id"] == str(OWNER_USER), "the holder is pinged, nobody else"
+    # Sent once, also when the job runs again (or after a restart).
+    await app.fire_reminders()
+    await app.outbox.drain_all()
+    assert len(emu.dm_messages(MINER_USER)) == 1
+
+
+async def test_audit_recent_and_export(world: World, app: Application) -> None:
+    emu = world.emulator
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="node_ops", reason="runs a node"),
+    )
+    await result.wait_for_followups(1)
+    recent = await emu.invoke_command(
+        "audit",
+        CORE_USER,
+        options=[
+            {
+                "name": "recent",
+                "type": 1,
+                "options": [{"name": "action", "type": 3, "value": "access grant"}],
+            }
+        ],
+    )
+    assert recent.ephemeral
+    assert "**access grant** ok" in recent.sent["embeds"][0]["description"]
+    denied = await emu.invoke_command(
+        "audit", MINER_USER, options=[{"name": "recent", "type": 1, "options": []}]
+    )
+    assert "needs the Core Ops or Observer role" in denied.sent["content"]
+
+    export = await emu.invoke_command(
+        "audit",
+        CORE_USER,
+        options=[
+            {"name": "export", "type": 1, "options": [{"name": "since", "type": 3, "value": "1d"}]}
+        ],
+    )
+    (message,) = await export.wait_for_followups(1)
+    (attachment,) = message["attachments"]
+    assert attachment["filename"].endswith(".jsonl")
+    body = emu.files[int(attachment["id"])]
+    lines = [line for line in body.decode().splitlines() if line]
+    import json
+
+    rows = [json.loads(line) for line in lines]
+    assert any(r["action"] == "access grant" and r["actor_id"] == CORE_USER for r in rows)
+    bad = await emu.invoke_command(
+        "audit",
+        CORE_USER,
+        options=[
+            {
+                "name": "export",
+                "type": 1,
+                "options": [{"name": "since", "type": 3, "value": "soon"}],
+            }
+        ],
+    )
+    assert "`since` must be a date" in bad.sent["content"]

@@ -16,3 +16,21 @@ def test_point_discord_at_redirects_rest_and_gateway() -> None:
         )
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def test_scheduler_runs_the_quarterly_review_and_the_sweeps(tmp_path) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    from bot.app import Application
+    from bot.config import load_settings
+    from tests.unit.test_config import GOOD
+
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD)
+    app = Application(load_settings(path, environ={}).settings)
+    jobs = {job.id: job for job in app.scheduler.get_jobs()}
+    assert {"access-sweep", "reminders", "access-review", "database-health"} <= set(jobs)
+    trigger = jobs["access-review"].trigger
+    assert isinstance(trigger, CronTrigger)
+    fields = {f.name: str(f) for f in trigger.fields}
+    assert (fields["day"], fields["month"], fields["hour"]) == ("1", "1,4,7,10", "9")

@@ -222,3 +222,20 @@ def test_token_file_from_environment(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, text), environ=env).settings
     assert s.discord.token is not None
     assert s.discord.token.get_secret_value() == "credential-token"
+
+
+def test_access_defaults_and_bad_cron(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, GOOD), environ={}).settings
+    assert (s.access.max_days, s.access.review_days, s.access.lockout_strikes) == (90, 14, 3)
+    assert s.access.reminder_days == [7, 1]
+    lines = problems(
+        write(tmp_path, GOOD + '\n[access]\nreview_cron = "every quarter"\nmax_days = 120\n')
+    )
+    assert (
+        "access.review_cron: must be a 5-field cron expression (minute hour day month weekday)"
+        in lines
+    )
+    assert any(line.startswith("access.max_days:") for line in lines)
+    env = {"HH_ACCESS__REMINDER_DAYS": "14, 3,1", "HH_ACCESS__ENFORCE": "true"}
+    s = load_settings(write(tmp_path, GOOD), environ=env).settings
+    assert s.access.reminder_days == [14, 3, 1] and s.access.enforce is True
