@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install run migrate check-config test lint format check clean
+.PHONY: install run migrate check-config test coverage lint format check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ check-config: install
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+coverage: install
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
