@@ -97,19 +97,7 @@ class GrantService:
             if live is not None:
                 raise InvalidInput(_already(live))
             if role is OpsRole.CORE_OPS:
-                grant = await uow.grants.add(
-                    member_id=member.id,
-                    member_name=member.name,
-                    role=role,
-                    status=GrantStatus.PENDING,
-                    reason=reason,
-                    granted_by_id=actor.id,
-                    granted_by_name=actor.name,
-                    requested_at=now,
-                    days=days,
-                    granted_at=None,
-                    expires_at=None,
-                )
+                grant = await self._record(uow, actor, member, role, reason, days, active=False)
                 await self._audit.record(
                     uow,
                     actor,
@@ -134,19 +122,7 @@ class GrantService:
         await self._add_role(member.id, role, f"grant by {actor.name}: {reason}")
         try:
             async with self._uow() as uow:
-                grant = await uow.grants.add(
-                    member_id=member.id,
-                    member_name=member.name,
-                    role=role,
-                    status=GrantStatus.ACTIVE,
-                    reason=reason,
-                    granted_by_id=actor.id,
-                    granted_by_name=actor.name,
-                    requested_at=now,
-                    days=days,
-                    granted_at=now,
-                    expires_at=expires,
-                )
+                grant = await self._record(uow, actor, member, role, reason, days, active=True)
                 await self._schedule_reminders(uow, grant)
                 await self._audit.record(
                     uow,
@@ -569,6 +545,33 @@ class GrantService:
             await self._reminders.cancel(uow, REMINDER_KIND, _reminder_subject(grant, days))
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _record(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        member: MemberRef,
+        role: OpsRole,
+        reason: str,
+        days: int,
+        *,
+        active: bool,
+    ) -> Grant:
+        """A new grant row: active from now, or pending a second Core Ops approval."""
+        now = self._clock.now()
+        return await uow.grants.add(
+            member_id=member.id,
+            member_name=member.name,
+            role=role,
+            status=GrantStatus.ACTIVE if active else GrantStatus.PENDING,
+            reason=reason,
+            granted_by_id=actor.id,
+            granted_by_name=actor.name,
+            requested_at=now,
+            days=days,
+            granted_at=now if active else None,
+            expires_at=now + timedelta(days=days) if active else None,
+        )
 
     def _automation_guard(
         self, member_id: int, role: OpsRole, core_holders: set[int]
