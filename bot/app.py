@@ -18,10 +18,12 @@ from bot.delivery import DISCORD_MESSAGE, DiscordDelivery
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.roles import OpsRole
+from bot.integrations.probes import ProbeRunner, static_targets
 from bot.metrics import Metrics
 from bot.scheduling import Job, build_scheduler
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
+from bot.services.health import HealthService
 from bot.services.outbox import OutboxService, ReminderService
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
@@ -62,10 +64,24 @@ class Application:
         )
         self.outbox = OutboxService(self.database.uow, self.clock)
         self.reminders = ReminderService(self.database.uow, self.clock)
+        health = settings.health
+        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
+        self.health = HealthService(
+            self.database.uow,
+            self.clock,
+            self.prober,
+            static_targets(health, settings.prometheus),
+            share_stale_after=health.share_stale_after,
+            status_cooldown=health.status_cooldown,
+        )
         self.scheduler = build_scheduler(
             [
                 Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
                 Job("reminders", self.fire_reminders, IntervalTrigger(seconds=30)),
+                # Probes feed /status (its cache), uptime and charts.
+                Job("health-poll", self.poll_health, IntervalTrigger(seconds=health.poll_interval)),
+                # Raw samples -> per-minute aggregates; 48 h / 90 d retention.
+                Job("health-rollup", self.health.maintain_job, IntervalTrigger(minutes=1)),
             ]
         )
         self.bot = OpsBot(
@@ -77,6 +93,7 @@ class Application:
             scheduler=self.scheduler,
             outbox=self.outbox,
             reminders=self.reminders,
+            health=self.health,
             extensions=extensions,
         )
         self.delivery = DiscordDelivery(self.bot)
@@ -84,6 +101,7 @@ class Application:
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
+        self._first_poll: asyncio.Task[None] | None = None
         self._stopped = False
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
@@ -104,6 +122,9 @@ class Application:
         else:
             self.metrics.database_up.set(1)
             self.metrics.database_latency.set(latency)
+
+    async def poll_health(self) -> None:
+        await self.health.poll()
 
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():
@@ -128,6 +149,14 @@ class Application:
         )
         # Pending work from before a restart is delivered as soon as REST answers.
         self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop), name="outbox")
+        # /status has figures from the start, not only after the first 30 s interval.
+        self._first_poll = asyncio.create_task(self._poll_quietly(), name="first health poll")
+
+    async def _poll_quietly(self) -> None:
+        try:
+            await self.poll_health()
+        except Exception:
+            log.exception("the first health poll failed")
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or until the gateway gives up; then stop everything in order."""
@@ -188,5 +217,10 @@ class Application:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
+        if self._first_poll is not None and not self._first_poll.done():
+            self._first_poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._first_poll
+        await self.prober.close()
         await self.database.close()
         log.info("stopped")

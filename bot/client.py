@@ -14,9 +14,11 @@ from bot.config import Settings
 from bot.domain.errors import PermissionDenied
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
+from bot.integrations.probes import ProbeRunner, static_targets
 from bot.metrics import Metrics
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
+from bot.services.health import HealthService
 from bot.services.outbox import OutboxService, ReminderService
 from bot.storage.database import Database
 from bot.tree import Denied, OpsCommandTree, action_of
@@ -42,6 +44,7 @@ class OpsBot(commands.Bot):
         scheduler: AsyncIOScheduler,
         outbox: OutboxService | None = None,
         reminders: ReminderService | None = None,
+        health: HealthService | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
     ) -> None:
         super().__init__(
@@ -60,6 +63,12 @@ class OpsBot(commands.Bot):
         self.scheduler = scheduler
         self.outbox = outbox or OutboxService(database.uow, audit.clock)
         self.reminders = reminders or ReminderService(database.uow, audit.clock)
+        self.health = health or HealthService(
+            database.uow,
+            audit.clock,
+            ProbeRunner.from_settings(audit.clock, settings.health, settings.prometheus),
+            static_targets(settings.health, settings.prometheus),
+        )
         self.role_map = RoleMap.from_ids(
             {role: getattr(settings.roles, role.value) for role in OpsRole}
         )

@@ -449,10 +449,14 @@ class HealthService:
         now = self._clock.now()
         minute = now.replace(second=0, microsecond=0)
         async with self._uow_factory() as uow:
-            written = await uow.health.rollup(minute)
+            # The last complete minute is left one more minute for a late poll to land in it.
+            written = await uow.health.rollup(minute - timedelta(minutes=1))
             await uow.health.prune(now - RAW_RETENTION, now - AGGREGATE_RETENTION)
             await uow.commit()
         return written
+
+    async def maintain_job(self) -> None:
+        await self.maintain()
 
     async def uptime(self, target: str | None = None) -> list[Uptime]:
         now = self._clock.now()
