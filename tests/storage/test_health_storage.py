@@ -56,7 +56,11 @@ async def test_registry_pending_approve_reject_remove(database: Database, clock:
     svc = service(database, clock, ScriptedProber(clock))
     node_id = await register(svc, database, "Node-7", region="eu-west")
     (pending,) = await svc.pending()
-    assert (pending.name, pending.status, pending.region) == ("node-7", NodeStatus.PENDING, "eu-west")
+    assert (pending.name, pending.status, pending.region) == (
+        "node-7",
+        NodeStatus.PENDING,
+        "eu-west",
+    )
     assert [t.name for t in await svc.targets()] == ["core"], "pending nodes are not probed"
 
     async with database.uow() as uow:

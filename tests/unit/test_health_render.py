@@ -24,16 +24,29 @@ def network(nodes: int, down_every: int = 10) -> list[ProbeResult]:
     results = [
         ProbeResult("core", TargetKind.CORE, True, 5.0, AT, None, {"block_height": 871234}),
         ProbeResult(
-            "lnd", TargetKind.LND, True, 8.0, AT, None,
-            {"channels": 12, "active_channels": 12, "capacity_sat": 5_000_000_000,
-             "local_balance_sat": 123_456_789},
+            "lnd",
+            TargetKind.LND,
+            True,
+            8.0,
+            AT,
+            None,
+            {
+                "channels": 12,
+                "active_channels": 12,
+                "capacity_sat": 5_000_000_000,
+                "local_balance_sat": 123_456_789,
+            },
         ),
     ]
     for i in range(nodes):
         ok = i % down_every != 0
         results.append(
             ProbeResult(
-                f"node-{i:04d}", TargetKind.NODE, ok, 20.0 if ok else None, AT,
+                f"node-{i:04d}",
+                TargetKind.NODE,
+                ok,
+                20.0 if ok else None,
+                AT,
                 None if ok else f"timeout talking to {HOSTILE}",
                 {"block_height": 871234, "template_latency_ms": 60.0} if ok else {},
             )
@@ -74,8 +87,7 @@ def test_target_detail_and_lists_within_limits() -> None:
     rows = uptime([], AT, [f"node-{i}" for i in range(2000)])
     assert within_limits(uptime_embed(rows))
     nodes = [
-        RegisteredNode(i, f"node-{i}", HOSTILE, "eu", NodeStatus.PENDING, 1, AT)
-        for i in range(500)
+        RegisteredNode(i, f"node-{i}", HOSTILE, "eu", NodeStatus.PENDING, 1, AT) for i in range(500)
     ]
     assert within_limits(nodes_embed(nodes, []))
 
@@ -83,8 +95,17 @@ def test_target_detail_and_lists_within_limits() -> None:
 def test_status_never_shows_hostnames_addresses_balances_or_errors() -> None:
     status = public_status(overview(network(50), AT), notice="Scheduled maintenance at 12:00 UTC")
     text = json.dumps(status_embed(status).to_dict()) + repr(status)
-    for leak in ("10.0.0.7", "example", "8442", "timeout", "node-0", "lnd", "123456789",
-                 "5000000000", "50.000"):
+    for leak in (
+        "10.0.0.7",
+        "example",
+        "8442",
+        "timeout",
+        "node-0",
+        "lnd",
+        "123456789",
+        "5000000000",
+        "50.000",
+    ):
         assert leak not in text, leak
     assert "45 / 50" in text
     assert "Scheduled maintenance" in text
