@@ -139,7 +139,8 @@ async def test_poll_rollup_retention_and_uptime(database: Database, clock: FakeC
     assert await svc.maintain() == 1
 
     (core,) = await svc.uptime()
-    assert core.windows[0] == ("24 h", pytest.approx(100 * 18 / 20))
+    assert core.windows[0][0] == "24 h"
+    assert core.windows[0][1] == pytest.approx(100 * 18 / 20)
     assert core.meets("24 h") is False
 
     series = await svc.chart_series("core")
