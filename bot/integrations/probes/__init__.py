@@ -152,7 +152,13 @@ class ProbeRunner:
         """Every target concurrently; whatever has not answered when the budget ends is ❌."""
         if not targets:
             return []
-        tasks = [asyncio.create_task(self.probe(t), name=f"probe {t.name}") for t in targets]
+        # One deadline for the whole fan-out: a probe started late (1,000 connections take a
+        # while to open) does not push the end past `probe_timeout` after the start.
+        deadline = asyncio.get_running_loop().time() + self.probe_timeout
+        tasks = [
+            asyncio.create_task(self.probe(t, deadline=deadline), name=f"probe {t.name}")
+            for t in targets
+        ]
         done, pending = await asyncio.wait(tasks, timeout=self.budget)
         for task in pending:
             task.cancel()
@@ -168,8 +174,8 @@ class ProbeRunner:
                 )
         return results
 
-    async def probe(self, target: Target) -> ProbeResult:
-        """One target; never raises (except cancellation)."""
+    async def probe(self, target: Target, *, deadline: float | None = None) -> ProbeResult:
+        """One target within `probe_timeout` (or by `deadline`); never raises but cancellation."""
         probes: dict[TargetKind, Callable[[Target], Awaitable[dict[str, Figure]]]] = {
             TargetKind.CORE: self._core,
             TargetKind.NODE: self._node,
@@ -180,7 +186,9 @@ class ProbeRunner:
         start = time.perf_counter()
         at = self._clock.now()
         try:
-            async with asyncio.timeout(self.probe_timeout):
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.probe_timeout
+            async with asyncio.timeout_at(deadline):
                 figures = await probes[target.kind](target)
         except TimeoutError:
             return self._down(target, f"no answer within {self.probe_timeout:g} s", None, at)
