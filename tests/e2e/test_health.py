@@ -169,3 +169,24 @@ async def test_uptime_and_chart(world: World, app: Application, agent: JsonServi
     assert 2_000 < len(data) < 500_000
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "PNG" and image.size == (960, 420)
+
+
+async def test_many_nodes_are_paged_with_buttons(
+    world: World, app: Application, agent: JsonService
+) -> None:
+    for i in range(30):
+        async with app.database.uow() as uow:
+            node = await app.health.register_node(
+                uow, name=f"node-{i:02d}", endpoint=agent.url, region=None, requested_by=NODE_USER
+            )
+            await app.health.decide(uow, node.id, approve=True, decided_by=CORE_USER)
+            await uow.commit()
+    ops = world.channels["operations"]
+    result = await world.emulator.invoke_command("health", CORE_USER, channel_id=ops)
+    first = result.sent
+    assert first["embeds"][0]["footer"]["text"].startswith("page 1/2")
+    assert "30/30 nodes ✅" in first["embeds"][0]["description"]
+    assert "hh:health:page:next" in custom_ids(first)
+    turned = await world.emulator.click_button("hh:health:page:next", CORE_USER, message=first)
+    assert turned.sent["embeds"][0]["footer"]["text"].startswith("page 2/2")
+    assert "**node-29**" in turned.sent["embeds"][0]["description"]

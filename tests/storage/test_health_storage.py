@@ -170,3 +170,15 @@ async def test_samples_keep_state_and_reason(database: Database, clock: FakeCloc
     assert sample.state is State.WARN and sample.latency_ms == 300.5
     assert sample.reason is not None and len(sample.reason) == 200
     assert sample.at == clock.now()
+
+
+async def test_unknown_target_is_a_clear_error(database: Database, clock: FakeClock) -> None:
+    svc = service(database, clock, ScriptedProber(clock))
+    with pytest.raises(NotFound, match="No target named `nope`"):
+        await svc.check("nope")
+    with pytest.raises(NotFound):
+        await svc.uptime("nope")
+    with pytest.raises(NotFound):
+        await svc.chart_series("nope")
+    view = await svc.check("core")
+    assert [v.target for v in view.verdicts] == ["core"]
