@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections import Counter
 from collections.abc import Mapping
 
 import discord
@@ -124,7 +126,10 @@ class Application:
             self.metrics.database_latency.set(latency)
 
     async def poll_health(self) -> None:
-        await self.health.poll()
+        start = time.perf_counter()
+        view = await self.health.poll()
+        states = Counter(verdict.state.value for verdict in view.verdicts)
+        self.metrics.record_health_poll(states, time.perf_counter() - start)
 
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():
