@@ -418,6 +418,9 @@ class HealthService:
         """The scheduled probe (every 30 s): store the samples and refresh the /status cache."""
         async with self._poll_lock:
             view = await self.check()
+            # The cache first: /status stays fresh even if storing the samples fails.
+            self._cache.view = view
+            self._cache.status = public_status(view, notice=self.notice)
             samples = [
                 ProbeSample(v.target, v.result.at, v.state, v.result.latency_ms, v.result.reason)
                 for v in view.verdicts
@@ -425,8 +428,6 @@ class HealthService:
             async with self._uow_factory() as uow:
                 await uow.health.add_samples(samples)
                 await uow.commit()
-            self._cache.view = view
-            self._cache.status = public_status(view, notice=self.notice)
             return view
 
     def set_notice(self, notice: str | None) -> None:
