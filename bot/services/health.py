@@ -199,8 +199,14 @@ class Overview:
         nodes = self.of_kind(TargetKind.NODE)
         if nodes:
             up = sum(1 for v in nodes if v.state is not State.DOWN)
-            worst = max((v.state for v in nodes), key=lambda s: s.rank)
-            parts.append((f"{up}/{len(nodes)} nodes", worst))
+            # The group: ✅ all fine, ❌ none answering, ⚠️ anything between (lines say which).
+            if all(v.state is State.OK for v in nodes):
+                group = State.OK
+            elif up == 0:
+                group = State.DOWN
+            else:
+                group = State.WARN
+            parts.append((f"{up}/{len(nodes)} nodes", group))
         for verdict in self.of_kind(TargetKind.BITCOIND):
             height = verdict.result.figures.get("block_height")
             parts.append(

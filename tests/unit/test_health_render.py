@@ -66,7 +66,7 @@ def test_overview_of_a_thousand_nodes_is_paged_within_limits() -> None:
     assert len(pages) > 1
     assert all(within_limits(p) for p in pages)
     first = pages[0].description or ""
-    assert first.startswith("Core ✅ · 900/1000 nodes ❌ · lnd 12 channels ✅")
+    assert first.startswith("Core ✅ · 900/1000 nodes ⚠️ · lnd 12 channels ✅")
     assert pages[0].footer.text is not None and pages[0].footer.text.startswith("page 1/")
     listed = sum((p.description or "").count("**node-") for p in pages)
     assert listed == 1000, "every target is on some page"

@@ -139,9 +139,7 @@ def sample_network(node_states: list[bool]) -> list[ProbeResult]:
 
 def test_summary_line() -> None:
     view = overview(sample_network([True, True, False]), AT)
-    assert view.summary_line() == (
-        "Core ✅ · 2/3 nodes ❌ · bitcoind 871234 ✅ · lnd 12 channels ⚠️"
-    )
+    assert view.summary_line() == ("Core ✅ · 2/3 nodes ⚠️ · bitcoind 871234 ✅ · lnd 12 channels ⚠️")
     assert view.verdicts[0].state is State.DOWN, "worst first"
 
 
