@@ -298,3 +298,26 @@ lnd_tls_cert = "{cert}"
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
         for server in (core, bitcoind, lnd):
             await server.stop()
+
+
+async def test_node_list_and_remove(world: World, app: Application, agent: JsonService) -> None:
+    ops = world.channels["operations"]
+    await register_and_approve(world, agent.url, name="node-3")
+    listed = await world.emulator.invoke_command(
+        "node", NODE_USER, channel_id=ops, options=node_command("list")
+    )
+    assert "✅ **node-3**" in listed.sent["embeds"][0]["description"]
+    denied = await world.emulator.invoke_command(
+        "node", NODE_USER, channel_id=ops, options=node_command("remove", name="node-3")
+    )
+    assert denied.ephemeral and "Core Ops" in denied.sent["content"]
+    removed = await world.emulator.invoke_command(
+        "node", CORE_USER, channel_id=ops, options=node_command("remove", name="node-3")
+    )
+    assert "removed" in removed.sent["content"]
+    assert await app.health.nodes() == []
+    # Ops answers never land in #miners for everyone to read.
+    elsewhere = await world.emulator.invoke_command(
+        "health", CORE_USER, channel_id=world.channels["miners"]
+    )
+    assert elsewhere.ephemeral
