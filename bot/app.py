@@ -206,6 +206,13 @@ class Application:
         self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._first_poll is not None and not self._first_poll.done():
+            # Let it finish (it is bounded by the probe budget): a query cancelled mid-way
+            # leaves a connection for the garbage collector, which logs a traceback.
+            try:
+                await asyncio.wait_for(self._first_poll, SHUTDOWN_TIMEOUT)
+            except Exception:
+                log.exception("the first health poll did not finish")
         self._outbox_stop.set()
         if self._outbox_task is not None:
             try:
@@ -222,10 +229,6 @@ class Application:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
-        if self._first_poll is not None and not self._first_poll.done():
-            self._first_poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._first_poll
         await self.prober.close()
         await self.database.close()
         log.info("stopped")
