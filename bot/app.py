@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections import Counter
 from collections.abc import Mapping
 
 import discord
@@ -21,10 +23,12 @@ from bot.domain.errors import DomainError
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
+from bot.integrations.probes import ProbeRunner, static_targets
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, build_scheduler
 from bot.services.container import Services
+from bot.services.health import HealthService
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
@@ -78,6 +82,16 @@ class Application:
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
+        health = settings.health
+        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
+        self.health = HealthService(
+            self.database.uow,
+            self.clock,
+            self.prober,
+            static_targets(health, settings.prometheus),
+            share_stale_after=health.share_stale_after,
+            status_cooldown=health.status_cooldown,
+        )
         self.scheduler = build_scheduler(
             [
                 Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
@@ -88,6 +102,10 @@ class Application:
                     self.start_review,
                     CronTrigger.from_crontab(settings.access.review_cron, timezone="UTC"),
                 ),
+                # Probes feed /status (its cache), uptime and charts.
+                Job("health-poll", self.poll_health, IntervalTrigger(seconds=health.poll_interval)),
+                # Raw samples -> per-minute aggregates; 48 h / 90 d retention.
+                Job("health-rollup", self.health.maintain_job, IntervalTrigger(minutes=1)),
             ]
         )
         self.bot = OpsBot(
@@ -96,6 +114,7 @@ class Application:
             metrics=self.metrics,
             services=self.services,
             scheduler=self.scheduler,
+            health=self.health,
             extensions=extensions,
         )
         self.roles.bind(self.bot)
@@ -108,6 +127,7 @@ class Application:
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
+        self._first_poll: asyncio.Task[None] | None = None
         self._stopped = False
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
@@ -128,6 +148,12 @@ class Application:
         else:
             self.metrics.database_up.set(1)
             self.metrics.database_latency.set(latency)
+
+    async def poll_health(self) -> None:
+        start = time.perf_counter()
+        view = await self.health.poll()
+        states = Counter(verdict.state.value for verdict in view.verdicts)
+        self.metrics.record_health_poll(states, time.perf_counter() - start)
 
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():
@@ -163,6 +189,14 @@ class Application:
         )
         # Pending work from before a restart is delivered as soon as REST answers.
         self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop), name="outbox")
+        # /status has figures from the start, not only after the first 30 s interval.
+        self._first_poll = asyncio.create_task(self._poll_quietly(), name="first health poll")
+
+    async def _poll_quietly(self) -> None:
+        try:
+            await self.poll_health()
+        except Exception:
+            log.exception("the first health poll failed")
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or until the gateway gives up; then stop everything in order."""
@@ -207,6 +241,13 @@ class Application:
         self._stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._first_poll is not None and not self._first_poll.done():
+            # Let it finish (it is bounded by the probe budget): a query cancelled mid-way
+            # leaves a connection for the garbage collector, which logs a traceback.
+            try:
+                await asyncio.wait_for(self._first_poll, SHUTDOWN_TIMEOUT)
+            except Exception:
+                log.exception("the first health poll did not finish")
         try:
             await self.web.stop()
         except Exception:
@@ -229,5 +270,6 @@ class Application:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
+        await self.prober.close()
         await self.database.close()
         log.info("stopped")

@@ -17,6 +17,7 @@ from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.container import Services
+from bot.services.health import HealthService
 from bot.storage.database import Database
 from bot.tree import Denied, OpsCommandTree, Refused, action_of
 from cogs import EXTENSIONS
@@ -41,6 +42,7 @@ class OpsBot(commands.Bot):
         metrics: Metrics,
         services: Services,
         scheduler: AsyncIOScheduler,
+        health: HealthService,
         extensions: tuple[str, ...] = EXTENSIONS,
     ) -> None:
         super().__init__(
@@ -63,6 +65,7 @@ class OpsBot(commands.Bot):
         self.grants = services.grants
         self.reviews = services.reviews
         self.scheduler = scheduler
+        self.health = health
         self.notice_templates: dict[str, NoticeRenderer] = {}
         """Renderers for outbox notices, registered by each cog's setup (template -> render)."""
         self.role_map = RoleMap.from_ids(

@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -188,6 +189,79 @@ class AccessSettings(Section):
         return sorted(set(value), reverse=True)
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url", "must be an http(s):// URL")
+    if parts.username or parts.password:
+        raise PydanticCustomError(
+            "url", "must not hold credentials: use the *_user/*_password keys"
+        )
+    return value.rstrip("/")
+
+
+class NodeTargetSettings(Section):
+    """A Hyper Node agent known from the config file (registered nodes live in the database)."""
+
+    name: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+    endpoint: str
+    region: str | None = None
+
+    _endpoint = field_validator("endpoint")(lambda cls, v: _http_url(v))
+
+
+class HealthSettings(Section):
+    """Targets of /health and /status (manual §11); every key optional."""
+
+    probe_timeout: float = Field(default=2.0, gt=0, le=30)
+    budget: float = Field(default=5.0, gt=0, le=60)
+    max_connections: int = Field(default=1000, ge=1, le=10000)
+    poll_interval: float = Field(default=30.0, ge=5, le=600)
+    share_stale_after: float = Field(default=300.0, gt=0)
+    status_cooldown: float = Field(default=10.0, ge=0, le=3600)
+    core_url: str | None = None
+    bitcoind_url: str | None = None
+    bitcoind_user: str | None = None
+    bitcoind_password: SecretStr | None = None
+    bitcoind_cookie_file: Path | None = None
+    lnd_url: str | None = None
+    lnd_macaroon: SecretStr | None = None
+    lnd_macaroon_path: Path | None = None
+    lnd_tls_cert: Path | None = None
+    nodes: list[NodeTargetSettings] = Field(default_factory=list)
+
+    _urls = field_validator("core_url", "bitcoind_url", "lnd_url")(lambda cls, v: _http_url(v))
+
+    @model_validator(mode="after")
+    def _complete(self) -> HealthSettings:
+        if self.lnd_url and self.lnd_url.startswith("https") and self.lnd_tls_cert is None:
+            raise PydanticCustomError(
+                "lnd_tls", "lnd_tls_cert is required with lnd_url: lnd's certificate is pinned"
+            )
+        if self.lnd_url and self.lnd_macaroon is None and self.lnd_macaroon_path is None:
+            raise PydanticCustomError(
+                "lnd_macaroon", "lnd_url needs lnd_macaroon_path (or lnd_macaroon, hex)"
+            )
+        names = [node.name for node in self.nodes]
+        if len(names) != len(set(names)):
+            raise PydanticCustomError("nodes", "node names must be unique")
+        return self
+
+
+class PrometheusSettings(Section):
+    """Instant queries for the pool's figures; unset url: no Prometheus target."""
+
+    url: str | None = None
+    pool_hashrate: str = "sum(hh_pool_hashrate)"
+    pool_hashrate_24h_avg: str = "avg_over_time(sum(hh_pool_hashrate)[24h:5m])"
+    share_rate: str = "sum(rate(hh_pool_shares_accepted_total[5m]))"
+    template_latency: str = "max(hh_template_latency_seconds)"
+
+    _url = field_validator("url")(lambda cls, v: _http_url(v))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -198,6 +272,8 @@ class Settings(BaseModel):
     web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
     access: AccessSettings = AccessSettings()
+    health: HealthSettings = HealthSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""
@@ -322,6 +398,8 @@ def _read_secret_files(raw: dict[str, Any]) -> list[str]:
                 section[base] = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 problems.append(f"{section_name}.{key}: cannot read {file_path} ({exc.strerror})")
+            except UnicodeDecodeError:
+                problems.append(f"{section_name}.{key}: {file_path} is not UTF-8 text")
     return problems
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -48,6 +48,23 @@ class Metrics:
         self.database_latency = Gauge(
             "hh_opsbot_database_ping_seconds", "Round trip of the last database check.", registry=r
         )
+
+        self.health_targets = Gauge(
+            "hh_opsbot_health_targets",
+            "Probed targets by state (ok, warn, down) at the last scheduled health poll.",
+            ["state"],
+            registry=r,
+        )
+        self.health_poll_seconds = Gauge(
+            "hh_opsbot_health_poll_seconds",
+            "How long the last scheduled health poll took (probes, judgement, storage).",
+            registry=r,
+        )
+
+    def record_health_poll(self, states: Mapping[str, int], seconds: float) -> None:
+        for state in ("ok", "warn", "down"):
+            self.health_targets.labels(state).set(states.get(state, 0))
+        self.health_poll_seconds.set(seconds)
 
     def track_gateway(self, latency: Callable[[], float], connected: Callable[[], bool]) -> None:
         """Read live from the client at scrape time, so the figure is never stale."""

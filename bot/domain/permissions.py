@@ -22,7 +22,7 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
     {
         # Anyone may ask who they are and what they may do.
         "whoami": EVERYONE,
-        # Health of the bot itself, for any ops role (the public /status comes later).
+        # Health of the bot itself, for any ops role.
         "ping": ALL_OPS_ROLES,
         # Access control (manual §9, §18): Core Ops decide; every ops role may see the grants.
         "access grant": CORE,
@@ -38,6 +38,17 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         # The audit trail, for Core Ops and the Observers who audit them.
         "audit recent": CORE_AND_OBSERVER,
         "audit export": CORE_AND_OBSERVER,
+        # Health of the network (manual §11): operators ask in #operations.
+        "health": ALL_OPS_ROLES,
+        "health:page": ALL_OPS_ROLES,
+        # The public summary for miners (#miners): everyone, rate-limited.
+        "status": EVERYONE,
+        # The node registry: Node Ops register, Core Ops sign (approve) registrations (manual §3).
+        "node register": frozenset({OpsRole.CORE_OPS, OpsRole.NODE_OPS}),
+        "node list": ALL_OPS_ROLES,
+        "node remove": CORE,
+        "node:approve": CORE,
+        "node:reject": CORE,
     }
 )
 

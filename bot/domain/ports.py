@@ -20,6 +20,14 @@ from bot.domain.access import (
     ReviewItem,
 )
 from bot.domain.audit import AuditRecord
+from bot.domain.health import (
+    MinuteAggregate,
+    NodeStatus,
+    ProbeResult,
+    ProbeSample,
+    RegisteredNode,
+    Target,
+)
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
 from bot.domain.roles import OpsRole
 
@@ -69,6 +77,9 @@ class UnitOfWork(Protocol):
 
     @property
     def drift(self) -> DriftRepository: ...
+
+    @property
+    def health(self) -> HealthRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -225,3 +236,47 @@ class MemberRoles(Protocol):
     async def add(self, member_id: int, role: OpsRole, reason: str) -> None: ...
 
     async def remove(self, member_id: int, role: OpsRole, reason: str) -> None: ...
+
+
+class HealthRepository(Protocol):
+    """Node registrations and stored probe results (raw 48 h, per-minute aggregates 90 days)."""
+
+    async def add_node(
+        self, name: str, endpoint: str, region: str | None, requested_by: int, now: datetime
+    ) -> RegisteredNode: ...
+
+    async def update_request(
+        self, node_id: int, endpoint: str, region: str | None, requested_by: int, now: datetime
+    ) -> RegisteredNode: ...
+
+    async def node(self, node_id: int) -> RegisteredNode | None: ...
+
+    async def node_named(self, name: str) -> RegisteredNode | None: ...
+
+    async def nodes(self, status: NodeStatus | None = None) -> list[RegisteredNode]: ...
+
+    async def decide(
+        self, node_id: int, status: NodeStatus, decided_by: int, now: datetime
+    ) -> RegisteredNode: ...
+
+    async def remove_node(self, node_id: int) -> None: ...
+
+    async def add_samples(self, samples: list[ProbeSample]) -> None: ...
+
+    async def recent_samples(self, target: str, since: datetime) -> list[ProbeSample]: ...
+
+    async def rollup(self, before: datetime) -> int:
+        """Aggregate complete minutes not aggregated yet (idempotent); returns minutes written."""
+        ...
+
+    async def prune(self, raw_before: datetime, aggregates_before: datetime) -> int: ...
+
+    async def minutes(
+        self, since: datetime, target: str | None = None
+    ) -> list[MinuteAggregate]: ...
+
+
+class Prober(Protocol):
+    """Probes targets; never raises: every failure is a ProbeResult with a reason."""
+
+    async def probe_all(self, targets: list[Target]) -> list[ProbeResult]: ...

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -222,3 +223,54 @@ class DriftEntry(Base):
     role: Mapped[str] = mapped_column(String(32))
     found_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+
+
+class NodeEntry(Base):
+    """A Hyper Node registration: pending, then approved or rejected by Core Ops."""
+
+    __tablename__ = "health_nodes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[int] = mapped_column(BigInteger)
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime | None]
+
+
+class ProbeSampleEntry(Base):
+    """One probe outcome, raw; rolled up per minute and deleted after 48 h."""
+
+    __tablename__ = "probe_samples"
+    __table_args__ = (
+        Index("ix_probe_samples_at", "at"),
+        Index("ix_probe_samples_target_at", "target", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(8))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class ProbeMinuteEntry(Base):
+    """Per-minute aggregate of one target's samples, kept 90 days (uptime and charts)."""
+
+    __tablename__ = "probe_minutes"
+    __table_args__ = (
+        UniqueConstraint("target", "minute", name="uq_probe_minutes_target_minute"),
+        Index("ix_probe_minutes_minute", "minute"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(64))
+    minute: Mapped[datetime]
+    samples: Mapped[int] = mapped_column(Integer)
+    up_samples: Mapped[int] = mapped_column(Integer)
+    latency_avg_ms: Mapped[float | None] = mapped_column(Float)
+    latency_max_ms: Mapped[float | None] = mapped_column(Float)

@@ -120,8 +120,8 @@ async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
 
     # Commands were synced to the guild, and the sync was logged.
     synced = {c["name"] for c in emu.commands[GUILD_ID]}
-    assert synced == {"whoami", "ping", "access", "audit"}
-    await bot.wait_for_line("synced 4 slash commands to guild")
+    assert synced == {"whoami", "ping", "access", "audit", "health", "node", "status"}
+    await bot.wait_for_line("synced 7 slash commands to guild")
 
     # /whoami as a Core Ops member: ephemeral, roles and commands listed.
     core = await emu.invoke_command("whoami", CORE_USER)
@@ -137,7 +137,7 @@ async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
     assert miner.ephemeral
     fields = field_map(miner.sent)
     assert fields["Ops roles"] == "none: miner access"
-    assert fields["Commands you may use"] == "`/whoami`"
+    assert fields["Commands you may use"] == "`/whoami`\n`/status`"
 
     # /ping: denied for the miner, naming the roles; allowed for Core Ops and the owner.
     denied = await emu.invoke_command("ping", MINER_USER)

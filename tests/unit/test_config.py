@@ -239,3 +239,49 @@ def test_access_defaults_and_bad_cron(tmp_path: Path) -> None:
     env = {"HH_ACCESS__REMINDER_DAYS": "14, 3,1", "HH_ACCESS__ENFORCE": "true"}
     s = load_settings(write(tmp_path, GOOD), environ=env).settings
     assert s.access.reminder_days == [14, 3, 1] and s.access.enforce is True
+
+
+def test_health_and_prometheus_are_optional_with_defaults(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, GOOD), environ={}).settings
+    assert s.health.probe_timeout == 2.0 and s.health.status_cooldown == 10.0
+    assert s.health.nodes == [] and s.prometheus.url is None
+
+
+def test_health_secrets_from_env_and_files(tmp_path: Path) -> None:
+    secret = tmp_path / "rpc-password"
+    secret.write_text("s3cret-rpc\n")
+    text = GOOD + (
+        '\n[health]\nbitcoind_url = "http://127.0.0.1:8332"\nbitcoind_user = "hh"\n'
+        f'bitcoind_password_file = "{secret}"\n'
+        '\n[[health.nodes]]\nname = "node-1"\nendpoint = "http://127.0.0.1:8442/"\n'
+    )
+    env = {"HH_HEALTH__PROBE_TIMEOUT": "1.5", "HH_HEALTH__LND_MACAROON": "0201abcd"}
+    s = load_settings(write(tmp_path, text), environ=env).settings
+    assert s.health.bitcoind_password is not None
+    assert s.health.bitcoind_password.get_secret_value() == "s3cret-rpc"
+    assert "s3cret-rpc" in s.secret_values() and "0201abcd" in s.secret_values()
+    assert "s3cret-rpc" not in repr(s)
+    assert s.health.probe_timeout == 1.5
+    assert s.health.nodes[0].endpoint == "http://127.0.0.1:8442"
+
+
+def test_health_problems_name_the_key(tmp_path: Path) -> None:
+    macaroon = tmp_path / "admin.macaroon"
+    macaroon.write_bytes(b"\x02\xff\xfe binary")
+    text = GOOD + (
+        '\n[health]\ncore_url = "ftp://127.0.0.1"\n'
+        'bitcoind_url = "http://user:pw@127.0.0.1:8332"\nprobe_timeout = 0\n'
+        f'lnd_macaroon_file = "{macaroon}"\n'
+    )
+    lines = problems(write(tmp_path, text))
+    assert "health.core_url: must be an http(s):// URL" in lines
+    assert any(line.startswith("health.bitcoind_url: must not hold credentials") for line in lines)
+    assert any(line.startswith("health.probe_timeout:") for line in lines)
+    assert f"health.lnd_macaroon_file: {macaroon} is not UTF-8 text" in lines
+    assert not any("pw@" in line for line in lines)
+
+
+def test_lnd_needs_a_pinned_certificate_and_a_macaroon(tmp_path: Path) -> None:
+    text = GOOD + '\n[health]\nlnd_url = "https://127.0.0.1:8080"\n'
+    (line,) = problems(write(tmp_path, text))
+    assert line.startswith("health: ") and "lnd_tls_cert" in line

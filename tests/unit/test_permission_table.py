@@ -10,9 +10,11 @@ from bot.client import OpsBot
 from bot.config import load_settings
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
+from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.services.container import Services
+from bot.services.health import HealthService
 from bot.storage.database import Database
 from cogs import EXTENSIONS
 from tests.unit.test_config import GOOD
@@ -37,6 +39,12 @@ async def test_table_and_registered_commands_agree(tmp_path: Path) -> None:
         metrics=Metrics(),
         services=services,
         scheduler=AsyncIOScheduler(),
+        health=HealthService(
+            database.uow,
+            SystemClock(),
+            ProbeRunner.from_settings(SystemClock(), settings.health, settings.prometheus),
+            [],
+        ),
     )
     try:
         for name in EXTENSIONS:

@@ -82,7 +82,7 @@ def test_whoami_embed_for_miner_and_hostile_name() -> None:
     embed = whoami_embed(info, display_name="@everyone " + "x" * 400)
     fields = {f.name: f.value for f in embed.fields}
     assert fields["Ops roles"] == "none: miner access"
-    assert fields["Commands you may use"] == "`/whoami`"
+    assert fields["Commands you may use"] == "`/whoami`\n`/status`"
     assert embed.title is not None and len(embed.title) <= TITLE_MAX
 
 

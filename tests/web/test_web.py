@@ -133,3 +133,12 @@ async def test_database_gauge_follows_health(client, switches) -> None:
 async def test_only_get_is_allowed(client: TestClient) -> None:
     assert (await client.post("/healthz")).status == 405
     assert (await client.head("/healthz")).status == 200
+
+
+async def test_health_poll_metrics(client: TestClient, metrics: Metrics) -> None:
+    metrics.record_health_poll({"ok": 41, "down": 2}, 2.1)
+    text = await (await client.get("/metrics")).text()
+    assert sample(text, "hh_opsbot_health_targets", lambda labels: labels["state"] == "ok") == 41
+    assert sample(text, "hh_opsbot_health_targets", lambda labels: labels["state"] == "warn") == 0
+    assert sample(text, "hh_opsbot_health_targets", lambda labels: labels["state"] == "down") == 2
+    assert sample(text, "hh_opsbot_health_poll_seconds", lambda labels: True) == 2.1

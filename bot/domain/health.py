@@ -1,0 +1,119 @@
+"""Health of the network: targets, probe results, verdicts, registered nodes. Pure values."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class TargetKind(enum.StrEnum):
+    """What a target is, which decides how it is probed (manual §11)."""
+
+    CORE = "core"  # GET <url>/v1/health on the Core
+    NODE = "node"  # GET <endpoint>/v1/status on a Hyper Node agent
+    BITCOIND = "bitcoind"  # JSON-RPC getblockchaininfo
+    LND = "lnd"  # REST /v1/getinfo + /v1/channels
+    PROMETHEUS = "prometheus"  # instant queries: pool hashrate, share rate, template latency
+
+
+class State(enum.StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    DOWN = "down"
+
+    @property
+    def icon(self) -> str:
+        return {"ok": "✅", "warn": "⚠️", "down": "❌"}[self.value]
+
+    @property
+    def rank(self) -> int:
+        return {"ok": 0, "warn": 1, "down": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something /health probes. `endpoint` is internal: it never reaches /status."""
+
+    name: str
+    kind: TargetKind
+    endpoint: str
+    region: str | None = None
+
+
+Figure = float | int | str | bool | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe saw. `ok` means the target answered sensibly; `reason` says why not.
+
+    `figures` hold what the target reported (block height, template latency, channels, ...),
+    keyed by the names in `bot.services.health`; a probe never raises, it returns this.
+    """
+
+    target: str
+    kind: TargetKind
+    ok: bool
+    latency_ms: float | None
+    at: datetime
+    reason: str | None = None
+    figures: Mapping[str, Figure] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A probe result judged against the manual's baselines."""
+
+    result: ProbeResult
+    state: State
+    notes: tuple[str, ...] = ()
+
+    @property
+    def target(self) -> str:
+        return self.result.target
+
+
+class NodeStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class RegisteredNode:
+    """A Hyper Node registration: pending until a Core Ops member approves it (manual §3)."""
+
+    id: int
+    name: str
+    endpoint: str
+    region: str | None
+    status: NodeStatus
+    requested_by: int
+    requested_at: datetime
+    decided_by: int | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """One stored probe outcome (raw, kept 48 h)."""
+
+    target: str
+    at: datetime
+    state: State
+    latency_ms: float | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MinuteAggregate:
+    """Per-minute roll-up of the raw samples of one target (kept 90 days)."""
+
+    target: str
+    minute: datetime
+    samples: int
+    up_samples: int
+    latency_avg_ms: float | None
+    latency_max_ms: float | None

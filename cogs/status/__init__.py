@@ -1,0 +1,37 @@
+"""Status: /status, the public summary for miners (manual §19: #miners is general support).
+
+Answers from a cache the scheduler refreshes every 30 s (never probes on demand), one request
+per member per 10 s. Public in #miners; ephemeral anywhere else, so it never clutters #ops.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.common import NO_MENTIONS
+from cogs.status.render import status_embed
+
+if TYPE_CHECKING:
+    from bot.client import OpsBot
+
+
+class StatusCog(commands.Cog, name="status"):
+    def __init__(self, bot: OpsBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="status", description="Is the pool up? Public network status.")
+    async def status(self, interaction: discord.Interaction) -> None:
+        status = self.bot.health.status_for(interaction.user.id)
+        await interaction.response.send_message(
+            embed=status_embed(status),
+            ephemeral=interaction.channel_id != self.bot.settings.channels.miners,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+async def setup(bot: OpsBot) -> None:
+    await bot.add_cog(StatusCog(bot))
