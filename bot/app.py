@@ -26,7 +26,7 @@ from bot.domain.roles import Actor, OpsRole
 from bot.integrations.probes import ProbeRunner, static_targets
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
-from bot.scheduling import Job, build_scheduler
+from bot.scheduling import Job, RunningJobs, build_scheduler
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
@@ -92,6 +92,7 @@ class Application:
             share_stale_after=health.share_stale_after,
             status_cooldown=health.status_cooldown,
         )
+        self.running_jobs = RunningJobs()
         self.scheduler = build_scheduler(
             [
                 Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
@@ -106,7 +107,8 @@ class Application:
                 Job("health-poll", self.poll_health, IntervalTrigger(seconds=health.poll_interval)),
                 # Raw samples -> per-minute aggregates; 48 h / 90 d retention.
                 Job("health-rollup", self.health.maintain_job, IntervalTrigger(minutes=1)),
-            ]
+            ],
+            self.running_jobs,
         )
         self.bot = OpsBot(
             settings,
@@ -240,6 +242,10 @@ class Application:
             return
         self._stopped = True
         if self.scheduler.running:
+            self.scheduler.pause()  # no new runs; those running finish (bounded) first
+            still = await self.running_jobs.wait(SHUTDOWN_TIMEOUT)
+            if still:
+                log.warning("%d scheduled jobs still running at shutdown", still)
             self.scheduler.shutdown(wait=False)
         if self._first_poll is not None and not self._first_poll.done():
             # Let it finish (it is bounded by the probe budget): a query cancelled mid-way

@@ -45,3 +45,25 @@ def test_jobs_are_coalesced_and_single_instance() -> None:
     scheduler = build_scheduler([Job("x", nothing, IntervalTrigger(seconds=30))])
     assert scheduler._job_defaults["coalesce"] is True
     assert scheduler._job_defaults["max_instances"] == 1
+
+
+async def test_shutdown_lets_a_running_job_finish() -> None:
+    from bot.scheduling import RunningJobs
+
+    finished = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(0.2)
+        finished.set()
+
+    running = RunningJobs()
+    soon = DateTrigger(datetime.now(UTC) + timedelta(milliseconds=20))
+    scheduler = build_scheduler([Job("slow", slow, soon)], running)
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    scheduler.pause()
+    assert await running.wait(5) == 0
+    scheduler.shutdown(wait=False)
+    assert finished.is_set(), "the job ran to its end instead of being cancelled"
