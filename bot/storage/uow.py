@@ -11,6 +11,7 @@ from bot.storage.repositories import (
     SqlAuditRepository,
     SqlDriftRepository,
     SqlGrantRepository,
+    SqlIncidentRepository,
     SqlLockoutRepository,
     SqlOutboxRepository,
     SqlReminderRepository,
@@ -28,6 +29,7 @@ class SqlUnitOfWork:
     lockouts: SqlLockoutRepository
     reviews: SqlReviewRepository
     drift: SqlDriftRepository
+    incidents: SqlIncidentRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -48,6 +50,7 @@ class SqlUnitOfWork:
         self.lockouts = SqlLockoutRepository(self._session)
         self.reviews = SqlReviewRepository(self._session)
         self.drift = SqlDriftRepository(self._session)
+        self.incidents = SqlIncidentRepository(self._session)
         return self
 
     async def __aexit__(
