@@ -92,7 +92,10 @@ class IncidentCog(commands.Cog, name="incidents"):
         core = self.bot.settings.roles.core_ops
         content = render.card_content(incident, core)
         try:
-            message = await self.bot.get_partial_messageable(operations).send(
+            channel = self.bot.get_channel(operations) or await self.bot.fetch_channel(operations)
+            if not isinstance(channel, discord.TextChannel):
+                raise InvalidInput("[channels] operations is not a text channel.")
+            message = await channel.send(
                 content=content,
                 embed=render.card(incident, github_configured=self.service.github_configured),
                 allowed_mentions=discord.AllowedMentions(
@@ -113,7 +116,7 @@ class IncidentCog(commands.Cog, name="incidents"):
                 view=checklist_view(incident),
                 allowed_mentions=NO_MENTIONS,
             )
-        except discord.HTTPException:
+        except (discord.HTTPException, ValueError):
             log.exception("could not open the thread of %s", incident.ref)
         incident = await self.service.attach_discord(
             incident.id, channel_id=operations, message_id=message.id, thread_id=thread_id

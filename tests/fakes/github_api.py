@@ -412,7 +412,8 @@ class GitHubAPI:
             "html_url": self._html("commit/x"),
         }
         return self._json(
-            201 if existing is None else 200, {"content": self._content_json(path), "commit": commit}
+            201 if existing is None else 200,
+            {"content": self._content_json(path), "commit": commit},
         )
 
     # -- helpers for tests -------------------------------------------------------------------

@@ -53,9 +53,7 @@ async def gh() -> AsyncIterator[GitHubAPI]:
 
 
 def build(database: Database, clock: FakeClock, api: GitHubAPI, repo: str = REPO) -> World:
-    settings = GitHubSettings(
-        repo=repo, token=SecretStr(TOKEN), api_url=api.url, timeout_seconds=1
-    )
+    settings = GitHubSettings(repo=repo, token=SecretStr(TOKEN), api_url=api.url, timeout_seconds=1)
     services = Services.build(
         database.uow,
         clock,
@@ -167,10 +165,15 @@ async def test_rate_limit_waits_for_the_advertised_reset(world: World) -> None:
     await world.drain()
     assert world.api.issues == {}
     async with world.database.uow() as uow:
-        item = next(i for i in await uow.outbox.due(world.clock.now().replace(year=2100), 50)
-                    if i.kind == GITHUB_ISSUE_CREATE)
+        item = next(
+            i
+            for i in await uow.outbox.due(world.clock.now().replace(year=2100), 50)
+            if i.kind == GITHUB_ISSUE_CREATE
+        )
     wait = (item.available_at - world.clock.now()).total_seconds()
-    assert reset - world.clock.now().timestamp() <= wait <= reset - world.clock.now().timestamp() + 5
+    assert (
+        reset - world.clock.now().timestamp() <= wait <= reset - world.clock.now().timestamp() + 5
+    )
     assert "rate limit" in (item.last_error or "")
     await world.later(60)
     assert world.api.issues == {}  # not before the reset

@@ -73,7 +73,9 @@ async def test_update_severity_assign_resolve_flow(
 ) -> None:
     incident = await open_one(services, 2)
     clock.advance(minutes=5)
-    updated = await services.incidents.update(NODE, incident.ref, "Looking at the pool", "identified")
+    updated = await services.incidents.update(
+        NODE, incident.ref, "Looking at the pool", "identified"
+    )
     assert updated.status is IncidentStatus.IDENTIFIED
     assert updated.acknowledged_at == clock.now()
     clock.advance(minutes=5)
@@ -278,9 +280,7 @@ async def test_miners_notice_only_commander_or_core_may_change(
 
 async def test_pinned_messages_join_the_timeline_once(services: Services, cards) -> None:
     incident = await open_one(services)
-    await services.incidents.attach_discord(
-        incident.id, channel_id=1, message_id=2, thread_id=300
-    )
+    await services.incidents.attach_discord(incident.id, channel_id=1, message_id=2, thread_id=300)
     args = {"thread_id": 300, "message_id": 77, "author_id": 5, "author_name": "bob"}
     assert await services.incidents.pinned(**args, text="root cause is the disk")
     assert not await services.incidents.pinned(**args, text="root cause is the disk")
