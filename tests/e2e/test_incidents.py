@@ -92,15 +92,16 @@ def card_of(world: World, ref: str) -> dict | None:
 
 
 def field(message: dict, name: str) -> str:
-    return next(f["value"] for f in message["embeds"][0]["fields"] if f["name"] == name)
+    return str(next(f["value"] for f in message["embeds"][0]["fields"] if f["name"] == name))
 
 
 async def run(world: World, user: int, name: str, **options: Any) -> dict:
     """Invoke `/incident <name>` and return the bot's (first) answer."""
     result = await world.emulator.invoke_command("incident", user, options=sub(name, **options))
-    if result.message is not None and result.message.get("content") is not None:
-        if not (result.message.get("flags", 0) & 128):  # not a "thinking…" placeholder
-            return result.message
+    message = result.message
+    # An immediate answer, not a "thinking…" placeholder (flag 128) waiting for a followup.
+    if message is not None and message.get("content") is not None and not message["flags"] & 128:
+        return message
     return (await result.wait_for_followups(1))[0]
 
 

@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,7 +160,9 @@ class GitHubAPI:
     # -- plumbing ----------------------------------------------------------------------------
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()
@@ -184,7 +187,9 @@ class GitHubAPI:
             return response
         return self._record(request, await handler(request), body)
 
-    def _record(self, request: web.Request, response: Any, body: Any) -> Any:
+    def _record(
+        self, request: web.Request, response: web.StreamResponse, body: Any
+    ) -> web.StreamResponse:
         self.requests.append(Recorded(request.method, request.path, response.status, body))
         return response
 
@@ -359,8 +364,8 @@ class GitHubAPI:
 
     async def _add_labels(self, request: web.Request) -> web.Response:
         issue = self._issue(request)
-        data = request[BODY]
-        names = data.get("labels", []) if isinstance(data, dict) else data or []
+        data: Any = request[BODY]
+        names: list[Any] = data.get("labels", []) if isinstance(data, dict) else list(data or [])
         for name in names:
             if name not in issue["label_names"]:
                 issue["label_names"].append(str(name))
@@ -403,10 +408,10 @@ class GitHubAPI:
                 return self._json(422, {"message": 'Invalid request.\n\n"sha" wasn\'t supplied.'})
             return self._json(409, {"message": f"{path} does not match {data.get('sha')}"})
         raw = base64.b64decode(data["content"])
-        sha = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # noqa: S324 (git's id)
+        sha = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()
         self.files[path] = {"raw": raw, "sha": sha, "message": data["message"]}
         commit = {
-            "sha": hashlib.sha1(sha.encode() + data["message"].encode()).hexdigest(),  # noqa: S324
+            "sha": hashlib.sha1(sha.encode() + data["message"].encode()).hexdigest(),
             "message": data["message"],
             "url": f"{self._repo_url()}/git/commits/x",
             "html_url": self._html("commit/x"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -240,7 +241,10 @@ async def test_miners_notice_never_carries_hosts_addresses_or_balances(
         CORE_A,
         severity=1,
         title="Payouts halted on node-07.pool.hyperhash.net (10.2.3.4)",
-        summary="bitcoind at 192.168.1.20:8332 stuck, hot wallet bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh 3.2 BTC",
+        summary=(
+            "bitcoind at 192.168.1.20:8332 stuck, "
+            "hot wallet bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh 3.2 BTC"
+        ),
         nodes="node-07, 10.2.3.4",
     )
     await services.incidents.resolve(CORE_A, incident.ref, "database", "fixed on 10.2.3.4")
@@ -281,7 +285,12 @@ async def test_miners_notice_only_commander_or_core_may_change(
 async def test_pinned_messages_join_the_timeline_once(services: Services, cards) -> None:
     incident = await open_one(services)
     await services.incidents.attach_discord(incident.id, channel_id=1, message_id=2, thread_id=300)
-    args = {"thread_id": 300, "message_id": 77, "author_id": 5, "author_name": "bob"}
+    args: dict[str, Any] = {
+        "thread_id": 300,
+        "message_id": 77,
+        "author_id": 5,
+        "author_name": "bob",
+    }
     assert await services.incidents.pinned(**args, text="root cause is the disk")
     assert not await services.incidents.pinned(**args, text="root cause is the disk")
     assert not await services.incidents.pinned(**{**args, "thread_id": 999}, text="x")

@@ -31,6 +31,7 @@ class MemoryUow:
     lockouts: Any = None
     reviews: Any = None
     drift: Any = None
+    incidents: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()
