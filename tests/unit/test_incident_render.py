@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import discord
 
@@ -97,7 +98,7 @@ def test_thread_name_and_buttons_fit() -> None:
     long = incident(title="t" * 200)
     assert len(render.thread_name(long)) <= 100
     view = checklist_view(incident(checklist={ChecklistItem.ISOLATE: Tick(1, "n" * 200, AT)}))
-    buttons = [getattr(c, "item", c) for c in view.children]
+    buttons: list[Any] = [getattr(c, "item", c) for c in view.children]
     assert len(buttons) == 5 and all(len(b.label or "") <= 80 for b in buttons)
     assert buttons[0].disabled and not buttons[1].disabled
     assert buttons[0].custom_id == "hh:incident:isolate:7"
