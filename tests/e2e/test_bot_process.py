@@ -121,7 +121,7 @@ async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
     # Commands were synced to the guild, and the sync was logged.
     synced = {c["name"] for c in emu.commands[GUILD_ID]}
     assert synced == {"whoami", "ping", "access", "audit", "incident"}
-    await bot.wait_for_line("synced 4 slash commands to guild")
+    await bot.wait_for_line("synced 5 slash commands to guild")
 
     # /whoami as a Core Ops member: ephemeral, roles and commands listed.
     core = await emu.invoke_command("whoami", CORE_USER)

@@ -85,7 +85,7 @@ def test_card_shows_checklist_github_state_and_report_deadline() -> None:
     resolved = incident(
         status=IncidentStatus.RESOLVED, resolved_at=AT, report_due_at=AT + timedelta(hours=48)
     )
-    fields = {f.name: f.value for f in render.card(resolved, github_configured=False).fields}
+    fields = {f.name: f.value or "" for f in render.card(resolved, github_configured=False).fields}
     assert f"<t:{int((AT + timedelta(hours=48)).timestamp())}:f>" in fields["Report"]
 
 
