@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 import pytest
+from prometheus_client import generate_latest
 
 from bot.app import Application
 from bot.config import load_settings
@@ -172,6 +173,35 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     )
     await eventually(lambda: any("Payout job restarted" in c["body"] for c in gh.comments[1]))
 
+    # A 📌 on a thread message puts it on the timeline (the bot reads it back over REST).
+    posted = next(
+        m
+        for m in channel_messages(world, incident.thread_id or 0)
+        if "Payout job restarted" in (m.get("content") or "")
+    )
+    reaction = {
+        "user_id": str(NODE_USER),
+        "channel_id": str(incident.thread_id),
+        "message_id": posted["id"],
+        "guild_id": str(GUILD_ID),
+        "emoji": {"id": None, "name": "📌"},
+        "type": 0,
+        "burst": False,
+    }
+    for _ in range(2):  # twice: it joins the timeline once
+        await emu.dispatch("MESSAGE_REACTION_ADD", reaction)
+
+    async def pinned() -> list[Any]:
+        entries = await app.services.incidents.timeline(incident.id)
+        return [e for e in entries if e.kind.value == "pinned"]
+
+    async with asyncio.timeout(10):
+        while not await pinned():
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    (pin,) = await pinned()
+    assert "Payout job restarted" in pin.text
+
     # Resolve: the issue is closed, the report is due in 48 h.
     done = await run(world, NODE_USER, "resolve", id=ref, cause="Stuck job", resolution="Restart")
     assert "is resolved" in done["content"]
@@ -201,6 +231,9 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     assert ref in recent["embeds"][0]["fields"][0]["name"]
     stats = await run(world, NODE_USER, "stats")
     assert "Time to resolve" in stats["embeds"][0]["fields"][0]["value"]
+    metrics = generate_latest(app.metrics.registry).decode()
+    assert 'hh_opsbot_incident_time_to_acknowledge_seconds_count{severity="1"} 1.0' in metrics
+    assert 'hh_opsbot_incident_time_to_resolve_seconds_count{severity="1"} 1.0' in metrics
 
 
 async def test_bad_input_is_a_clear_ephemeral_error_and_changes_nothing(
