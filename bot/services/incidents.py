@@ -274,7 +274,10 @@ class IncidentService:
             )
             incident = await uow.incidents.get(incident_id)
             assert incident is not None
-            await self._refresh_card(uow, incident)
+            if incident.github_number is not None or incident.github_error is not None:
+                # GitHub answered before the card was posted: show its link. Otherwise the
+                # card is as posted, and the GitHub handler refreshes it when it knows more.
+                await self._refresh_card(uow, incident)
             await uow.commit()
         self._outbox.wake()
         return incident

@@ -89,8 +89,6 @@ def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
     embed.add_field(name="Opened", value=f"{ts(incident.opened_at)} by {incident.reporter_name}")
     if incident.nodes:
         embed.add_field(name="Nodes", value=truncate(incident.nodes, 1024))
-    if incident.thread_id:
-        embed.add_field(name="Thread", value=f"<#{incident.thread_id}>")
     embed.add_field(name="Checklist", value=checklist_text(incident), inline=False)
     if resolved:
         embed.add_field(name="Cause", value=truncate(incident.cause or "—", 1024), inline=False)
