@@ -50,6 +50,10 @@ async def make_world() -> World:
     return World(emulator, roles, channels)
 
 
+def ms(value: float) -> str:
+    return f"{value * 1000:.0f} ms"
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -95,7 +99,6 @@ async def main(count: int, github_delay: float, interval: float) -> str:
                 await app.shutdown()
                 discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
     await world.emulator.stop()
-    ms = lambda v: f"{v * 1000:.0f} ms"  # noqa: E731
     lines = [
         SECTION,
         "",
