@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.domain.errors import DomainError, InvalidInput, NotFound
+from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.incidents import (
     NODES_MAX,
     SUMMARY_MAX,
@@ -990,18 +990,3 @@ def postmortem(incident: Incident, timeline: Sequence[TimelineEntry], *, now: da
         "",
     ]
     return "\n".join(lines)
-
-
-__all__ = [
-    "CARD_REFRESH",
-    "GITHUB_COMMENT",
-    "GITHUB_COMMIT",
-    "GITHUB_ISSUE_CREATE",
-    "GITHUB_ISSUE_SYNC",
-    "DomainError",
-    "IncidentObserver",
-    "IncidentService",
-    "Report",
-    "issue_body",
-    "postmortem",
-]

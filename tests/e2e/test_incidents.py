@@ -16,6 +16,7 @@ from prometheus_client import generate_latest
 from bot.app import Application
 from bot.config import load_settings
 from bot.storage import migrations
+from tests.conftest import FakeClock
 from tests.e2e.conftest import (
     CORE_USER,
     GUILD_ID,
@@ -56,7 +57,15 @@ async def gh() -> AsyncIterator[GitHubAPI]:
 
 
 @pytest.fixture
-async def app(world: World, tmp_path: Path, gh: GitHubAPI) -> AsyncIterator[Application]:
+def app_clock() -> FakeClock | None:
+    """The real clock (outbox retries need time to pass); a test may ask for a fake one."""
+    return None
+
+
+@pytest.fixture
+async def app(
+    world: World, tmp_path: Path, gh: GitHubAPI, app_clock: FakeClock | None
+) -> AsyncIterator[Application]:
     path = tmp_path / "config.toml"
     url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
     text = config_text(world, database_url=url, web_port=free_port())
@@ -64,7 +73,7 @@ async def app(world: World, tmp_path: Path, gh: GitHubAPI) -> AsyncIterator[Appl
     path.write_text(text)
     environ = {"HH_DISCORD__TOKEN": TOKEN, "HH_GITHUB__TOKEN": GH_TOKEN}
     settings = load_settings(path, environ=environ).settings
-    application = Application(settings)
+    application = Application(settings, clock=app_clock)
     await migrations.upgrade(application.database.engine)
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     await application.start()
@@ -264,3 +273,43 @@ async def test_bad_input_is_a_clear_ephemeral_error_and_changes_nothing(
     assert stored.cause == "Cache"
     await eventually(lambda: gh.issues.get(1) and gh.issues[1]["state"] == "closed", 20)
     assert len(gh.issues) == 1
+
+
+@pytest.mark.parametrize("app_clock", [FakeClock()])
+async def test_nudges_in_the_thread_and_report_reminders_by_dm(
+    world: World, app: Application, app_clock: FakeClock
+) -> None:
+    await run(world, CORE_USER, "open", severity=1, title="Payouts halted")
+    (incident,) = await app.services.incidents.find(open_only=True)
+    await run(world, CORE_USER, "assign", id=incident.ref, member=str(NODE_USER))
+    thread = incident.thread_id or (await app.services.incidents.get(incident.ref)).thread_id
+    assert thread is not None
+
+    def nudges() -> list[dict]:
+        return [
+            m
+            for m in channel_messages(world, thread)
+            if "has had no update for 30 minutes" in (m.get("content") or "")
+        ]
+
+    app_clock.advance(minutes=31)
+    await app.fire_reminders()
+    (nudge,) = await eventually(nudges)
+    assert f"<@{NODE_USER}>" in nudge["content"], "the commander is mentioned"
+    await app.fire_reminders()  # once only
+    await asyncio.sleep(0.3)
+    assert len(nudges()) == 1
+
+    await run(world, NODE_USER, "resolve", id=incident.ref, cause="Stuck job", resolution="Restart")
+    app_clock.advance(hours=25)
+    await app.fire_reminders()
+    dm = await eventually(lambda: emu_dms(world, NODE_USER))
+    assert "is due" in dm[0]["content"] and incident.ref in dm[0]["content"]
+    app_clock.advance(hours=24)
+    await app.fire_reminders()
+    await eventually(lambda: len(emu_dms(world, NODE_USER)) == 2)
+    assert "overdue" in emu_dms(world, NODE_USER)[1]["content"]
+
+
+def emu_dms(world: World, user_id: int) -> list[dict]:
+    return world.emulator.dm_messages(user_id)
