@@ -83,6 +83,7 @@ class Application:
             if settings.github.configured
             else None,
             observer=self.metrics,
+            guild_id=settings.discord.guild_id,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders

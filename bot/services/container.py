@@ -70,6 +70,7 @@ class Services:
         incident_settings: IncidentSettings | None = None,
         tracker: IssueTracker | None = None,
         observer: IncidentObserver | None = None,
+        guild_id: int | None = None,
     ) -> Services:
         policy = access_policy(access_settings)
         audit = AuditService(clock)
@@ -107,5 +108,6 @@ class Services:
                 audit=audit,
                 tracker=tracker,
                 observer=observer,
+                guild_id=guild_id,
             ),
         )

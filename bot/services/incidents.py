@@ -129,8 +129,10 @@ class IncidentService:
         audit: AuditService,
         tracker: IssueTracker | None = None,
         observer: IncidentObserver | None = None,
+        guild_id: int | None = None,
     ) -> None:
         self._uow = uow_factory
+        self.guild_id = guild_id
         self._clock = clock
         self.policy = policy
         self._outbox = outbox
@@ -278,6 +280,8 @@ class IncidentService:
                 # GitHub answered before the card was posted: show its link. Otherwise the
                 # card is as posted, and the GitHub handler refreshes it when it knows more.
                 await self._refresh_card(uow, incident)
+            if self.tracker is not None:
+                await self._sync_issue(uow, incident)  # the issue links back to the card
             await uow.commit()
         self._outbox.wake()
         return incident
@@ -786,7 +790,9 @@ class IncidentService:
             found = await self._guarded(
                 incident,
                 tracker.create_issue(
-                    issue_title(incident), issue_body(incident), issue_labels(incident)
+                    issue_title(incident),
+                    issue_body(incident, self.guild_id),
+                    issue_labels(incident),
                 ),
             )
         number, url = found
@@ -822,7 +828,10 @@ class IncidentService:
         await self._guarded(
             incident,
             self._tracker().edit_issue(
-                number, body=issue_body(incident), state=state, labels=issue_labels(incident)
+                number,
+                body=issue_body(incident, self.guild_id),
+                state=state,
+                labels=issue_labels(incident),
             ),
         )
         return {"number": number, "state": state}
@@ -908,7 +917,16 @@ def checklist_lines(incident: Incident) -> list[str]:
     return lines
 
 
-def issue_body(incident: Incident) -> str:
+def discord_link(incident: Incident, guild_id: int | None) -> str | None:
+    if guild_id is None or incident.card_channel_id is None or incident.card_message_id is None:
+        return None
+    return (
+        f"https://discord.com/channels/{guild_id}/{incident.card_channel_id}/"
+        f"{incident.card_message_id}"
+    )
+
+
+def issue_body(incident: Incident, guild_id: int | None = None) -> str:
     """The issue: timestamp, severity, reporter, summary, checklist (manual §19)."""
     parts = [
         issue_marker(incident),
@@ -921,6 +939,9 @@ def issue_body(incident: Incident) -> str:
     ]
     if incident.nodes:
         parts.append(f"**Nodes:** {incident.nodes}")
+    link = discord_link(incident, guild_id)
+    if link:
+        parts.append(f"**Discord:** [incident card]({link})")
     parts += ["", "## Summary", "", incident.summary or "_none given_", "", "## Checklist", ""]
     parts += checklist_lines(incident)
     if incident.resolved_at is not None:

@@ -152,6 +152,11 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     assert issue["label_names"] == ["incident", "sev-1"]
     assert "**Reporter:** core-alice" in issue["body"]
     await eventually(lambda: "Issue #1" in field(card_of(world, ref) or card, "GitHub"), 20)
+    # ... and the issue links back to the card (linked both ways).
+    card_url = (
+        f"https://discord.com/channels/{GUILD_ID}/{world.channels['operations']}/{card['id']}"
+    )
+    await eventually(lambda: card_url in gh.issues[1]["body"], 20)
 
     # The #miners notice says what miners need, never hostnames or addresses.
     notice = await eventually(lambda: channel_messages(world, world.channels["miners"]))

@@ -233,3 +233,21 @@ async def test_token_never_in_errors_or_logs(
     async with world.database.uow() as uow:
         rows = await uow.audit.recent(100)
     assert all(TOKEN not in str(r.details) for r in rows)
+
+
+async def test_pending_github_work_survives_a_restart(world: World) -> None:
+    """GitHub is down when the incident opens and the bot restarts: the new process delivers
+    the queued work, in order, once."""
+    world.api.fail_next(502, count=3)
+    incident = await world.services.incidents.open(CORE_A, severity=1, title="Payouts halted")
+    await world.services.incidents.update(CORE_A, incident.ref, "Looking into it")
+    await world.drain()
+    assert world.api.issues == {}
+    # A new process: new services, same database, same clock.
+    restarted = build(world.database, world.clock, world.api)
+    for _ in range(6):
+        await restarted.later(60)
+    assert list(world.api.issues) == [1]
+    assert len(world.api.comments[1]) == 1
+    assert "Looking into it" in world.api.comments[1][0]["body"]
+    assert (await statuses(restarted))["pending"] == 0
