@@ -222,7 +222,7 @@ class GitHubSettings(Section):
         token = self.token.get_secret_value().strip() if self.token else ""
         if self.repo and not token:
             raise PydanticCustomError(
-                "token", "github.token: required with github.repo (HH_GITHUB__TOKEN or token_file)"
+                "token", "token is required with repo (HH_GITHUB__TOKEN or token_file)"
             )
         return self
 
