@@ -33,6 +33,7 @@ T = TypeVar("T")
 MAX_SCANNED = 500
 """Issues or comments looked through for a marker, at most (a bounded loop)."""
 PERMANENT = frozenset({400, 401, 403, 404, 410, 422})
+MANAGED_LABELS = frozenset({"incident", "resolved"})
 
 
 def classify(exc: BaseException, now: float) -> Exception:
@@ -125,7 +126,14 @@ class GitHubIssues:
 
     async def edit_issue(self, number: int, *, body: str, state: str, labels: list[str]) -> None:
         def edit() -> None:
-            self._repo.get_issue(number).edit(body=body, state=state, labels=labels)
+            issue = self._repo.get_issue(number)
+            # Labels people added by hand stay; the bot manages incident, sev-N and resolved.
+            kept = [
+                label.name
+                for label in issue.labels
+                if label.name not in MANAGED_LABELS and not label.name.startswith("sev-")
+            ]
+            issue.edit(body=body, state=state, labels=[*labels, *kept])
 
         await self._call("issue edit", edit)
 

@@ -333,3 +333,15 @@ async def test_observer_sees_time_to_acknowledge_and_resolve(
     await services.incidents.update(CORE_A, incident.ref, "second update")
     await services.incidents.resolve(CORE_A, incident.ref, "cause", "fix")
     assert seen == [("ack", 2, 120.0), ("resolve", 2, 300.0)]
+
+
+async def test_autocomplete_offers_latest_ids(services: Services, cards) -> None:
+    for n in range(3):
+        await open_one(services, 3, f"glitch {n}")
+    assert [ref for ref, _ in await services.incidents.autocomplete("")] == [
+        "INC-2026-0003",
+        "INC-2026-0002",
+        "INC-2026-0001",
+    ]
+    assert await services.incidents.autocomplete("inc-2026-0002") == [("INC-2026-0002", "glitch 1")]
+    assert len(await services.incidents.autocomplete("glitch")) == 3

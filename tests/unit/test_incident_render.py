@@ -131,3 +131,25 @@ def test_notices_fit_and_carry_no_mentions() -> None:
     for template in render.TEMPLATES.values():
         rendered = template(data)
         assert rendered.content is not None and len(rendered.content) <= 2000
+
+
+def test_every_command_taking_an_id_autocompletes_it() -> None:
+    from discord import app_commands
+
+    from cogs.incidents import IncidentCog
+
+    with_id = [
+        c
+        for c in vars(IncidentCog).values()
+        if isinstance(c, app_commands.Command) and "id" in c._params
+    ]
+    assert {c.name for c in with_id} == {
+        "update",
+        "severity",
+        "assign",
+        "resolve",
+        "report",
+        "miners",
+        "show",
+    }
+    assert all(c._params["id"].autocomplete is not None for c in with_id)
