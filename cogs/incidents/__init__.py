@@ -273,12 +273,10 @@ class IncidentCog(commands.Cog, name="incidents"):
         if not isinstance(channel, discord.Thread) or last_pin is None:
             return
         try:
-            pins = await channel.pins()
+            async for message in channel.pins(limit=50):
+                await self._pin(channel.id, message.id, message)
         except discord.HTTPException:
             log.info("could not read the pins of thread %s", channel.id)
-            return
-        for message in pins[:50]:
-            await self._pin(channel.id, message.id, message)
 
     async def _pin(
         self, channel_id: int, message_id: int, message: discord.Message | None = None

@@ -215,6 +215,14 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     await asyncio.sleep(0.3)
     (pin,) = await pinned()
     assert "Payout job restarted" in pin.text
+    # A pin of the same message does not add it again; a pin of another one does.
+    await emu.pin_message(incident.thread_id or 0, int(posted["id"]))
+    await emu.pin_message(incident.thread_id or 0, int(panel["id"]))
+    async with asyncio.timeout(10):
+        while len(await pinned()) < 2:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert len(await pinned()) == 2
 
     # Resolve: the issue is closed, the report is due in 48 h.
     done = await run(world, NODE_USER, "resolve", id=ref, cause="Stuck job", resolution="Restart")
