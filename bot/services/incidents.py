@@ -361,8 +361,6 @@ class IncidentService:
         return incident
 
     async def resolve(self, actor: Actor, ref: str, cause: str, resolution: str) -> Incident:
-        cause = _clean(cause, TEXT_MAX, "cause", required=True)
-        resolution = _clean(resolution, TEXT_MAX, "resolution", required=True)
         async with self._uow() as uow:
             incident = await self._by_ref(uow, ref, for_update=True)
             if not incident.is_open:
@@ -372,6 +370,8 @@ class IncidentService:
                     if incident.resolved_at
                     else f"{incident.ref} is already resolved."
                 )
+            cause = _clean(cause, TEXT_MAX, "cause", required=True)
+            resolution = _clean(resolution, TEXT_MAX, "resolution", required=True)
             now = self._clock.now()
             due = now + self.policy.report_due
             incident = await self._touch(

@@ -128,6 +128,8 @@ async def test_bad_input_changes_nothing(services: Services, database: Database,
     before = await services.incidents.timeline(incident.id)
     with pytest.raises(InvalidInput, match="already resolved"):
         await services.incidents.resolve(CORE_A, incident.ref, "again", "again")
+    with pytest.raises(InvalidInput, match="already resolved"):
+        await services.incidents.resolve(CORE_A, incident.ref, "x", "y")
     with pytest.raises(InvalidInput, match="resolved"):
         await services.incidents.update(CORE_A, incident.ref, "late update")
     assert await services.incidents.timeline(incident.id) == before
