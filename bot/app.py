@@ -23,16 +23,19 @@ from bot.domain.errors import DomainError
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
+from bot.integrations.github import GitHubIssues
 from bot.integrations.probes import ProbeRunner, static_targets
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
 from bot.services.container import Services
 from bot.services.health import HealthService
+from bot.services.incidents import CARD_REFRESH
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
+from cogs.incidents.delivery import IncidentCards
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,12 @@ class Application:
             roles=self.roles,
             owner_ids=frozenset(settings.discord.owner_ids),
             permissions=dict(permissions),
+            incident_settings=settings.incidents,
+            tracker=GitHubIssues(settings.github, self.clock)
+            if settings.github.configured
+            else None,
+            observer=self.metrics,
+            guild_id=settings.discord.guild_id,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
@@ -126,6 +135,8 @@ class Application:
         self.outbox.register(NOTICE, self.notice_delivery.notice)
         self.outbox.register(DIRECT, self.notice_delivery.direct)
         self.outbox.register(ROLE_REMOVE, self.notice_delivery.remove_role)
+        self.incident_cards = IncidentCards(self.bot)
+        self.outbox.register(CARD_REFRESH, self.incident_cards.refresh)
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None

@@ -29,8 +29,10 @@ NoticeRenderer = Callable[[Mapping[str, Any]], "Rendered"]
 
 
 def intents() -> discord.Intents:
-    """Guilds and members only: no message content, no presences (privileged and not needed)."""
-    return discord.Intents(guilds=True, members=True)
+    """Guilds, members and guild reactions (a 📌 in an incident thread joins its timeline).
+
+    No message content, no presences: privileged and not needed."""
+    return discord.Intents(guilds=True, members=True, guild_reactions=True)
 
 
 class OpsBot(commands.Bot):

@@ -262,6 +262,57 @@ class PrometheusSettings(Section):
     _url = field_validator("url")(lambda cls, v: _http_url(v))
 
 
+class GitHubSettings(Section):
+    """Where incidents are logged on GitHub (manual §19); GitHub Enterprise through `api_url`.
+
+    Optional: without `repo`, incidents work and the GitHub side says "not configured".
+    """
+
+    repo: str | None = None
+    token: SecretStr | None = None
+    api_url: str = "https://api.github.com"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        owner, _, name = value.strip().partition("/")
+        if not owner or not name or "/" in name or " " in value.strip():
+            raise PydanticCustomError("repo", "must be owner/name")
+        return value.strip()
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise PydanticCustomError("url", "must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _token_with_repo(self) -> GitHubSettings:
+        token = self.token.get_secret_value().strip() if self.token else ""
+        if self.repo and not token:
+            raise PydanticCustomError(
+                "token", "token is required with repo (HH_GITHUB__TOKEN or token_file)"
+            )
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.repo and self.token)
+
+
+class IncidentSettings(Section):
+    """Incident nudges, the report deadline and the #miners notice (manual §12, §20)."""
+
+    nudge_sev1_minutes: int = Field(default=30, ge=1, le=1440)
+    nudge_sev2_minutes: int = Field(default=60, ge=1, le=1440)
+    report_due_hours: int = Field(default=48, ge=1, le=720)
+    miners_notice: bool = True
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -274,6 +325,8 @@ class Settings(BaseModel):
     access: AccessSettings = AccessSettings()
     health: HealthSettings = HealthSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    github: GitHubSettings = GitHubSettings()
+    incidents: IncidentSettings = IncidentSettings()
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""

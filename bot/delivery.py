@@ -123,8 +123,11 @@ class NoticeDelivery:
         rendered = self.render(payload)
         mention_text, role_ids, user_ids = self.mentions(payload)
         content = " ".join(p for p in (mention_text, rendered.content or "") if p) or None
+        channel_id = payload.get("channel_id")
         return await self._send(
-            self.channel_id(str(payload.get("channel", "operations"))),
+            int(channel_id)
+            if channel_id is not None
+            else self.channel_id(str(payload.get("channel", "operations"))),
             content,
             rendered,
             role_ids=role_ids,

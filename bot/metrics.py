@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from bot import __version__
 
+INCIDENT_BUCKETS = (60, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 172800)
+"""1 min … 2 days: incident response times."""
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -61,10 +64,32 @@ class Metrics:
             registry=r,
         )
 
+        self.incident_acknowledge = Histogram(
+            "hh_opsbot_incident_time_to_acknowledge_seconds",
+            "From opening an incident to its first update or assignment, by severity.",
+            ["severity"],
+            registry=r,
+            buckets=INCIDENT_BUCKETS,
+        )
+        self.incident_resolve = Histogram(
+            "hh_opsbot_incident_time_to_resolve_seconds",
+            "From opening an incident to resolving it, by severity.",
+            ["severity"],
+            registry=r,
+            buckets=INCIDENT_BUCKETS,
+        )
+
     def record_health_poll(self, states: Mapping[str, int], seconds: float) -> None:
         for state in ("ok", "warn", "down"):
             self.health_targets.labels(state).set(states.get(state, 0))
         self.health_poll_seconds.set(seconds)
+
+    # The incident service's observer (bot.services.incidents.IncidentObserver).
+    def acknowledged(self, severity: int, seconds: float) -> None:
+        self.incident_acknowledge.labels(str(int(severity))).observe(seconds)
+
+    def resolved(self, severity: int, seconds: float) -> None:
+        self.incident_resolve.labels(str(int(severity))).observe(seconds)
 
     def track_gateway(self, latency: Callable[[], float], connected: Callable[[], bool]) -> None:
         """Read live from the client at scrape time, so the figure is never stale."""

@@ -17,6 +17,8 @@ EVERYONE: frozenset[OpsRole] | None = None
 
 CORE = frozenset({OpsRole.CORE_OPS})
 CORE_AND_OBSERVER = frozenset({OpsRole.CORE_OPS, OpsRole.OBSERVER})
+RESPONDERS = frozenset({OpsRole.CORE_OPS, OpsRole.NODE_OPS, OpsRole.TREASURY_OPS})
+"""Every ops role but Observer: those who work incidents (Observers watch and audit)."""
 
 PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
     {
@@ -35,6 +37,22 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "access:reject": CORE,
         "access:keep": CORE,
         "access:revoke": CORE,
+        # Incidents (manual §9, §12, §19, §20): responders work them, every ops role may look.
+        "incident open": RESPONDERS,
+        "incident update": RESPONDERS,
+        "incident severity": RESPONDERS,
+        "incident assign": RESPONDERS,
+        "incident resolve": RESPONDERS,
+        "incident report": RESPONDERS,
+        "incident miners": RESPONDERS,
+        "incident list": ALL_OPS_ROLES,
+        "incident show": ALL_OPS_ROLES,
+        "incident stats": ALL_OPS_ROLES,
+        "incident:isolate": RESPONDERS,
+        "incident:snapshot": RESPONDERS,
+        "incident:rotate": RESPONDERS,
+        "incident:notify": RESPONDERS,
+        "incident:report": RESPONDERS,
         # The audit trail, for Core Ops and the Observers who audit them.
         "audit recent": CORE_AND_OBSERVER,
         "audit export": CORE_AND_OBSERVER,

@@ -28,6 +28,7 @@ from bot.domain.health import (
     RegisteredNode,
     Target,
 )
+from bot.domain.incidents import Incident, TimelineEntry
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
 from bot.domain.roles import OpsRole
 
@@ -80,6 +81,9 @@ class UnitOfWork(Protocol):
 
     @property
     def health(self) -> HealthRepository: ...
+
+    @property
+    def incidents(self) -> IncidentRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -230,6 +234,34 @@ class DriftRepository(Protocol):
     async def open_findings(self) -> list[DriftFinding]: ...
 
 
+class IncidentRepository(Protocol):
+    async def next_number(self, year: int) -> int:
+        """The next incident number of `year`; safe when two incidents open at once."""
+        ...
+
+    async def add(self, ref: str, **values: Any) -> Incident: ...
+
+    async def get(self, incident_id: int, *, for_update: bool = False) -> Incident | None: ...
+
+    async def by_ref(self, ref: str, *, for_update: bool = False) -> Incident | None: ...
+
+    async def by_thread(self, thread_id: int) -> Incident | None: ...
+
+    async def update(self, incident_id: int, **values: Any) -> None: ...
+
+    async def find(self, *, open_only: bool, limit: int = 25) -> list[Incident]: ...
+
+    async def refs_starting(self, prefix: str, limit: int = 25) -> list[tuple[str, str]]: ...
+
+    async def all_for_stats(self, since: datetime | None = None) -> list[Incident]: ...
+
+    async def add_timeline(
+        self, incident_id: int, entry: TimelineEntry, *, source_id: int | None = None
+    ) -> bool: ...
+
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+
+
 class MemberRoles(Protocol):
     """Adds and removes ops roles in the chat platform; raises RoleChangeRefused/Unavailable."""
 
@@ -280,3 +312,26 @@ class Prober(Protocol):
     """Probes targets; never raises: every failure is a ProbeResult with a reason."""
 
     async def probe_all(self, targets: list[Target]) -> list[ProbeResult]: ...
+
+
+class IssueTracker(Protocol):
+    """Where incidents are logged (GitHub). Every method may raise RetryLater or
+    PermanentFailure (bot.domain.outbox); each is safe to call again after a lost answer."""
+
+    async def find_issue(self, marker: str) -> tuple[int, str] | None:
+        """(number, url) of an issue whose body carries `marker`, if one exists."""
+        ...
+
+    async def create_issue(self, title: str, body: str, labels: list[str]) -> tuple[int, str]: ...
+
+    async def edit_issue(
+        self, number: int, *, body: str, state: str, labels: list[str]
+    ) -> None: ...
+
+    async def comment(self, number: int, body: str, marker: str) -> str:
+        """Add a comment unless one carrying `marker` is already there; returns its url."""
+        ...
+
+    async def put_file(self, path: str, content: str, message: str) -> str:
+        """Create or update a file on the default branch; returns its html url."""
+        ...

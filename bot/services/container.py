@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.config import AccessSettings
+from bot.config import AccessSettings, IncidentSettings
 from bot.domain.access import AccessPolicy
+from bot.domain.incidents import IncidentPolicy
 from bot.domain.permissions import PERMISSIONS
-from bot.domain.ports import Clock, MemberRoles
+from bot.domain.ports import Clock, IssueTracker, MemberRoles
 from bot.domain.roles import OpsRole
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
 from bot.services.grants import GrantService
+from bot.services.incidents import IncidentObserver, IncidentService
 from bot.services.lockout import LockoutService
 from bot.services.notices import Notices
 from bot.services.outbox import OutboxService, ReminderService, UowFactory
@@ -33,6 +35,16 @@ def access_policy(settings: AccessSettings) -> AccessPolicy:
     )
 
 
+def incident_policy(settings: IncidentSettings) -> IncidentPolicy:
+    return IncidentPolicy(
+        nudge_sev1=timedelta(minutes=settings.nudge_sev1_minutes),
+        nudge_sev2=timedelta(minutes=settings.nudge_sev2_minutes),
+        report_due=timedelta(hours=settings.report_due_hours),
+        report_warning=timedelta(hours=min(24, settings.report_due_hours)),
+        miners_notice=settings.miners_notice,
+    )
+
+
 @dataclass
 class Services:
     access: AccessService
@@ -43,6 +55,7 @@ class Services:
     lockouts: LockoutService
     grants: GrantService
     reviews: ReviewService
+    incidents: IncidentService
 
     @classmethod
     def build(
@@ -54,6 +67,10 @@ class Services:
         roles: MemberRoles,
         owner_ids: frozenset[int],
         permissions: dict[str, frozenset[OpsRole] | None] | None = None,
+        incident_settings: IncidentSettings | None = None,
+        tracker: IssueTracker | None = None,
+        observer: IncidentObserver | None = None,
+        guild_id: int | None = None,
     ) -> Services:
         policy = access_policy(access_settings)
         audit = AuditService(clock)
@@ -80,5 +97,17 @@ class Services:
             grants=grants,
             reviews=ReviewService(
                 uow_factory, clock, grants, audit=audit, notices=notices, owner_ids=owner_ids
+            ),
+            incidents=IncidentService(
+                uow_factory,
+                clock,
+                incident_policy(incident_settings or IncidentSettings()),
+                outbox=outbox,
+                reminders=reminders,
+                notices=notices,
+                audit=audit,
+                tracker=tracker,
+                observer=observer,
+                guild_id=guild_id,
             ),
         )

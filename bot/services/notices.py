@@ -15,7 +15,8 @@ from bot.domain.roles import OpsRole
 from bot.services.outbox import OutboxService
 
 NOTICE = "notice"
-"""Post a rendered template in a configured channel (`operations`, `alerts`, `dev_log`, ...)."""
+"""Post a rendered template in a configured channel (`operations`, `alerts`, `dev_log`, ...),
+or in a channel or thread given by id (`channel_id`, e.g. an incident's thread)."""
 DIRECT = "direct"
 """DM a member; when their DMs are closed, mention them in the fallback channel instead."""
 ROLE_REMOVE = "role.remove"
@@ -33,6 +34,7 @@ class Notices:
         data: Mapping[str, Any],
         *,
         channel: str = "operations",
+        channel_id: int | None = None,
         mention_user_ids: Iterable[int] = (),
         mention_roles: Iterable[OpsRole] = (),
         dedupe_key: str | None = None,
@@ -43,6 +45,7 @@ class Notices:
             NOTICE,
             {
                 "channel": channel,
+                **({"channel_id": channel_id} if channel_id is not None else {}),
                 "template": template,
                 "data": dict(data),
                 "mention_user_ids": list(mention_user_ids),

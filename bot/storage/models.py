@@ -274,3 +274,70 @@ class ProbeMinuteEntry(Base):
     up_samples: Mapped[int] = mapped_column(Integer)
     latency_avg_ms: Mapped[float | None] = mapped_column(Float)
     latency_max_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class IncidentSequenceEntry(Base):
+    """The last incident number given out per year; locking the row serialises new ids."""
+
+    __tablename__ = "incident_sequences"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentEntry(Base):
+    """A Sev 1–3 incident (manual §12): its state, checklist, links to Discord and GitHub."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("ref", name="uq_incidents_ref"),
+        Index("ix_incidents_status_opened_at", "status", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(1500))
+    nodes: Mapped[str] = mapped_column(String(300))
+    reporter_id: Mapped[int | None] = mapped_column(BigInteger)
+    reporter_name: Mapped[str] = mapped_column(String(100))
+    commander_id: Mapped[int | None] = mapped_column(BigInteger)
+    commander_name: Mapped[str | None] = mapped_column(String(100))
+    opened_at: Mapped[datetime]
+    last_update_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    cause: Mapped[str | None] = mapped_column(String(1500))
+    resolution: Mapped[str | None] = mapped_column(String(1500))
+    report_due_at: Mapped[datetime | None]
+    report_at: Mapped[datetime | None]
+    checklist: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updates: Mapped[int] = mapped_column(Integer, default=0)
+    github_number: Mapped[int | None] = mapped_column(Integer)
+    github_url: Mapped[str | None] = mapped_column(String(300))
+    github_error: Mapped[str | None] = mapped_column(String(300))
+    report_url: Mapped[str | None] = mapped_column(String(300))
+    card_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    miners_enabled: Mapped[bool] = mapped_column(default=True)
+    miners_text: Mapped[str | None] = mapped_column(String(500))
+
+
+class IncidentTimelineEntry(Base):
+    """One line of an incident's timeline: every action, and pinned messages."""
+
+    __tablename__ = "incident_timeline"
+    __table_args__ = (Index("ix_incident_timeline_incident_id_at", "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(String(2000))
+    source_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    """The Discord message a pinned entry came from: each message enters the timeline once."""

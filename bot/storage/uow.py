@@ -12,6 +12,7 @@ from bot.storage.repositories import (
     SqlDriftRepository,
     SqlGrantRepository,
     SqlHealthRepository,
+    SqlIncidentRepository,
     SqlLockoutRepository,
     SqlOutboxRepository,
     SqlReminderRepository,
@@ -30,6 +31,7 @@ class SqlUnitOfWork:
     reviews: SqlReviewRepository
     drift: SqlDriftRepository
     health: SqlHealthRepository
+    incidents: SqlIncidentRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -51,6 +53,7 @@ class SqlUnitOfWork:
         self.reviews = SqlReviewRepository(self._session)
         self.drift = SqlDriftRepository(self._session)
         self.health = SqlHealthRepository(self._session)
+        self.incidents = SqlIncidentRepository(self._session)
         return self
 
     async def __aexit__(

@@ -425,6 +425,7 @@ class DiscordEmulator:
         self._message_payloads: dict[int, list[Json]] = {}
         self._command_ids: dict[tuple[int, int, str], int] = {}
         self._dm_channels: dict[int, int] = {}
+        self._pins: dict[int, list[tuple[int, str]]] = {}
         self.closed_dms: set[int] = set()
         """Users whose DMs are closed to the bot: sending them a DM is refused (403, 50007)."""
         self._interactions: dict[int, _Interaction] = {}
@@ -782,6 +783,22 @@ class DiscordEmulator:
         data = {"custom_id": custom_id, "components": components}
         return await self._run_interaction(record, self._interaction_payload(record, data), timeout)
 
+    async def pin_message(self, channel_id: int, message_id: int) -> None:
+        """Pin a message as a member would; Discord then sends CHANNEL_PINS_UPDATE."""
+        msg = self._find_message(channel_id, message_id)
+        msg["pinned"] = True
+        now = _now_iso()
+        self._pins.setdefault(channel_id, []).insert(0, (message_id, now))
+        await self._send_dispatch(
+            "CHANNEL_PINS_UPDATE",
+            {
+                "guild_id": str(self.guild_id),
+                "channel_id": str(channel_id),
+                "last_pin_timestamp": now,
+            },
+            intent=INTENT_GUILDS,
+        )
+
     async def dispatch(self, event: str, data: Json) -> None:
         """Send any DISPATCH to the bot (buffered and replayed on RESUME if it is disconnected)."""
         if self._session is None:
@@ -1052,6 +1069,7 @@ class DiscordEmulator:
             ("GET", f"/channels/{ch}", self._get_channel, True, False),
             ("GET", f"/channels/{ch}/messages", self._list_messages, True, False),
             ("POST", f"/channels/{ch}/messages", self._create_message, True, True),
+            ("GET", f"/channels/{ch}/messages/pins", self._list_pins, True, False),
             ("GET", f"/channels/{ch}/messages/{msg}", self._get_message, True, False),
             ("PATCH", f"/channels/{ch}/messages/{msg}", self._edit_message, True, True),
             ("DELETE", f"/channels/{ch}/messages/{msg}", self._delete_message, True, False),
@@ -1427,6 +1445,16 @@ class DiscordEmulator:
         if msg is None or int(msg["channel_id"]) != channel_id or msg["flags"] & EPHEMERAL:
             raise _error(404, "Unknown Message", 10008)
         return msg
+
+    async def _list_pins(self, call: _Call) -> web.Response:
+        """The paginated pins shape of discord.py 2.6+ (one page here)."""
+        channel_id = call.id("channel")
+        self._channel(channel_id)
+        items = [
+            {"pinned_at": at, "message": copy.deepcopy(self._find_message(channel_id, mid))}
+            for mid, at in self._pins.get(channel_id, [])
+        ]
+        return _json_response(200, {"items": items, "has_more": False})
 
     async def _get_message(self, call: _Call) -> web.Response:
         self._channel(call.id("channel"))

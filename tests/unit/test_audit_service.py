@@ -32,6 +32,7 @@ class MemoryUow:
     reviews: Any = None
     drift: Any = None
     health: Any = None
+    incidents: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()

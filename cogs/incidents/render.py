@@ -1,0 +1,256 @@
+"""Embeds and notices of the incident area: pure functions, tested against Discord's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import discord
+
+from bot.domain.incidents import (
+    ChecklistItem,
+    Incident,
+    IncidentStatus,
+    Severity,
+    SeverityStats,
+    TimelineEntry,
+)
+from bot.services.incidents import (
+    T_MINERS,
+    T_NUDGE,
+    T_REPORT_DUE,
+    T_REPORT_OVERDUE,
+    T_THREAD,
+    duration,
+)
+from cogs.common import FIELDS_MAX, Rendered, fit_embed, truncate
+
+COLOURS = {
+    Severity.SEV1: discord.Colour.red(),
+    Severity.SEV2: discord.Colour.orange(),
+    Severity.SEV3: discord.Colour.gold(),
+}
+RESOLVED_COLOUR = discord.Colour.green()
+THREAD_NAME_MAX = 100
+
+
+def ts(at: datetime | str | None, style: str = "f") -> str:
+    if at is None:
+        return "—"
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def thread_name(incident: Incident) -> str:
+    return truncate(f"{incident.ref} {incident.title}", THREAD_NAME_MAX)
+
+
+def checklist_text(incident: Incident) -> str:
+    lines = []
+    for item in ChecklistItem:
+        tick = incident.checklist.get(item)
+        if tick is None:
+            lines.append(f"⬜ {item.label}")
+        else:
+            lines.append(f"✅ {item.label}: {truncate(tick.by_name, 40)}, {ts(tick.at, 't')}")
+    return "\n".join(lines)
+
+
+def github_text(incident: Incident, *, configured: bool) -> str:
+    if incident.github_url:
+        text = f"[Issue #{incident.github_number}]({incident.github_url})"
+        if incident.report_url:
+            text += f" · [report]({incident.report_url})"
+        return text
+    if incident.github_error:
+        return truncate(f"⚠️ not created: {incident.github_error}", 1024)
+    if not configured:
+        return "not configured"
+    return "being created…"
+
+
+def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
+    """The incident card in #operations, kept up to date from the database."""
+    resolved = incident.status is IncidentStatus.RESOLVED
+    embed = discord.Embed(
+        title=truncate(f"{incident.ref} · {incident.severity.label} · {incident.title}", 256),
+        description=truncate(incident.summary, 4096) if incident.summary else None,
+        colour=RESOLVED_COLOUR if resolved else COLOURS[incident.severity],
+    )
+    embed.add_field(name="Status", value=incident.status.value.capitalize())
+    embed.add_field(
+        name="Severity", value=f"{incident.severity.label}: {incident.severity.meaning}"
+    )
+    embed.add_field(
+        name="Commander",
+        value=f"<@{incident.commander_id}>" if incident.commander_id else "not assigned",
+    )
+    embed.add_field(name="Opened", value=f"{ts(incident.opened_at)} by {incident.reporter_name}")
+    if incident.nodes:
+        embed.add_field(name="Nodes", value=truncate(incident.nodes, 1024))
+    embed.add_field(name="Checklist", value=checklist_text(incident), inline=False)
+    if resolved:
+        embed.add_field(name="Cause", value=truncate(incident.cause or "—", 1024), inline=False)
+        embed.add_field(
+            name="Resolution", value=truncate(incident.resolution or "—", 1024), inline=False
+        )
+        report = (
+            f"written {ts(incident.report_at)}"
+            if incident.report_at
+            else f"due {ts(incident.report_due_at)} ({ts(incident.report_due_at, 'R')})"
+        )
+        embed.add_field(name="Report", value=report)
+    embed.add_field(
+        name="GitHub", value=github_text(incident, configured=github_configured), inline=False
+    )
+    embed.set_footer(text=f"Last update {incident.last_update_at:%Y-%m-%d %H:%M} UTC")
+    return fit_embed(embed)
+
+
+def card_content(incident: Incident, core_role_id: int | None) -> str | None:
+    """Sev 1 pings Core Ops (the only ping an incident card makes)."""
+    if incident.severity is Severity.SEV1 and core_role_id:
+        return f"<@&{core_role_id}> Sev 1 incident: {truncate(incident.title, 200)}"
+    return None
+
+
+def checklist_intro(incident: Incident) -> str:
+    return truncate(
+        f"**{incident.ref}** ({incident.severity.label}): work this incident here. "
+        "The manual's response steps (§9) are below: press each one when it is done; the card "
+        "in #operations and the GitHub issue follow. Use `/incident update` for progress, "
+        "`/incident resolve` when it is over, then `/incident report` (due within 48 h).",
+        2000,
+    )
+
+
+def opened_reply(incident: Incident, *, card_posted: bool, github_configured: bool) -> str:
+    where = f"thread <#{incident.thread_id}>" if incident.thread_id else "#operations"
+    text = f"**{incident.ref}** is open ({incident.severity.label}). Work it in {where}."
+    if not card_posted:
+        text += " Discord did not take the card right now: see `/incident show`."
+    text += (
+        " The GitHub issue is being created."
+        if github_configured
+        else " GitHub is not configured: the incident is logged here only."
+    )
+    return text
+
+
+def detail(
+    incident: Incident, timeline: Sequence[TimelineEntry], *, github_configured: bool
+) -> discord.Embed:
+    embed = card(incident, github_configured=github_configured)
+    if timeline:
+        lines = [
+            f"{ts(e.at, 't')} **{e.kind.value}** {truncate(e.text, 150)} "
+            f"({truncate(e.actor_name, 30)})"
+            for e in timeline[-12:]
+        ]
+        embed.add_field(
+            name="Timeline (latest)", value=truncate("\n".join(lines), 1024), inline=False
+        )
+    return fit_embed(embed)
+
+
+def listing(incidents: Sequence[Incident], *, title: str) -> discord.Embed:
+    embed = discord.Embed(title=truncate(title, 256), colour=discord.Colour.blue())
+    if not incidents:
+        embed.description = "No incidents."
+        return embed
+    for incident in incidents[:FIELDS_MAX]:
+        embed.add_field(
+            name=truncate(f"{incident.ref} · {incident.severity.label} · {incident.title}", 256),
+            value=truncate(
+                f"{incident.status.value}, opened {ts(incident.opened_at)}"
+                + (f", commander <@{incident.commander_id}>" if incident.commander_id else ""),
+                1024,
+            ),
+            inline=False,
+        )
+    return fit_embed(embed)
+
+
+def stats(rows: Sequence[SeverityStats]) -> discord.Embed:
+    embed = discord.Embed(title="Incident response times", colour=discord.Colour.blue())
+    for row in rows:
+        embed.add_field(
+            name=f"{row.severity.label}: {row.severity.meaning}"[:256],
+            value=(
+                f"{row.count} incidents, {row.resolved} resolved\n"
+                f"Time to acknowledge: {duration(row.mean_acknowledge)} (mean)\n"
+                f"Time to resolve: {duration(row.mean_resolve)} (mean)"
+            ),
+            inline=False,
+        )
+    embed.set_footer(text="Acknowledged: first update or assignment after opening.")
+    return fit_embed(embed)
+
+
+# -- notices (outbox templates) ---------------------------------------------------------------
+
+
+def _thread(data: Mapping[str, Any]) -> Rendered:
+    kind = str(data.get("kind", "update"))
+    head = {
+        "update": "Update",
+        "severity": "Severity changed",
+        "assigned": "Commander",
+        "resolved": "Resolved",
+        "checklist": "Checklist",
+    }.get(kind, kind.capitalize())
+    return Rendered(
+        content=truncate(
+            f"**{head}** ({truncate(str(data.get('actor', '')), 60)}, {ts(data.get('at'), 't')}): "
+            f"{data.get('text', '')}",
+            2000,
+        )
+    )
+
+
+def _nudge(data: Mapping[str, Any]) -> Rendered:
+    return Rendered(
+        content=truncate(
+            f"⏰ **{data.get('ref')}** (Sev {data.get('severity')}) has had no update for "
+            f"{data.get('minutes')} minutes (last {ts(data.get('last_update_at'), 'R')}). "
+            "Post progress with `/incident update`, even if it is “still investigating”.",
+            2000,
+        )
+    )
+
+
+def _report_due(data: Mapping[str, Any]) -> Rendered:
+    return Rendered(
+        content=truncate(
+            f"📝 The report of **{data.get('ref')}** ({data.get('title')}) is due "
+            f"{ts(data.get('due_at'))} ({ts(data.get('due_at'), 'R')}): `/incident report "
+            f"{data.get('ref')}` writes it from the timeline (manual §20: within 48 h).",
+            2000,
+        )
+    )
+
+
+def _report_overdue(data: Mapping[str, Any]) -> Rendered:
+    return Rendered(
+        content=truncate(
+            f"⚠️ The report of **{data.get('ref')}** ({data.get('title')}) is overdue since "
+            f"{ts(data.get('due_at'))}. Please run `/incident report {data.get('ref')}` now.",
+            2000,
+        )
+    )
+
+
+def _miners(data: Mapping[str, Any]) -> Rendered:
+    """Plain text: the service already built it from severity, status and a sanitised title."""
+    icon = "✅" if data.get("resolved") else "⚠️"
+    return Rendered(content=truncate(f"{icon} {data.get('text', '')}", 2000))
+
+
+TEMPLATES = {
+    T_THREAD: _thread,
+    T_NUDGE: _nudge,
+    T_REPORT_DUE: _report_due,
+    T_REPORT_OVERDUE: _report_overdue,
+    T_MINERS: _miners,
+}

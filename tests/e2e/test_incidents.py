@@ -1,0 +1,328 @@
+"""Incidents end to end: the real discord.py client against the Discord emulator, and the real
+PyGithub against the loopback GitHub API. Open → card, thread, GitHub issue; checklist button;
+update; resolve → issue closed; report → incidents/<id>.md committed. And the bad inputs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from prometheus_client import generate_latest
+
+from bot.app import Application
+from bot.config import load_settings
+from bot.storage import migrations
+from tests.conftest import FakeClock
+from tests.e2e.conftest import (
+    CORE_USER,
+    GUILD_ID,
+    MINER_USER,
+    NODE_USER,
+    TOKEN,
+    World,
+    config_text,
+    free_port,
+)
+from tests.fakes.github_api import GitHubAPI
+
+pytestmark = pytest.mark.e2e
+
+GH_TOKEN = "ghp_e2e_token_0123456789abcdef"
+REPO = "hyper-hash/operations"
+TYPES = {"severity": 4, "level": 4, "member": 6, "enabled": 5}
+
+
+def sub(name: str, **options: Any) -> list[dict]:
+    opts = [{"name": k, "type": TYPES.get(k, 3), "value": v} for k, v in options.items()]
+    return [{"name": name, "type": 1, "options": opts}]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = check()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def gh() -> AsyncIterator[GitHubAPI]:
+    async with GitHubAPI(token=GH_TOKEN, repo=REPO) as api:
+        yield api
+
+
+@pytest.fixture
+def app_clock() -> FakeClock | None:
+    """The real clock (outbox retries need time to pass); a test may ask for a fake one."""
+    return None
+
+
+@pytest.fixture
+async def app(
+    world: World, tmp_path: Path, gh: GitHubAPI, app_clock: FakeClock | None
+) -> AsyncIterator[Application]:
+    path = tmp_path / "config.toml"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
+    text = config_text(world, database_url=url, web_port=free_port())
+    text += f'\n[github]\nrepo = "{REPO}"\napi_url = "{gh.url}"\ntimeout_seconds = 2\n'
+    path.write_text(text)
+    environ = {"HH_DISCORD__TOKEN": TOKEN, "HH_GITHUB__TOKEN": GH_TOKEN}
+    settings = load_settings(path, environ=environ).settings
+    application = Application(settings, clock=app_clock)
+    await migrations.upgrade(application.database.engine)
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    await application.start()
+    try:
+        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
+        await world.emulator.wait_ready(timeout=30)
+        async with asyncio.timeout(15):
+            while not application.bot.is_ready():
+                await asyncio.sleep(0.05)
+        yield application
+    finally:
+        await application.shutdown()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+def channel_messages(world: World, channel_id: int) -> list[dict]:
+    return list(world.emulator.messages.get(channel_id, []))
+
+
+def card_of(world: World, ref: str) -> dict | None:
+    for message in channel_messages(world, world.channels["operations"]):
+        embeds = message.get("embeds") or []
+        if embeds and embeds[0].get("title", "").startswith(ref):
+            return world.emulator.get_message(int(message["id"]))
+    return None
+
+
+def field(message: dict, name: str) -> str:
+    return str(next(f["value"] for f in message["embeds"][0]["fields"] if f["name"] == name))
+
+
+async def run(world: World, user: int, name: str, **options: Any) -> dict:
+    """Invoke `/incident <name>` and return the bot's (first) answer."""
+    result = await world.emulator.invoke_command("incident", user, options=sub(name, **options))
+    message = result.message
+    # An immediate answer, not a "thinking…" placeholder (flag 128) waiting for a followup.
+    if message is not None and message.get("content") is not None and not message["flags"] & 128:
+        return message
+    return (await result.wait_for_followups(1))[0]
+
+
+async def test_incident_from_open_to_report(world: World, app: Application, gh: GitHubAPI) -> None:
+    emu = world.emulator
+    gh.slow_next(3, method="POST")  # GitHub is slow: the reply must not wait for it
+    reply = await run(
+        world,
+        CORE_USER,
+        "open",
+        severity=1,
+        title="Payouts halted",
+        summary="Payout job stuck on pool-db-2.hyperhash.net (10.0.4.2)",
+    )
+    assert reply["flags"] & 64, "ephemeral"
+    (incident,) = await app.services.incidents.find(open_only=True)
+    ref = incident.ref
+    assert ref in reply["content"]
+
+    # The card in #operations pings Core Ops (Sev 1), and a thread carries the checklist.
+    card = await eventually(lambda: card_of(world, ref))
+    assert f"<@&{world.roles['core_ops']}>" in card["content"]
+    assert card["mention_roles"] == [str(world.roles["core_ops"])]
+    incident = await app.services.incidents.get(ref)
+    assert incident.thread_id is not None
+    thread = emu.channels[incident.thread_id]
+    assert thread["parent_id"] == str(world.channels["operations"])
+    panel = channel_messages(world, incident.thread_id)[0]
+    custom_ids = [c["custom_id"] for row in panel["components"] for c in row["components"]]
+    assert custom_ids == [
+        f"hh:incident:{verb}:{incident.id}"
+        for verb in ("isolate", "snapshot", "rotate", "notify", "report")
+    ]
+
+    # GitHub: one issue, labelled, and the card shows its link once it exists.
+    await eventually(lambda: gh.issues.get(1), timeout=20)
+    issue = gh.issues[1]
+    assert issue["label_names"] == ["incident", "sev-1"]
+    assert "**Reporter:** core-alice" in issue["body"]
+    await eventually(lambda: "Issue #1" in field(card_of(world, ref) or card, "GitHub"), 20)
+    # ... and the issue links back to the card (linked both ways).
+    card_url = (
+        f"https://discord.com/channels/{GUILD_ID}/{world.channels['operations']}/{card['id']}"
+    )
+    await eventually(lambda: card_url in gh.issues[1]["body"], 20)
+
+    # The #miners notice says what miners need, never hostnames or addresses.
+    notice = await eventually(lambda: channel_messages(world, world.channels["miners"]))
+    assert ref in notice[0]["content"]
+    assert "10.0.4.2" not in notice[0]["content"] and "hyperhash.net" not in notice[0]["content"]
+
+    # A checklist button: who and when, the button greys out, GitHub's checklist follows.
+    pressed = await emu.click_button(f"hh:incident:isolate:{incident.id}", NODE_USER, message=panel)
+    edited = await pressed.wait_for_edit(1)
+    isolate = edited["components"][0]["components"][0]
+    assert isolate["disabled"] and "node-bob" in isolate["label"]
+    await eventually(lambda: "- [x] Isolate affected systems (by node-bob" in gh.issues[1]["body"])
+    # A member without a responder role cannot tick anything.
+    denied = await emu.click_button(
+        f"hh:incident:snapshot:{incident.id}", MINER_USER, message=panel
+    )
+    answer = denied.message if denied.message else (await denied.wait_for_followups(1))[0]
+    assert "needs the" in answer["content"] and answer["flags"] & 64
+    assert "snapshot" not in (await app.services.incidents.get(ref)).checklist
+
+    # An update: timeline, a thread post, a GitHub comment.
+    await run(world, NODE_USER, "update", id=ref, text="Payout job restarted", status="monitoring")
+    await eventually(
+        lambda: any(
+            "Payout job restarted" in (m.get("content") or "")
+            for m in channel_messages(world, incident.thread_id or 0)
+        )
+    )
+    await eventually(lambda: any("Payout job restarted" in c["body"] for c in gh.comments[1]))
+
+    # A 📌 on a thread message puts it on the timeline (the bot reads it back over REST).
+    posted = next(
+        m
+        for m in channel_messages(world, incident.thread_id or 0)
+        if "Payout job restarted" in (m.get("content") or "")
+    )
+    reaction = {
+        "user_id": str(NODE_USER),
+        "channel_id": str(incident.thread_id),
+        "message_id": posted["id"],
+        "guild_id": str(GUILD_ID),
+        "emoji": {"id": None, "name": "📌"},
+        "type": 0,
+        "burst": False,
+    }
+    for _ in range(2):  # twice: it joins the timeline once
+        await emu.dispatch("MESSAGE_REACTION_ADD", reaction)
+
+    async def pinned() -> list[Any]:
+        entries = await app.services.incidents.timeline(incident.id)
+        return [e for e in entries if e.kind.value == "pinned"]
+
+    async with asyncio.timeout(10):
+        while not await pinned():
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    (pin,) = await pinned()
+    assert "Payout job restarted" in pin.text
+    # A pin of the same message does not add it again; a pin of another one does.
+    await emu.pin_message(incident.thread_id or 0, int(posted["id"]))
+    await emu.pin_message(incident.thread_id or 0, int(panel["id"]))
+    async with asyncio.timeout(10):
+        while len(await pinned()) < 2:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert len(await pinned()) == 2
+
+    # Resolve: the issue is closed, the report is due in 48 h.
+    done = await run(world, NODE_USER, "resolve", id=ref, cause="Stuck job", resolution="Restart")
+    assert "is resolved" in done["content"]
+    await eventually(lambda: gh.issues[1]["state"] == "closed")
+
+    # The report: a Markdown file in the thread, committed as incidents/<id>.md.
+    await run(world, NODE_USER, "report", id=ref)
+    attached = await eventually(
+        lambda: next(
+            (m for m in channel_messages(world, incident.thread_id or 0) if m.get("attachments")),
+            None,
+        )
+    )
+    assert attached["attachments"][0]["filename"] == f"{ref}.md"
+    path = f"incidents/{ref}.md"
+    text = await eventually(lambda: gh.file_text(path), 20)
+    assert text.startswith(f"# {ref}: Payouts halted") and "## Timeline (UTC)" in text
+    await eventually(lambda: any("Postmortem:" in c["body"] for c in gh.comments[1]))
+    assert len(gh.issues) == 1, "no duplicate issue"
+    stored = await app.services.incidents.get(ref)
+    assert "report" in stored.checklist
+
+    # /incident show and list and stats answer.
+    shown = await run(world, CORE_USER, "show", id=ref)
+    assert shown["embeds"][0]["title"].startswith(ref)
+    recent = await run(world, NODE_USER, "list", scope="recent")
+    assert ref in recent["embeds"][0]["fields"][0]["name"]
+    stats = await run(world, NODE_USER, "stats")
+    assert "Time to resolve" in stats["embeds"][0]["fields"][0]["value"]
+    metrics = generate_latest(app.metrics.registry).decode()
+    assert 'hh_opsbot_incident_time_to_acknowledge_seconds_count{severity="1"} 1.0' in metrics
+    assert 'hh_opsbot_incident_time_to_resolve_seconds_count{severity="1"} 1.0' in metrics
+
+
+async def test_bad_input_is_a_clear_ephemeral_error_and_changes_nothing(
+    world: World, app: Application, gh: GitHubAPI
+) -> None:
+    unknown = await run(world, CORE_USER, "update", id="INC-2026-0999", text="hello there")
+    assert "There is no incident INC-2026-0999" in unknown["content"] and unknown["flags"] & 64
+
+    too_long = await run(world, CORE_USER, "open", severity=2, title="x" * 300)
+    assert "at most 200" in too_long["content"] and too_long["flags"] & 64
+    out_of_range = await run(world, CORE_USER, "open", severity=7, title="Something broke")
+    assert "Severity 7 does not exist" in out_of_range["content"]
+
+    denied = await run(world, MINER_USER, "open", severity=1, title="Let me in")
+    assert "needs the" in denied["content"] and denied["flags"] & 64
+    assert await app.services.incidents.find(open_only=False) == []
+
+    await run(world, CORE_USER, "open", severity=3, title="Chart glitch")
+    (incident,) = await app.services.incidents.find(open_only=True)
+    bad_level = await run(world, CORE_USER, "severity", id=incident.ref, level=0)
+    assert "Severity 0 does not exist" in bad_level["content"]
+    await run(world, CORE_USER, "resolve", id=incident.ref, cause="Cache", resolution="Purged")
+    twice = await run(
+        world, CORE_USER, "resolve", id=incident.ref, cause="Again", resolution="Again"
+    )
+    assert "already resolved" in twice["content"] and twice["flags"] & 64
+    stored = await app.services.incidents.get(incident.ref)
+    assert stored.cause == "Cache"
+    await eventually(lambda: gh.issues.get(1) and gh.issues[1]["state"] == "closed", 20)
+    assert len(gh.issues) == 1
+
+
+@pytest.mark.parametrize("app_clock", [FakeClock()])
+async def test_nudges_in_the_thread_and_report_reminders_by_dm(
+    world: World, app: Application, app_clock: FakeClock
+) -> None:
+    await run(world, CORE_USER, "open", severity=1, title="Payouts halted")
+    (incident,) = await app.services.incidents.find(open_only=True)
+    await run(world, CORE_USER, "assign", id=incident.ref, member=str(NODE_USER))
+    thread = incident.thread_id or (await app.services.incidents.get(incident.ref)).thread_id
+    assert thread is not None
+
+    def nudges() -> list[dict]:
+        return [
+            m
+            for m in channel_messages(world, thread)
+            if "has had no update for 30 minutes" in (m.get("content") or "")
+        ]
+
+    app_clock.advance(minutes=31)
+    await app.fire_reminders()
+    (nudge,) = await eventually(nudges)
+    assert f"<@{NODE_USER}>" in nudge["content"], "the commander is mentioned"
+    await app.fire_reminders()  # once only
+    await asyncio.sleep(0.3)
+    assert len(nudges()) == 1
+
+    await run(world, NODE_USER, "resolve", id=incident.ref, cause="Stuck job", resolution="Restart")
+    app_clock.advance(hours=25)
+    await app.fire_reminders()
+    dm = await eventually(lambda: emu_dms(world, NODE_USER))
+    assert "is due" in dm[0]["content"] and incident.ref in dm[0]["content"]
+    app_clock.advance(hours=24)
+    await app.fire_reminders()
+    await eventually(lambda: len(emu_dms(world, NODE_USER)) == 2)
+    assert "overdue" in emu_dms(world, NODE_USER)[1]["content"]
+
+
+def emu_dms(world: World, user_id: int) -> list[dict]:
+    return world.emulator.dm_messages(user_id)
