@@ -164,6 +164,10 @@ class Application:
 
     async def poll_health(self) -> None:
         start = time.perf_counter()
+        try:
+            self.health.set_notice(await self.services.incidents.public_notice())
+        except Exception:
+            log.exception("could not read the public incident notice for /status")
         view = await self.health.poll()
         states = Counter(verdict.state.value for verdict in view.verdicts)
         self.metrics.record_health_poll(states, time.perf_counter() - start)

@@ -171,6 +171,13 @@ class IncidentService:
         async with self._uow() as uow:
             return await uow.incidents.timeline(incident_id)
 
+    async def public_notice(self) -> str | None:
+        """What /status shows miners: the newest open Sev 1/2 incident they are told about."""
+        for incident in await self.find(open_only=True, limit=50):
+            if incident.severity.tells_miners and incident.miners_enabled:
+                return miners_notice_text(incident, resolved=False)
+        return None
+
     async def find(self, *, open_only: bool, limit: int = 25) -> list[Incident]:
         async with self._uow() as uow:
             return await uow.incidents.find(open_only=open_only, limit=limit)

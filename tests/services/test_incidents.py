@@ -347,3 +347,19 @@ async def test_autocomplete_offers_latest_ids(services: Services, cards) -> None
     ]
     assert await services.incidents.autocomplete("inc-2026-0002") == [("INC-2026-0002", "glitch 1")]
     assert len(await services.incidents.autocomplete("glitch")) == 3
+
+
+async def test_public_notice_for_status_follows_open_sev1_and_sev2(
+    services: Services, cards
+) -> None:
+    """/status shows the notice of the newest open incident miners are told about."""
+    assert await services.incidents.public_notice() is None
+    minor = await open_one(services, 3, "Dashboard slow")
+    assert await services.incidents.public_notice() is None, "Sev 3 is not for miners"
+    major = await open_one(services, 1, "Payouts halted on 10.0.0.7")
+    notice = await services.incidents.public_notice()
+    assert notice is not None and "We are working on an incident" in notice
+    assert "10.0.0.7" not in notice and major.ref in notice
+    await services.incidents.resolve(CORE_A, major.ref, "disk full", "cleaned up")
+    assert await services.incidents.public_notice() is None
+    del minor
