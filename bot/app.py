@@ -16,16 +16,21 @@ from bot.client import OpsBot
 from bot.config import Settings
 from bot.delivery import DISCORD_MESSAGE, DiscordDelivery
 from bot.domain.clock import SystemClock
+from bot.domain.outbox import EMAIL
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.roles import OpsRole
+from bot.integrations.alertmanager import AlertmanagerClient
+from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
 from bot.scheduling import Job, build_scheduler
 from bot.services.access import AccessService
+from bot.services.alerts import ALERTS_DELIVER, AlertPolicy, AlertService
 from bot.services.audit import AuditService
 from bot.services.outbox import OutboxService, ReminderService
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
+from cogs.alerts.delivery import AlertDelivery, ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,22 @@ def point_discord_at(api_base: str, gateway_url: str | None) -> None:
     discord.http.Route.BASE = api_base
     if gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    alerts = settings.alerts
+    return AlertPolicy(
+        alerts_channel_id=settings.channels.alerts,
+        operations_channel_id=settings.channels.operations,
+        mention_roles={k: tuple(v) for k, v in alerts.mention_roles.items()},
+        email_to=tuple(settings.smtp.to) if settings.smtp else (),
+        email_fallback_after=alerts.email_fallback_after,
+        watchdog_alertname=alerts.watchdog_alertname,
+        watchdog_timeout=alerts.watchdog_timeout,
+        batch_wait=alerts.batch_wait,
+        storm_threshold=alerts.storm_threshold,
+        digest_max_groups=alerts.digest_max_groups,
+    )
 
 
 class Application:
@@ -60,12 +81,34 @@ class Application:
         self.database = Database.from_url(
             settings.database.url.get_secret_value(), echo=settings.database.echo
         )
-        self.outbox = OutboxService(self.database.uow, self.clock)
+        self.outbox = OutboxService(
+            self.database.uow,
+            self.clock,
+            max_backoff=settings.outbox.max_backoff,
+            idle_poll=settings.outbox.idle_poll,
+        )
         self.reminders = ReminderService(self.database.uow, self.clock)
+        am = settings.alertmanager
+        self.silences = (
+            AlertmanagerClient(am.api_url, timeout=am.api_timeout) if am and am.api_url else None
+        )
+        self.alerts = AlertService(
+            self.database.uow,
+            self.clock,
+            self.outbox,
+            self.reminders,
+            alert_policy(settings),
+            silences=self.silences,
+        )
         self.scheduler = build_scheduler(
             [
                 Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
                 Job("reminders", self.fire_reminders, IntervalTrigger(seconds=30)),
+                Job(
+                    "alerts",
+                    self.check_alerts,
+                    IntervalTrigger(seconds=settings.alerts.check_interval),
+                ),
             ]
         )
         self.bot = OpsBot(
@@ -77,17 +120,32 @@ class Application:
             scheduler=self.scheduler,
             outbox=self.outbox,
             reminders=self.reminders,
+            alerts=self.alerts,
             extensions=extensions,
         )
         self.delivery = DiscordDelivery(self.bot)
         self.outbox.register(DISCORD_MESSAGE, self.delivery.send_message)
+        self.alert_delivery = AlertDelivery(
+            self.bot,
+            self.alerts,
+            ChannelPacer(settings.alerts.channel_rate_limit, settings.alerts.channel_rate_period),
+        )
+        self.outbox.register(ALERTS_DELIVER, self.alert_delivery.deliver)
+        self.mailer = SmtpMailer(settings.smtp) if settings.smtp else None
+        if self.mailer is not None:
+            self.outbox.register(EMAIL, self.mailer.send_item)
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
         self._stopped = False
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
-            create_app(self.metrics, HealthSources(self.discord_ready, self.database.ping)),
+            create_app(
+                self.metrics,
+                HealthSources(self.discord_ready, self.database.ping),
+                alertmanager_token=am.webhook_token.get_secret_value() if am else None,
+                ingest=self.alerts.ingest if am else None,
+            ),
             settings.web.host,
             settings.web.port,
         )
@@ -108,6 +166,11 @@ class Application:
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():
             self.outbox.wake()
+
+    async def check_alerts(self) -> None:
+        """Email fallbacks that came due, and the dead man's switch."""
+        await self.fire_reminders()
+        await self.alerts.check_watchdog()
 
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
@@ -188,5 +251,7 @@ class Application:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
+        if self.silences is not None:
+            await self.silences.close()
         await self.database.close()
         log.info("stopped")

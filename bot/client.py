@@ -11,11 +11,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.domain.errors import PermissionDenied
+from bot.domain.errors import PermissionDenied, Unavailable
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.access import AccessService
+from bot.services.alerts import AlertService
 from bot.services.audit import AuditService
 from bot.services.outbox import OutboxService, ReminderService
 from bot.storage.database import Database
@@ -42,6 +43,7 @@ class OpsBot(commands.Bot):
         scheduler: AsyncIOScheduler,
         outbox: OutboxService | None = None,
         reminders: ReminderService | None = None,
+        alerts: AlertService | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
     ) -> None:
         super().__init__(
@@ -60,6 +62,7 @@ class OpsBot(commands.Bot):
         self.scheduler = scheduler
         self.outbox = outbox or OutboxService(database.uow, audit.clock)
         self.reminders = reminders or ReminderService(database.uow, audit.clock)
+        self.alerts = alerts
         self.role_map = RoleMap.from_ids(
             {role: getattr(settings.roles, role.value) for role in OpsRole}
         )
@@ -113,6 +116,11 @@ class OpsBot(commands.Bot):
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await super().close()
+
+    def alerts_service(self) -> AlertService:
+        if self.alerts is None:
+            raise Unavailable("The alerts relay is not running in this process.")
+        return self.alerts
 
     # -- identity and permission ------------------------------------------------------------
 

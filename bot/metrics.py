@@ -49,6 +49,20 @@ class Metrics:
             "hh_opsbot_database_ping_seconds", "Round trip of the last database check.", registry=r
         )
 
+        self.alert_notifications = Counter(
+            "hh_opsbot_alert_notifications_total",
+            "Alertmanager webhook calls, by result (accepted, duplicate, stale, watchdog, "
+            "invalid, unauthorized, too_large, error).",
+            ["result"],
+            registry=r,
+        )
+        self.alert_messages = Counter(
+            "hh_opsbot_alert_messages_total",
+            "Messages posted or edited in #alerts, by kind (post, digest, edit).",
+            ["kind"],
+            registry=r,
+        )
+
     def track_gateway(self, latency: Callable[[], float], connected: Callable[[], bool]) -> None:
         """Read live from the client at scrape time, so the figure is never stale."""
         self.gateway_latency.set_function(latency)

@@ -160,3 +160,38 @@ class OpsView(discord.ui.View):
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         await handle_interaction_error(self.bot, interaction, error)
+
+
+class OpsDynamicButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:abstract:(?P<id>[0-9]+)"
+):
+    """Base for persistent buttons whose custom_id carries the object id (`hh:area:verb:id`).
+
+    Register subclasses with `bot.add_dynamic_items(...)`; a press after a restart is parsed
+    from the custom_id alone. The same permission check, error policy and audit as OpsView:
+    subclasses implement `run()`; discord.py would otherwise only log a failing callback.
+    """
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        bot: OpsBot = interaction.client  # type: ignore[assignment]
+        try:
+            bot.authorize(interaction, action_of(interaction))
+        except Denied as denied:
+            await handle_interaction_error(bot, interaction, denied)
+            return False
+        return True
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: OpsBot = interaction.client  # type: ignore[assignment]
+        try:
+            await self.run(interaction)
+        except Exception as exc:
+            await handle_interaction_error(bot, interaction, exc)
+            return
+        action = action_of(interaction)
+        bot.metrics.commands.labels(action, "ok").inc()
+        if not interaction.extras.get("audited"):
+            await bot.audit_outcome(interaction, action, "ok")
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        raise NotImplementedError

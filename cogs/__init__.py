@@ -1,3 +1,3 @@
 """Discord transport: one extension per area. Thin: they turn events into service calls."""
 
-EXTENSIONS = ("cogs.access", "cogs.health")
+EXTENSIONS = ("cogs.access", "cogs.alerts", "cogs.health")

@@ -16,6 +16,7 @@ EVERYONE: frozenset[OpsRole] | None = None
 """Marker: the action is public (miners included)."""
 
 CORE = frozenset({OpsRole.CORE_OPS})
+NODE_AND_CORE = frozenset({OpsRole.CORE_OPS, OpsRole.NODE_OPS})
 
 PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
     {
@@ -23,6 +24,10 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "whoami": EVERYONE,
         # Health of the bot itself, for any ops role (the public /status comes later).
         "ping": ALL_OPS_ROLES,
+        # Buttons on a firing alert group in #alerts (manual §5: node operators act on alerts).
+        "alerts:ack": NODE_AND_CORE,
+        "alerts:silence": NODE_AND_CORE,
+        "alerts:expire": NODE_AND_CORE,
     }
 )
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from bot.domain.alerts import AlertGroup, AlertMessage, Silence
 from bot.domain.audit import AuditRecord
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
 
@@ -39,6 +40,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reminders(self) -> ReminderRepository: ...
+
+    @property
+    def alerts(self) -> AlertRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -75,6 +79,10 @@ class OutboxRepository(Protocol):
 
     async def count(self, status: OutboxStatus) -> int: ...
 
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending item becomes due."""
+        ...
+
 
 class ReminderRepository(Protocol):
     async def schedule(
@@ -90,3 +98,89 @@ class ReminderRepository(Protocol):
     async def mark_sent(self, reminder_id: int, now: datetime) -> bool:
         """False when it was already sent (another worker, or a replay)."""
         ...
+
+
+class AlertRepository(Protocol):
+    async def add_notification(
+        self,
+        dedupe_key: str,
+        group_key_hash: str,
+        status: str,
+        receiver: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> int | None:
+        """Store a webhook body; None when one with the same dedupe key is already stored.
+
+        The first statement of an ingest transaction: it takes the write lock at once.
+        """
+        ...
+
+    async def set_notification_outcome(self, notification_id: int, outcome: str) -> None: ...
+
+    async def group_by_key(self, key_hash: str) -> AlertGroup | None:
+        """Locked for update (PostgreSQL) until the transaction ends."""
+        ...
+
+    async def create_group(self, group: AlertGroup, key_hash: str) -> tuple[AlertGroup, bool]:
+        """Insert (id ignored); returns it with its id, and False if it existed already."""
+        ...
+
+    async def save_group(self, group: AlertGroup) -> None:
+        """Write every mutable field of an existing group."""
+        ...
+
+    async def get_group(self, group_id: int, *, for_update: bool = False) -> AlertGroup | None: ...
+
+    async def set_emailed(self, group_id: int, now: datetime) -> None: ...
+
+    async def groups(self, group_ids: list[int]) -> list[AlertGroup]: ...
+
+    async def pending_new(self, limit: int) -> list[AlertGroup]:
+        """Groups without a message yet, oldest first."""
+        ...
+
+    async def count_pending_new(self) -> int: ...
+
+    async def add_message(
+        self, channel_id: int, message_id: int, digest: bool, group_ids: list[int], now: datetime
+    ) -> AlertMessage: ...
+
+    async def get_message(self, ref: int) -> AlertMessage | None: ...
+
+    async def clear_message(self, ref: int) -> None:
+        """Its groups have no message any more (it was deleted in Discord)."""
+        ...
+
+    async def mark_posted(
+        self, versions: Mapping[int, int], message_ref: int, now: datetime
+    ) -> None:
+        """The groups are shown by `message_ref` at these versions (first post: posted_at)."""
+        ...
+
+    async def mark_rendered(self, versions: Mapping[int, int]) -> None:
+        """Raise rendered_version to these versions (never lowers it)."""
+        ...
+
+    async def watchdog_seen(self, now: datetime) -> datetime | None:
+        """Record a Watchdog arrival; returns the start of the outage it ends, if one was open."""
+        ...
+
+    async def watchdog_overdue(self, now: datetime, cutoff: datetime) -> datetime | None:
+        """Open an outage when the Watchdog is overdue; returns when it was last seen, once."""
+        ...
+
+
+class SilenceGateway(Protocol):
+    """Alertmanager's API v2 silences."""
+
+    async def create_silence(
+        self,
+        matchers: Mapping[str, str],
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str,
+        comment: str,
+    ) -> Silence: ...
+
+    async def expire_silence(self, silence_id: str) -> None: ...

@@ -150,6 +150,19 @@ class OutboxService:
             await uow.outbox.reschedule(item.id, when, error[:MAX_ERROR])
             await uow.commit()
 
+    async def _sleep_for(self) -> float:
+        """Until the next item is due (a retry_after that ends soon), at most `idle_poll`."""
+        try:
+            async with self._uow_factory() as uow:
+                due = await uow.outbox.next_due()
+        except Exception:
+            log.warning("outbox worker could not read the next due time", exc_info=True)
+            return self._idle_poll
+        if due is None:
+            return self._idle_poll
+        wait = (due - self._clock.now()).total_seconds()
+        return min(max(wait, 0.01), self._idle_poll)
+
     async def run(self, stop: asyncio.Event) -> None:
         """The worker loop: drain, then sleep until woken, the next poll, or stop."""
         while not stop.is_set():
@@ -163,7 +176,7 @@ class OutboxService:
             self._wake.clear()
             waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
             _done, pending = await asyncio.wait(
-                waiters, timeout=self._idle_poll, return_when=asyncio.FIRST_COMPLETED
+                waiters, timeout=await self._sleep_for(), return_when=asyncio.FIRST_COMPLETED
             )
             for task in pending:
                 task.cancel()

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.domain.alerts import AlertGroup, AlertMessage, AlertStatus, AlertView, WebhookAlert
 from bot.domain.audit import AuditRecord
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
-from bot.storage.models import AuditEntry, OutboxEntry, ReminderEntry
+from bot.storage.models import (
+    AlertGroupRow,
+    AlertMessageRow,
+    AlertNotification,
+    AlertWatchdog,
+    AuditEntry,
+    OutboxEntry,
+    ReminderEntry,
+)
 
 
 class SqlAuditRepository:
@@ -142,6 +152,17 @@ class SqlOutboxRepository:
         query = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == status)
         return int(await self._session.scalar(query) or 0)
 
+    async def next_due(self) -> datetime | None:
+        query = select(func.min(OutboxEntry.available_at)).where(
+            OutboxEntry.status == OutboxStatus.PENDING.value
+        )
+        value = await self._session.scalar(query)
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite's MIN() of a text column comes back untyped
+            value = datetime.fromisoformat(value)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
 
 def _to_item(row: OutboxEntry) -> OutboxItem:
     return OutboxItem(
@@ -216,3 +237,281 @@ class SqlReminderRepository:
             .values(sent_at=now)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _insert_ignoring_conflicts(session: AsyncSession, table: Any, values: Mapping[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).values(**values).on_conflict_do_nothing()
+
+
+class SqlAlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_notification(
+        self,
+        dedupe_key: str,
+        group_key_hash: str,
+        status: str,
+        receiver: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> int | None:
+        statement = _insert_ignoring_conflicts(
+            self._session,
+            AlertNotification,
+            {
+                "dedupe_key": dedupe_key,
+                "group_key_hash": group_key_hash,
+                "status": status,
+                "receiver": receiver[:500],
+                "received_at": now,
+                "outcome": "accepted",
+                "payload": dict(payload),
+            },
+        ).returning(AlertNotification.id)
+        new_id = await self._session.scalar(statement)
+        return int(new_id) if new_id is not None else None
+
+    async def set_notification_outcome(self, notification_id: int, outcome: str) -> None:
+        await self._session.execute(
+            update(AlertNotification)
+            .where(AlertNotification.id == notification_id)
+            .values(outcome=outcome)
+        )
+
+    async def group_by_key(self, key_hash: str) -> AlertGroup | None:
+        row = await self._session.scalar(
+            select(AlertGroupRow)
+            .where(AlertGroupRow.key_hash == key_hash)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return _to_group(row) if row else None
+
+    async def create_group(self, group: AlertGroup, key_hash: str) -> tuple[AlertGroup, bool]:
+        values = _group_values(group)
+        values["key_hash"] = key_hash
+        values["group_key"] = group.group_key
+        statement = _insert_ignoring_conflicts(self._session, AlertGroupRow, values).returning(
+            AlertGroupRow.id
+        )
+        new_id = await self._session.scalar(statement)
+        if new_id is None:
+            # Another request created it a moment ago (PostgreSQL, concurrent notifications).
+            existing = await self.group_by_key(key_hash)
+            assert existing is not None
+            return existing, False
+        created = await self.get_group(new_id)
+        assert created is not None
+        return created, True
+
+    async def save_group(self, group: AlertGroup) -> None:
+        await self._session.execute(
+            update(AlertGroupRow).where(AlertGroupRow.id == group.id).values(**_group_values(group))
+        )
+
+    async def get_group(self, group_id: int, *, for_update: bool = False) -> AlertGroup | None:
+        row = await self._session.get(
+            AlertGroupRow, group_id, populate_existing=True, with_for_update=for_update or None
+        )
+        return _to_group(row) if row else None
+
+    async def set_emailed(self, group_id: int, now: datetime) -> None:
+        await self._session.execute(
+            update(AlertGroupRow).where(AlertGroupRow.id == group_id).values(emailed_at=now)
+        )
+
+    async def groups(self, group_ids: list[int]) -> list[AlertGroup]:
+        if not group_ids:
+            return []
+        rows = (
+            await self._session.scalars(
+                select(AlertGroupRow)
+                .where(AlertGroupRow.id.in_(group_ids))
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        by_id = {row.id: _to_group(row) for row in rows}
+        return [by_id[i] for i in group_ids if i in by_id]
+
+    async def pending_new(self, limit: int) -> list[AlertGroup]:
+        rows = (
+            await self._session.scalars(
+                select(AlertGroupRow)
+                .where(AlertGroupRow.message_ref.is_(None))
+                .order_by(AlertGroupRow.id)
+                .limit(limit)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        return [_to_group(row) for row in rows]
+
+    async def count_pending_new(self) -> int:
+        query = (
+            select(func.count())
+            .select_from(AlertGroupRow)
+            .where(AlertGroupRow.message_ref.is_(None))
+        )
+        return int(await self._session.scalar(query) or 0)
+
+    async def add_message(
+        self, channel_id: int, message_id: int, digest: bool, group_ids: list[int], now: datetime
+    ) -> AlertMessage:
+        row = AlertMessageRow(
+            channel_id=channel_id,
+            message_id=message_id,
+            digest=digest,
+            group_ids=list(group_ids),
+            created_at=now,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return _to_message(row)
+
+    async def get_message(self, ref: int) -> AlertMessage | None:
+        row = await self._session.get(AlertMessageRow, ref)
+        return _to_message(row) if row else None
+
+    async def clear_message(self, ref: int) -> None:
+        await self._session.execute(
+            update(AlertGroupRow)
+            .where(AlertGroupRow.message_ref == ref)
+            .values(message_ref=None, rendered_version=0)
+        )
+
+    async def mark_posted(
+        self, versions: Mapping[int, int], message_ref: int, now: datetime
+    ) -> None:
+        for group_id, version in versions.items():
+            await self._session.execute(
+                update(AlertGroupRow)
+                .where(AlertGroupRow.id == group_id)
+                .values(
+                    message_ref=message_ref,
+                    posted_at=func.coalesce(AlertGroupRow.posted_at, now),
+                    rendered_version=func.max(AlertGroupRow.rendered_version, version)
+                    if self._session.get_bind().dialect.name == "sqlite"
+                    else func.greatest(AlertGroupRow.rendered_version, version),
+                )
+            )
+
+    async def mark_rendered(self, versions: Mapping[int, int]) -> None:
+        for group_id, version in versions.items():
+            await self._session.execute(
+                update(AlertGroupRow)
+                .where(AlertGroupRow.id == group_id, AlertGroupRow.rendered_version < version)
+                .values(rendered_version=version)
+            )
+
+    async def watchdog_seen(self, now: datetime) -> datetime | None:
+        row = await self._session.get(AlertWatchdog, 1, populate_existing=True)
+        if row is None:
+            self._session.add(AlertWatchdog(id=1, last_seen_at=now, outage_since=None))
+            await self._session.flush()
+            return None
+        outage, row.outage_since = row.outage_since, None
+        row.last_seen_at = now
+        await self._session.flush()
+        return outage
+
+    async def watchdog_overdue(self, now: datetime, cutoff: datetime) -> datetime | None:
+        result = await self._session.execute(
+            update(AlertWatchdog)
+            .where(
+                AlertWatchdog.id == 1,
+                AlertWatchdog.outage_since.is_(None),
+                AlertWatchdog.last_seen_at < cutoff,
+            )
+            .values(outage_since=now)
+            .returning(AlertWatchdog.last_seen_at)
+        )
+        return result.scalar_one_or_none()
+
+
+def _group_values(group: AlertGroup) -> dict[str, Any]:
+    return {
+        "episode": group.episode,
+        "status": group.status.value,
+        "severity": group.severity[:32],
+        "version": group.version,
+        "rendered_version": group.rendered_version,
+        "receiver": group.receiver[:500],
+        "state": {
+            "groupLabels": dict(group.group_labels),
+            "commonLabels": dict(group.common_labels),
+            "externalURL": group.external_url,
+            "truncatedAlerts": group.truncated_alerts,
+            "alerts": [_alert_json(a) for a in group.alerts],
+        },
+        "first_seen_at": group.first_seen_at,
+        "last_notified_at": group.last_notified_at,
+        "resolved_at": group.resolved_at,
+        "message_ref": group.message_ref,
+        "posted_at": group.posted_at,
+        "acked_by_id": group.acked_by_id,
+        "acked_by_name": group.acked_by_name[:100] if group.acked_by_name else None,
+        "acked_at": group.acked_at,
+        "silence_id": group.silence_id,
+        "silence_ends_at": group.silence_ends_at,
+        "silenced_by_name": group.silenced_by_name[:100] if group.silenced_by_name else None,
+        "emailed_at": group.emailed_at,
+    }
+
+
+def _alert_json(alert: AlertView) -> dict[str, Any]:
+    return {
+        "status": alert.status.value,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": alert.starts_at.isoformat(),
+        "endsAt": alert.ends_at.isoformat() if alert.ends_at else "0001-01-01T00:00:00Z",
+        "generatorURL": alert.generator_url,
+        "fingerprint": alert.fingerprint,
+    }
+
+
+def _to_group(row: AlertGroupRow) -> AlertGroup:
+    state = row.state or {}
+    alerts = tuple(
+        AlertView.from_payload(WebhookAlert.model_validate(a)) for a in state.get("alerts", [])
+    )
+    return AlertGroup(
+        id=row.id,
+        group_key=row.group_key,
+        episode=row.episode,
+        status=AlertStatus(row.status),
+        severity=row.severity,
+        version=row.version,
+        rendered_version=row.rendered_version,
+        receiver=row.receiver,
+        group_labels=state.get("groupLabels", {}),
+        common_labels=state.get("commonLabels", {}),
+        external_url=state.get("externalURL", ""),
+        truncated_alerts=int(state.get("truncatedAlerts", 0)),
+        alerts=alerts,
+        first_seen_at=row.first_seen_at,
+        last_notified_at=row.last_notified_at,
+        resolved_at=row.resolved_at,
+        message_ref=row.message_ref,
+        posted_at=row.posted_at,
+        acked_by_id=row.acked_by_id,
+        acked_by_name=row.acked_by_name,
+        acked_at=row.acked_at,
+        silence_id=row.silence_id,
+        silence_ends_at=row.silence_ends_at,
+        silenced_by_name=row.silenced_by_name,
+        emailed_at=row.emailed_at,
+    )
+
+
+def _to_message(row: AlertMessageRow) -> AlertMessage:
+    return AlertMessage(
+        id=row.id,
+        channel_id=row.channel_id,
+        message_id=row.message_id,
+        digest=row.digest,
+        group_ids=tuple(int(i) for i in row.group_ids),
+    )

@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.repositories import (
+    SqlAlertRepository,
     SqlAuditRepository,
     SqlOutboxRepository,
     SqlReminderRepository,
@@ -20,6 +21,7 @@ class SqlUnitOfWork:
     audit: SqlAuditRepository
     outbox: SqlOutboxRepository
     reminders: SqlReminderRepository
+    alerts: SqlAlertRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -36,6 +38,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(self._session)
         self.outbox = SqlOutboxRepository(self._session)
         self.reminders = SqlReminderRepository(self._session)
+        self.alerts = SqlAlertRepository(self._session)
         return self
 
     async def __aexit__(

@@ -21,6 +21,7 @@ class MemoryAudit:
 class MemoryUow:
     outbox: Any = None
     reminders: Any = None
+    alerts: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()

@@ -1,0 +1,493 @@
+"""The alert relay's rules: durable idempotent ingest, what #alerts must show next, operators' acts.
+
+Ingest stores the webhook body, the group's new state and the outbox work in one transaction, so
+"200 OK" to Alertmanager means "it will reach Discord". The outbox handler (a transport in
+cogs/alerts) asks `plan()` what to send: an edit of the group's message, its own new message, or,
+during a storm, a digest that shows many new groups at once; then tells `record_*()` what Discord
+answered. Every plan is rendered from the latest stored state, so a replay sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.domain.alerts import (
+    AlertGroup,
+    AlertStatus,
+    AlertView,
+    DeliveryPlan,
+    IngestResult,
+    Silence,
+    WebhookPayload,
+    group_key_hash,
+    worst_severity,
+)
+from bot.domain.errors import InvalidInput, NotFound, Unavailable
+from bot.domain.outbox import DISCORD_MESSAGE, EMAIL, Reminder
+from bot.domain.ports import Clock, SilenceGateway, UnitOfWork
+from bot.domain.roles import Actor
+from bot.services.outbox import OutboxService, ReminderService
+
+log = logging.getLogger(__name__)
+
+ALERTS_DELIVER = "alerts.deliver"
+EMAIL_FALLBACK = "alerts.email_fallback"
+EMBEDS_PER_MESSAGE = 10
+SILENCE_HOURS = (1, 4, 24)
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """The `[alerts]`, `[channels]` and `[smtp]` settings the rules need."""
+
+    alerts_channel_id: int
+    operations_channel_id: int
+    mention_roles: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    email_to: tuple[str, ...] = ()
+    email_fallback_after: float = 120.0
+    watchdog_alertname: str = "Watchdog"
+    watchdog_timeout: float = 600.0
+    batch_wait: float = 0.5
+    storm_threshold: int = 10
+    digest_max_groups: int = 40
+
+
+class AlertService:
+    def __init__(
+        self,
+        uow_factory: UowFactory,
+        clock: Clock,
+        outbox: OutboxService,
+        reminders: ReminderService,
+        policy: AlertPolicy,
+        *,
+        silences: SilenceGateway | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._outbox = outbox
+        self._reminders = reminders
+        self.policy = policy
+        self._silences = silences
+        reminders.register(EMAIL_FALLBACK, self._email_fallback)
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
+        """Store one webhook body and everything it implies; commit before returning."""
+        now = self._clock.now()
+        key = payload.dedupe_key()
+        key_hash = group_key_hash(payload.group_key)
+        policy = self.policy
+        async with self._uow_factory() as uow:
+            notification_id = await uow.alerts.add_notification(
+                key, key_hash, payload.status.value, payload.receiver, raw, now
+            )
+            if notification_id is None:
+                return IngestResult("duplicate", dedupe_key=key)
+            watchdogs = [a for a in payload.alerts if a.name == policy.watchdog_alertname]
+            alerts = [a for a in payload.alerts if a.name != policy.watchdog_alertname]
+            if any(a.status is AlertStatus.FIRING for a in watchdogs):
+                outage_since = await uow.alerts.watchdog_seen(now)
+                if outage_since is not None:
+                    await self._post_operations(uow, *pipeline_recovered(outage_since, now))
+            if not alerts:
+                await uow.alerts.set_notification_outcome(notification_id, "watchdog")
+                await uow.commit()
+                return IngestResult("watchdog", dedupe_key=key)
+
+            views = tuple(AlertView.from_payload(a) for a in alerts)
+            firing = [a.severity for a in views if a.status is AlertStatus.FIRING]
+            severity = worst_severity(firing or [a.severity for a in views])
+            fresh = AlertGroup(
+                id=0,
+                group_key=payload.group_key,
+                episode=1,
+                status=payload.status,
+                severity=severity,
+                version=1,
+                rendered_version=0,
+                receiver=payload.receiver,
+                group_labels=dict(payload.group_labels),
+                common_labels=dict(payload.common_labels),
+                external_url=payload.external_url,
+                truncated_alerts=payload.truncated_alerts,
+                alerts=views,
+                first_seen_at=now,
+                last_notified_at=now,
+                resolved_at=now if payload.status is AlertStatus.RESOLVED else None,
+            )
+            existing = await uow.alerts.group_by_key(key_hash)
+            created = False
+            if existing is None:
+                group, created = await uow.alerts.create_group(fresh, key_hash)
+            else:
+                group = existing
+            previous_severity = group.severity
+            new_episode = False
+            if not created:
+                if is_stale(group, payload):
+                    await uow.alerts.set_notification_outcome(notification_id, "stale")
+                    await uow.commit()
+                    return IngestResult("stale", group_id=group.id, dedupe_key=key)
+                new_episode = (
+                    group.status is AlertStatus.RESOLVED and payload.status is AlertStatus.FIRING
+                )
+                group = updated_group(group, fresh, now, new_episode=new_episode)
+                await uow.alerts.save_group(group)
+            await self._outbox.enqueue(
+                uow,
+                ALERTS_DELIVER,
+                {"group_id": group.id, "version": group.version},
+                ordering_key=f"alerts:{group.id}",
+                delay=policy.batch_wait if group.message_ref is None else 0.0,
+            )
+            wants_email = (
+                policy.email_to
+                and group.firing
+                and group.severity == "critical"
+                and group.posted_at is None
+                and (created or new_episode or previous_severity != "critical")
+            )
+            if wants_email:
+                await self._reminders.schedule(
+                    uow,
+                    EMAIL_FALLBACK,
+                    f"{group.id}:{group.episode}",
+                    now + timedelta(seconds=policy.email_fallback_after),
+                    {"group_id": group.id, "episode": group.episode},
+                )
+            await uow.commit()
+        self._outbox.wake()
+        return IngestResult("accepted", group_id=group.id, dedupe_key=key)
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def plan(self, payload: Mapping[str, Any]) -> DeliveryPlan | None:
+        """What to send for one `alerts.deliver` item; None when Discord already shows it."""
+        group_id, version = int(payload["group_id"]), int(payload["version"])
+        policy = self.policy
+        async with self._uow_factory() as uow:
+            group = await uow.alerts.get_group(group_id)
+            if group is None or group.rendered_version >= version:
+                return None
+            if group.message_ref is not None:
+                message = await uow.alerts.get_message(group.message_ref)
+                if message is not None:
+                    members = [group]
+                    if message.digest:
+                        members = [
+                            g
+                            for g in await uow.alerts.groups(list(message.group_ids))
+                            if g.message_ref == message.id
+                        ]
+                    return DeliveryPlan(
+                        channel_id=message.channel_id,
+                        groups=tuple(members),
+                        digest=message.digest,
+                        message=message,
+                    )
+            pending = await uow.alerts.count_pending_new()
+            if pending <= policy.storm_threshold:
+                return DeliveryPlan(
+                    channel_id=policy.alerts_channel_id,
+                    groups=(group,),
+                    digest=False,
+                    mention_role_ids=self.mentions_for([group]),
+                )
+            size = digest_size(pending, policy.storm_threshold, policy.digest_max_groups)
+            others = await uow.alerts.pending_new(size)
+        members = [group, *[g for g in others if g.id != group.id]][:size]
+        return DeliveryPlan(
+            channel_id=policy.alerts_channel_id,
+            groups=tuple(members),
+            digest=True,
+            mention_role_ids=self.mentions_for(members),
+        )
+
+    def mentions_for(self, groups: Sequence[AlertGroup]) -> tuple[int, ...]:
+        """The roles `[alerts] mention_roles` names for the firing groups' severities."""
+        roles: dict[int, None] = {}
+        for group in groups:
+            if group.firing:
+                for role_id in self.policy.mention_roles.get(group.severity, ()):
+                    roles[role_id] = None
+        return tuple(roles)
+
+    async def record_posted(self, plan: DeliveryPlan, message_id: int) -> None:
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            message = await uow.alerts.add_message(
+                plan.channel_id, message_id, plan.digest, [g.id for g in plan.groups], now
+            )
+            await uow.alerts.mark_posted({g.id: g.version for g in plan.groups}, message.id, now)
+            for group in plan.groups:
+                await self._reminders.cancel(uow, EMAIL_FALLBACK, f"{group.id}:{group.episode}")
+            await uow.commit()
+
+    async def forget_message(self, plan: DeliveryPlan) -> None:
+        """The message is gone from Discord: its groups will be posted again."""
+        if plan.message is None:
+            return
+        async with self._uow_factory() as uow:
+            await uow.alerts.clear_message(plan.message.id)
+            await uow.commit()
+
+    async def record_edited(self, plan: DeliveryPlan) -> None:
+        async with self._uow_factory() as uow:
+            await uow.alerts.mark_rendered({g.id: g.version for g in plan.groups})
+            await uow.commit()
+
+    async def mark_shown(self, group: AlertGroup) -> None:
+        """An interaction response already showed this version (no outbox edit needed)."""
+        async with self._uow_factory() as uow:
+            await uow.alerts.mark_rendered({group.id: group.version})
+            await uow.commit()
+
+    # -- operators' acts --------------------------------------------------------------------
+
+    async def get_group(self, group_id: int) -> AlertGroup:
+        async with self._uow_factory() as uow:
+            group = await uow.alerts.get_group(group_id)
+        if group is None:
+            raise NotFound("That alert group no longer exists.")
+        return group
+
+    async def _actionable(self, uow: UnitOfWork, group_id: int, episode: int | None) -> AlertGroup:
+        group = await uow.alerts.get_group(group_id, for_update=True)
+        if group is None:
+            raise NotFound("That alert group no longer exists.")
+        if not group.firing or (episode is not None and group.episode != episode):
+            raise InvalidInput("This alert group is resolved: nothing to act on.")
+        return group
+
+    async def acknowledge(self, uow: UnitOfWork, group_id: int, actor: Actor) -> AlertGroup:
+        """Record who took the alert; idempotent. The caller audits and commits."""
+        group = await self._actionable(uow, group_id, None)
+        if group.acked_at is not None:
+            return group
+        group = replace(
+            group,
+            acked_by_id=actor.id,
+            acked_by_name=actor.name,
+            acked_at=self._clock.now(),
+            version=group.version + 1,
+        )
+        await uow.alerts.save_group(group)
+        await self._enqueue_refresh(uow, group)
+        return group
+
+    async def create_silence(
+        self, group: AlertGroup, hours: int, actor: Actor, link: str
+    ) -> Silence:
+        """Ask Alertmanager for a silence matching the group's common labels."""
+        if hours not in SILENCE_HOURS:
+            raise InvalidInput(f"Silences last {', '.join(map(str, SILENCE_HOURS))} hours.")
+        if self._silences is None:
+            raise Unavailable("Silences need `[alertmanager] api_url` in the bot's configuration.")
+        if not group.firing:
+            raise InvalidInput("This alert group is resolved: nothing to silence.")
+        matchers = {k: v for k, v in group.common_labels.items() if v}
+        if not matchers:
+            raise InvalidInput("This group's alerts share no labels: silence them in Alertmanager.")
+        now = self._clock.now()
+        comment = f"Silenced from Discord #alerts by {actor.name} for {hours} h: {link}"
+        return await self._silences.create_silence(
+            matchers,
+            now,
+            now + timedelta(hours=hours),
+            created_by=f"{actor.name} (Discord {actor.id})",
+            comment=comment,
+        )
+
+    async def record_silence(
+        self, uow: UnitOfWork, group_id: int, silence: Silence | None, actor: Actor
+    ) -> AlertGroup:
+        """Store the silence (or its removal, with None) on the group; caller audits, commits."""
+        group = await uow.alerts.get_group(group_id, for_update=True)
+        if group is None:
+            raise NotFound("That alert group no longer exists.")
+        group = replace(
+            group,
+            silence_id=silence.id if silence else None,
+            silence_ends_at=silence.ends_at if silence else None,
+            silenced_by_name=actor.name if silence else None,
+            version=group.version + 1,
+        )
+        await uow.alerts.save_group(group)
+        await self._enqueue_refresh(uow, group)
+        return group
+
+    async def expire_silence(self, group: AlertGroup) -> str:
+        if group.silence_id is None:
+            raise InvalidInput("This alert group has no silence to expire.")
+        if self._silences is None:
+            raise Unavailable("Silences need `[alertmanager] api_url` in the bot's configuration.")
+        await self._silences.expire_silence(group.silence_id)
+        return group.silence_id
+
+    async def _enqueue_refresh(self, uow: UnitOfWork, group: AlertGroup) -> None:
+        """Durable edit of the group's message; the interaction usually shows it first."""
+        await self._outbox.enqueue(
+            uow,
+            ALERTS_DELIVER,
+            {"group_id": group.id, "version": group.version},
+            ordering_key=f"alerts:{group.id}",
+            delay=5.0,
+        )
+
+    # -- email fallback and the dead man's switch -------------------------------------------
+
+    async def _email_fallback(self, uow: UnitOfWork, reminder: Reminder) -> None:
+        group = await uow.alerts.get_group(int(reminder.payload["group_id"]), for_update=True)
+        if (
+            group is None
+            or group.episode != int(reminder.payload["episode"])
+            or group.posted_at is not None
+            or group.emailed_at is not None
+        ):
+            return
+        subject, body = fallback_email(group, self.policy.email_fallback_after)
+        await self._outbox.enqueue(
+            uow,
+            EMAIL,
+            {"to": list(self.policy.email_to), "subject": subject, "body": body},
+            dedupe_key=f"email:alerts:{group.id}:{group.episode}",
+        )
+        await uow.alerts.set_emailed(group.id, self._clock.now())
+        log.warning("alert group %s not on Discord after %ss: emailed", group.id, reminder.due_at)
+
+    async def check_watchdog(self) -> bool:
+        """Post "alert pipeline broken" once per outage; True when it did."""
+        timeout = self.policy.watchdog_timeout
+        if timeout <= 0:
+            return False
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            last_seen = await uow.alerts.watchdog_overdue(now, now - timedelta(seconds=timeout))
+            if last_seen is None:
+                return False
+            await self._post_operations(uow, *pipeline_broken(last_seen, timeout))
+            await uow.commit()
+        self._outbox.wake()
+        log.error("Watchdog alert overdue since %s: alert pipeline broken", last_seen.isoformat())
+        return True
+
+    async def _post_operations(self, uow: UnitOfWork, title: str, text: str, colour: int) -> None:
+        await self._outbox.enqueue(
+            uow,
+            DISCORD_MESSAGE,
+            {
+                "channel_id": self.policy.operations_channel_id,
+                "content": None,
+                "embeds": [{"title": title, "description": text, "color": colour, "type": "rich"}],
+                "mention_role_ids": [],
+                "mention_user_ids": [],
+            },
+        )
+
+
+def is_stale(group: AlertGroup, payload: WebhookPayload) -> bool:
+    """A late firing notification (a retry, the HA twin) after the same alerts were resolved."""
+    if not (group.status is AlertStatus.RESOLVED and payload.status is AlertStatus.FIRING):
+        return False
+    known = {(a.fingerprint, a.starts_at) for a in group.alerts}
+    return all((a.fingerprint, a.starts_at) in known for a in payload.alerts)
+
+
+def updated_group(
+    group: AlertGroup, fresh: AlertGroup, now: datetime, *, new_episode: bool
+) -> AlertGroup:
+    """The group after a new notification; a firing after a resolve starts a new episode."""
+    changes: dict[str, Any] = {
+        "status": fresh.status,
+        "severity": fresh.severity,
+        "version": group.version + 1,
+        "receiver": fresh.receiver,
+        "group_labels": fresh.group_labels,
+        "common_labels": fresh.common_labels,
+        "external_url": fresh.external_url,
+        "truncated_alerts": fresh.truncated_alerts,
+        "alerts": fresh.alerts,
+        "last_notified_at": now,
+    }
+    if fresh.status is AlertStatus.RESOLVED and group.resolved_at is None:
+        changes["resolved_at"] = now
+    if new_episode:
+        changes.update(
+            episode=group.episode + 1,
+            first_seen_at=now,
+            resolved_at=None,
+            message_ref=None,
+            posted_at=None,
+            acked_by_id=None,
+            acked_by_name=None,
+            acked_at=None,
+            silence_id=None,
+            silence_ends_at=None,
+            silenced_by_name=None,
+            emailed_at=None,
+        )
+    return replace(group, **changes)
+
+
+def digest_size(pending: int, storm_threshold: int, maximum: int) -> int:
+    """Groups per digest: at least 10 (one embed each), more when the backlog is larger.
+
+    `storm_threshold` is how many messages the channel takes in about 10 s; spreading the
+    backlog over that many messages keeps every group visible within seconds.
+    """
+    wanted = math.ceil(pending / max(storm_threshold, 1))
+    return max(EMBEDS_PER_MESSAGE, min(wanted, maximum))
+
+
+def fallback_email(group: AlertGroup, after: float) -> tuple[str, str]:
+    subject = f"[hh-opsbot] CRITICAL {group.title}: not on Discord after {after:.0f} s"
+    lines = [
+        f"A critical alert group could not be posted to Discord #alerts within {after:.0f} s.",
+        "The bot keeps trying; this email is the fallback of the ops manual, section 5.",
+        "",
+        f"Group: {group.group_key}",
+        f"Status: {group.status.value}, severity {group.severity or 'none'}",
+        f"First seen: {group.first_seen_at.isoformat()}",
+        "",
+    ]
+    for alert in group.alerts:
+        summary = alert.annotations.get("summary") or alert.name
+        where = alert.labels.get("node") or alert.labels.get("instance") or ""
+        lines.append(f"- [{alert.status.value}] {alert.name} {where}: {summary}")
+        description = alert.annotations.get("description")
+        if description:
+            lines.append(f"  {description[:500]}")
+        if alert.generator_url:
+            lines.append(f"  {alert.generator_url}")
+    if group.truncated_alerts:
+        lines.append(f"+{group.truncated_alerts} more not sent by Alertmanager")
+    if group.external_url:
+        lines += ["", f"Alertmanager: {group.external_url}"]
+    return subject[:200], "\n".join(lines)
+
+
+def pipeline_broken(last_seen: datetime, timeout: float) -> tuple[str, str, int]:
+    epoch = int(last_seen.timestamp())
+    text = (
+        f"Alertmanager's Watchdog alert has not arrived for more than {timeout / 60:.0f} min "
+        f"(last seen <t:{epoch}:R>). Alerts may not be reaching #alerts: check Prometheus, "
+        "Alertmanager and the bot's webhook."
+    )
+    return "Alert pipeline broken", text, 0xE74C3C
+
+
+def pipeline_recovered(since: datetime, now: datetime) -> tuple[str, str, int]:
+    minutes = max((now - since).total_seconds() / 60, 0)
+    text = (
+        f"The Watchdog alert arrives again; the pipeline was reported broken for {minutes:.0f} min."
+    )
+    return "Alert pipeline recovered", text, 0x2ECC71
