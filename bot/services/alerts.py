@@ -90,17 +90,21 @@ class AlertService:
             notification_id = await uow.alerts.add_notification(
                 key, key_hash, payload.status.value, payload.receiver, raw, now
             )
-            if notification_id is None:
-                return IngestResult("duplicate", dedupe_key=key)
             watchdogs = [a for a in payload.alerts if a.name == policy.watchdog_alertname]
             alerts = [a for a in payload.alerts if a.name != policy.watchdog_alertname]
             if any(a.status is AlertStatus.FIRING for a in watchdogs):
+                # Even a duplicate counts: the Watchdog's repeats are byte-identical.
                 outage_since = await uow.alerts.watchdog_seen(now)
                 if outage_since is not None:
                     await self._post_operations(uow, *pipeline_recovered(outage_since, now))
+            if notification_id is None:
+                await uow.commit()
+                self._outbox.wake()
+                return IngestResult("duplicate", dedupe_key=key)
             if not alerts:
                 await uow.alerts.set_notification_outcome(notification_id, "watchdog")
                 await uow.commit()
+                self._outbox.wake()
                 return IngestResult("watchdog", dedupe_key=key)
 
             views = tuple(AlertView.from_payload(a) for a in alerts)
