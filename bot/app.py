@@ -59,7 +59,9 @@ def alert_policy(settings: Settings) -> AlertPolicy:
         watchdog_alertname=alerts.watchdog_alertname,
         watchdog_timeout=alerts.watchdog_timeout,
         batch_wait=alerts.batch_wait,
-        storm_threshold=alerts.storm_threshold,
+        storm_threshold=max(
+            int(alerts.channel_rate_limit * alerts.storm_horizon / alerts.channel_rate_period), 1
+        ),
         digest_max_groups=alerts.digest_max_groups,
     )
 
@@ -129,6 +131,7 @@ class Application:
             self.bot,
             self.alerts,
             ChannelPacer(settings.alerts.channel_rate_limit, settings.alerts.channel_rate_period),
+            horizon=settings.alerts.storm_horizon,
         )
         self.outbox.register(ALERTS_DELIVER, self.alert_delivery.deliver)
         self.mailer = SmtpMailer(settings.smtp) if settings.smtp else None

@@ -212,7 +212,7 @@ class AlertsSettings(Section):
     batch_wait: Duration = 0.5
     channel_rate_limit: int = Field(default=5, ge=1)
     channel_rate_period: Duration = Field(default=5.0, gt=0)
-    storm_threshold: int = Field(default=10, ge=1)
+    storm_horizon: Duration = Field(default=10.0, gt=0)
     digest_max_groups: int = Field(default=40, ge=1, le=100)
 
     @field_validator("mention_roles")

@@ -174,10 +174,17 @@ class AlertService:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    async def plan(self, payload: Mapping[str, Any]) -> DeliveryPlan | None:
-        """What to send for one `alerts.deliver` item; None when Discord already shows it."""
+    async def plan(
+        self, payload: Mapping[str, Any], capacity: int | None = None
+    ) -> DeliveryPlan | None:
+        """What to send for one `alerts.deliver` item; None when Discord already shows it.
+
+        `capacity` is how many messages the channel can take in the next ~10 s (the transport
+        knows its rate budget); when more new groups wait than that, they go out as digests.
+        """
         group_id, version = int(payload["group_id"]), int(payload["version"])
         policy = self.policy
+        threshold = policy.storm_threshold if capacity is None else max(capacity, 1)
         async with self._uow_factory() as uow:
             group = await uow.alerts.get_group(group_id)
             if group is None or group.rendered_version >= version:
@@ -199,14 +206,14 @@ class AlertService:
                         message=message,
                     )
             pending = await uow.alerts.count_pending_new()
-            if pending <= policy.storm_threshold:
+            if pending <= threshold:
                 return DeliveryPlan(
                     channel_id=policy.alerts_channel_id,
                     groups=(group,),
                     digest=False,
                     mention_role_ids=self.mentions_for([group]),
                 )
-            size = digest_size(pending, policy.storm_threshold, policy.digest_max_groups)
+            size = digest_size(pending, threshold, policy.digest_max_groups)
             others = await uow.alerts.pending_new(size)
         members = [group, *[g for g in others if g.id != group.id]][:size]
         return DeliveryPlan(
@@ -442,13 +449,13 @@ def updated_group(
     return replace(group, **changes)
 
 
-def digest_size(pending: int, storm_threshold: int, maximum: int) -> int:
+def digest_size(pending: int, capacity: int, maximum: int) -> int:
     """Groups per digest: at least 10 (one embed each), more when the backlog is larger.
 
-    `storm_threshold` is how many messages the channel takes in about 10 s; spreading the
-    backlog over that many messages keeps every group visible within seconds.
+    `capacity` is how many messages the channel takes in about 10 s; spreading the backlog
+    over that many messages keeps every group visible within seconds.
     """
-    wanted = math.ceil(pending / max(storm_threshold, 1))
+    wanted = math.ceil(pending / max(capacity, 1))
     return max(EMBEDS_PER_MESSAGE, min(wanted, maximum))
 
 

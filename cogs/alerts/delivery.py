@@ -52,20 +52,34 @@ class ChannelPacer:
             return 0.0
         return max(0.0, sent[0] + self.period + self.margin - time.monotonic())
 
+    def capacity(self, channel_id: int, horizon: float) -> int:
+        """About how many sends the channel takes in the next `horizon` seconds."""
+        now = time.monotonic()
+        recent = sum(1 for t in self._sent.get(channel_id, ()) if t > now - self.period)
+        return max(self.limit - recent, 0) + int(
+            self.limit * max(horizon - self.period, 0) / self.period
+        )
+
     def record(self, channel_id: int) -> None:
         self._sent.setdefault(channel_id, deque(maxlen=self.limit)).append(time.monotonic())
 
 
 class AlertDelivery:
-    def __init__(self, bot: OpsBot, service: AlertService, pacer: ChannelPacer) -> None:
+    def __init__(
+        self, bot: OpsBot, service: AlertService, pacer: ChannelPacer, *, horizon: float = 10.0
+    ) -> None:
         self.bot = bot
         self.service = service
         self.pacer = pacer
+        self.horizon = horizon
         self._lock = asyncio.Lock()
 
     async def deliver(self, item: OutboxItem) -> Mapping[str, Any]:
         async with self._lock:
-            plan = await self.service.plan(item.payload)
+            channel_id = self.service.policy.alerts_channel_id
+            plan = await self.service.plan(
+                item.payload, capacity=self.pacer.capacity(channel_id, self.horizon)
+            )
             if plan is None:
                 return {"shown": True}
             wait = self.pacer.wait(plan.channel_id)

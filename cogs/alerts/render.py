@@ -232,7 +232,8 @@ def digest_line(group: AlertGroup, budget: int) -> str:
     if group.truncated_alerts:
         parts.append(f"+{group.truncated_alerts} not sent")
     parts.append(f"{'since' if group.firing else 'resolved'} {ts(group.started_at)}")
-    return truncate(" · ".join(parts), max(budget, 20))
+    tag = f" · #{group.id}"
+    return truncate(" · ".join(parts), max(budget - len(tag), 20)) + tag
 
 
 def digest_embeds(groups: Sequence[AlertGroup], now: datetime) -> list[discord.Embed]:
