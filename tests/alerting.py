@@ -1,4 +1,4 @@
-"""Helpers shared by the alert relay's tests: the real Alertmanager captures, and a wired service."""
+"""Shared by the alert relay's tests: the real Alertmanager captures, and a wired service."""
 
 from __future__ import annotations
 

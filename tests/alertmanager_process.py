@@ -1,4 +1,4 @@
-"""The real Alertmanager binary (Debian `prometheus-alertmanager`) on loopback, for tests and bench."""
+"""The real Alertmanager binary (Debian `prometheus-alertmanager`) on loopback: tests, bench."""
 
 from __future__ import annotations
 
@@ -97,13 +97,13 @@ class AlertmanagerProcess:
                 await self.proc.wait()
 
     async def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.url}/api/v2/alerts", json=alerts) as response:
-                assert response.status == 200, await response.text()
+        url = f"{self.url}/api/v2/alerts"
+        async with aiohttp.ClientSession() as http, http.post(url, json=alerts) as response:
+            assert response.status == 200, await response.text()
 
     async def silences(self) -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{self.url}/api/v2/silences") as response:
-                response.raise_for_status()
-                data: list[dict[str, Any]] = await response.json()
-                return data
+        url = f"{self.url}/api/v2/silences"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            response.raise_for_status()
+            data: list[dict[str, Any]] = await response.json()
+            return data

@@ -12,6 +12,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bot.domain.outbox import OutboxStatus
 from bot.storage import migrations
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
+from tests.alertmanager_process import BINARY, AlertmanagerProcess, webhook_config
 from tests.e2e.conftest import (
     CORE_USER,
     GUILD_ID,
@@ -44,7 +46,7 @@ OUTAGE_SECONDS = float(os.environ.get("HH_TEST_OUTAGE_SECONDS", "30"))
 StartApp = Callable[..., Awaitable[Application]]
 
 
-def alert_sections(world: World, **alerts: Any) -> str:
+def alert_sections(world: World, api_url: str | None = None, **alerts: Any) -> str:
     settings = {
         "mention_roles": f"{{ critical = [{world.roles['core_ops']}] }}",
         "batch_wait": "0.3",
@@ -55,6 +57,8 @@ def alert_sections(world: World, **alerts: Any) -> str:
     return f"""
 [alertmanager]
 webhook_token = "{WEBHOOK_TOKEN}"
+{f'api_url = "{api_url}"' if api_url else ""}
+api_timeout = 2
 
 [alerts]
 {lines}
@@ -73,9 +77,11 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
     port = free_port()
     database = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
 
-    async def start(extra: str = "", **alerts: Any) -> Application:
+    async def start(
+        extra: str = "", alertmanager_api: str | None = None, **alerts: Any
+    ) -> Application:
         path = tmp_path / "config.toml"
-        body = alert_sections(world, **alerts) + extra
+        body = alert_sections(world, alertmanager_api, **alerts) + extra
         path.write_text(config_text(world, database_url=database, web_port=port, extra=body))
         settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
         app = Application(settings)
@@ -288,3 +294,213 @@ async def test_discord_outage_then_everything_delivered_once(world, start_app) -
     titles = [e["title"] for m in alerts_in(world) for e in m["embeds"]]
     assert any("[RESOLVED] NodeOffline" in t for t in titles), titles
     assert (await outbox_counts(app)).get(OutboxStatus.FAILED.value, 0) == 0
+
+
+# -- the real Alertmanager: webhook in, silences out ------------------------------------------
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path) -> AsyncIterator[AlertmanagerProcess]:
+    if BINARY is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus-alertmanager is not installed (.ci/run installs it)")
+        pytest.skip("prometheus-alertmanager is not installed")
+    process = AlertmanagerProcess("", tmp_path / "alertmanager")
+    try:
+        yield process
+    finally:
+        await process.stop()
+
+
+async def _start_with_alertmanager(
+    world: World, start_app: StartApp, alertmanager: AlertmanagerProcess
+) -> Application:
+    app = await start_app(alertmanager_api=alertmanager.url)
+    bot_url = f"http://127.0.0.1:{app.settings.web.port}/webhooks/alertmanager"
+    alertmanager.config = webhook_config(bot_url, WEBHOOK_TOKEN)
+    await alertmanager.start()
+    return app
+
+
+async def test_alertmanager_binary_posts_and_silence_button_creates_a_real_silence(
+    world, start_app, alertmanager: AlertmanagerProcess
+) -> None:
+    app = await _start_with_alertmanager(world, start_app, alertmanager)
+    now = time.time()
+    alert = {
+        "labels": {"alertname": "NodeOffline", "node": "hn-us-7", "severity": "critical"},
+        "annotations": {"summary": "Node hn-us-7 is offline", "description": "no heartbeat"},
+        "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
+    }
+    await alertmanager.post_alerts([alert])
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
+    assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]
+    silence_4h = next(
+        c["custom_id"]
+        for row in message["components"]
+        for c in row["components"]
+        if c["custom_id"].endswith(":4h")
+    )
+    denied = await world.emulator.click_button(silence_4h, MINER_USER, message=message)
+    assert "needs the Core Ops or Node Ops role" in denied.sent["content"]
+    assert await alertmanager.silences() == []
+
+    pressed = await world.emulator.click_button(silence_4h, NODE_USER, message=message)
+    assert pressed.type == 6, "deferred: Alertmanager is a network call"
+    followups = await pressed.wait_for_followups(1)
+    assert "Silenced for 4 h" in followups[0]["content"]
+    (silence,) = [s for s in await alertmanager.silences() if s["status"]["state"] == "active"]
+    matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+    assert matchers == {"alertname": "NodeOffline", "node": "hn-us-7", "severity": "critical"}
+    assert all(m["isEqual"] and not m["isRegex"] for m in silence["matchers"])
+    assert "node-bob" in silence["createdBy"] and str(NODE_USER) in silence["createdBy"]
+    assert f"/channels/{GUILD_ID}/{world.channels['alerts']}/{message['id']}" in silence["comment"]
+    hours = (
+        datetime_of(silence["endsAt"]) - datetime_of(silence["startsAt"])
+    ).total_seconds() / 3600
+    assert 3.9 < hours < 4.1
+    edited = world.emulator.get_message(int(message["id"]))
+    assert edited is not None
+    labels = [c["label"] for row in edited["components"] for c in row["components"]]
+    assert labels == ["Acknowledge", "Expire silence"]
+    assert any(f["name"] == "Silenced" for f in edited["embeds"][0]["fields"])
+
+    expire = edited["components"][0]["components"][1]["custom_id"]
+    expired = await world.emulator.click_button(expire, CORE_USER, message=edited)
+    await expired.wait_for_followups(1)
+    states = {s["id"]: s["status"]["state"] for s in await alertmanager.silences()}
+    assert states[silence["id"]] == "expired"
+    async with app.database.sessions() as session:
+        rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+    actions = [(r.actor_id, r.action, r.outcome) for r in rows]
+    assert (NODE_USER, "alerts:silence", "ok") in actions
+    assert (CORE_USER, "alerts:expire", "ok") in actions
+    silence_row = next(r for r in rows if r.action == "alerts:silence" and r.outcome == "ok")
+    assert silence_row.details["silence_id"] == silence["id"]
+
+    # Resolve in Alertmanager: the same message turns green, buttons gone.
+    await alertmanager.post_alerts([{**alert, "endsAt": iso(now - 1)}])
+    await until(
+        lambda: "[RESOLVED]" in alerts_in(world)[0]["embeds"][0]["title"], 20, "the resolve"
+    )
+    assert len(alerts_in(world)) == 1
+    assert alerts_in(world)[0]["components"] == []
+
+
+async def test_silence_when_alertmanager_is_down_says_so(world, start_app) -> None:
+    app = await start_app(alertmanager_api=f"http://127.0.0.1:{free_port()}")
+    body = await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    custom_id = f"hh:alerts:silence:{body['group_id']}:1h"
+    pressed = await world.emulator.click_button(custom_id, NODE_USER, message=message)
+    (reply,) = await pressed.wait_for_followups(1)
+    assert reply["flags"] & 64, "ephemeral"
+    assert "Alertmanager did not answer" in reply["content"]
+
+
+# -- email fallback and the dead man's switch -------------------------------------------------
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Any:
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()
+
+
+async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
+    inbox, port = smtp_server
+    smtp = f"""
+[smtp]
+host = "127.0.0.1"
+port = {port}
+starttls = false
+from = "hh-opsbot <bot@hyperhash.invalid>"
+to = ["core-ops@hyperhash.invalid"]
+timeout = 5
+"""
+    app = await start_app(extra=smtp, email_fallback_after=1)
+    world.emulator.set_rest_outage(503)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await send(app, fixture_bytes("04_firing_group_4_alerts.json"))  # critical too
+    await until(lambda: len(inbox.messages) >= 2, 15, "two fallback emails")
+    await asyncio.sleep(2)
+    assert len(inbox.messages) == 2, "once per group"
+    texts = [m.content.decode() for m in inbox.messages]
+    assert any("Subject: [hh-opsbot] CRITICAL NodeOffline" in t for t in texts)
+    assert all(m.rcpt_tos == ["core-ops@hyperhash.invalid"] for m in inbox.messages)
+    world.emulator.set_rest_outage(None)
+    await world.emulator.wait_for_messages(world.channels["alerts"], 2, timeout=20)
+    await asyncio.sleep(1.5)
+    assert len(inbox.messages) == 2
+
+
+async def test_posted_in_time_means_no_email(world, start_app, smtp_server) -> None:
+    inbox, port = smtp_server
+    smtp = f"""
+[smtp]
+host = "127.0.0.1"
+port = {port}
+starttls = false
+from = "bot@hyperhash.invalid"
+to = ["core-ops@hyperhash.invalid"]
+"""
+    app = await start_app(extra=smtp, email_fallback_after=1)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    await asyncio.sleep(2)
+    assert inbox.messages == []
+
+
+def watchdog_payload(starts_at: str = "2026-11-28T04:00:00.000Z") -> bytes:
+    payload = fixture("01_firing_single_nodeoffline.json")
+    payload["groupKey"] = '{}:{alertname="Watchdog"}'
+    payload["groupLabels"] = {"alertname": "Watchdog"}
+    payload["commonLabels"] = {"alertname": "Watchdog", "severity": "none"}
+    payload["alerts"][0].update(
+        labels={"alertname": "Watchdog", "severity": "none"},
+        fingerprint="00000000000000aa",
+        startsAt=starts_at,
+    )
+    return json.dumps(payload).encode()
+
+
+async def test_dead_mans_switch(world, start_app) -> None:
+    app = await start_app(watchdog_timeout=1.5)
+    operations = world.channels["operations"]
+    assert (await send(app, watchdog_payload()))["status"] == "watchdog"
+    await asyncio.sleep(0.8)
+    assert (await send(app, watchdog_payload()))["status"] == "duplicate"  # repeats count
+    await asyncio.sleep(1.0)
+    assert world.emulator.messages.get(operations, []) == []
+    (broken,) = await world.emulator.wait_for_messages(operations, 1, timeout=10)
+    assert broken["embeds"][0]["title"] == "Alert pipeline broken"
+    await asyncio.sleep(1.5)
+    assert len(world.emulator.messages[operations]) == 1, "once per outage"
+    assert alerts_in(world) == [], "the Watchdog itself is never posted"
+    await send(app, watchdog_payload())
+    messages = await world.emulator.wait_for_messages(operations, 2, timeout=10)
+    assert messages[1]["embeds"][0]["title"] == "Alert pipeline recovered"
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def datetime_of(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -62,9 +62,7 @@ def test_example_config_is_valid_once_a_token_is_set() -> None:
 
 def test_example_documents_every_key() -> None:
     """config.example.toml names every key of every section, each with a comment above it."""
-    from bot.config import Settings
-
-    from bot.config import _section_model
+    from bot.config import Settings, _section_model
 
     text = EXAMPLE.read_text()
     for section, field in Settings.model_fields.items():
