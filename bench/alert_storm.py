@@ -392,9 +392,10 @@ def bot_rows(result: BotResult) -> list[str]:
         else "not all (deadline)"
     )
     per_message = result.embeds_per_message
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(result.statuses.items()))
     return [
         f"| alerts / groups / webhook requests | {result.alerts:,} / {result.groups:,} / "
-        f"{result.requests:,} ({', '.join(f'{k} {v}' for k, v in sorted(result.statuses.items()))}) |",
+        f"{result.requests:,} ({statuses}) |",
         f"| ingest: throughput | {result.requests / result.ingest_seconds:.0f} requests/s "
         f"({result.ingest_seconds:.1f} s) |",
         f"| ingest latency p50 / p99 / max | {result.p(0.5):.1f} / {result.p(0.99):.1f} / "
@@ -451,7 +452,8 @@ def report(big: BotResult, small: BotResult, native: NativeResult | None, args: 
     else:
         arrived = when = requests = "not run (prometheus-alertmanager missing)"
     lines += [
-        f"| groups visible in #alerts | {small.groups - small.lost} of {small.groups} | {arrived} |",
+        f"| groups visible in #alerts | {small.groups - small.lost} of {small.groups} "
+        f"| {arrived} |",
         f"| time | {visible} | {when} |",
         f"| messages | {small.messages} ({small.digests} digests) | "
         f"{native.messages if native else '-'} |",
