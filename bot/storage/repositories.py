@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -78,19 +79,32 @@ class SqlOutboxRepository:
             )
             if existing is not None:
                 return None
-        row = OutboxEntry(
+        table = OutboxEntry.__table__
+        new_id = await self._session.scalar(
+            insert(table)
+            .values(
+                kind=item.kind,
+                payload=dict(item.payload),
+                ordering_key=item.ordering_key,
+                dedupe_key=item.dedupe_key,
+                status=OutboxStatus.PENDING.value,
+                attempts=0,
+                created_at=now,
+                available_at=item.available_at,
+            )
+            .returning(table.c.id)
+        )
+        return OutboxItem(
+            id=int(new_id),
             kind=item.kind,
             payload=dict(item.payload),
             ordering_key=item.ordering_key,
             dedupe_key=item.dedupe_key,
-            status=OutboxStatus.PENDING.value,
             attempts=0,
+            status=OutboxStatus.PENDING,
             created_at=now,
             available_at=item.available_at,
         )
-        self._session.add(row)
-        await self._session.flush()
-        return _to_item(row)
 
     async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
         pending = OutboxStatus.PENDING.value
@@ -261,7 +275,7 @@ class SqlAlertRepository:
     ) -> int | None:
         statement = _insert_ignoring_conflicts(
             self._session,
-            AlertNotification,
+            AlertNotification.__table__,
             {
                 "dedupe_key": dedupe_key,
                 "group_key_hash": group_key_hash,
@@ -271,7 +285,7 @@ class SqlAlertRepository:
                 "outcome": "accepted",
                 "payload": dict(payload),
             },
-        ).returning(AlertNotification.id)
+        ).returning(AlertNotification.__table__.c.id)
         new_id = await self._session.scalar(statement)
         return int(new_id) if new_id is not None else None
 
@@ -295,18 +309,16 @@ class SqlAlertRepository:
         values = _group_values(group)
         values["key_hash"] = key_hash
         values["group_key"] = group.group_key
-        statement = _insert_ignoring_conflicts(self._session, AlertGroupRow, values).returning(
-            AlertGroupRow.id
-        )
+        statement = _insert_ignoring_conflicts(
+            self._session, AlertGroupRow.__table__, values
+        ).returning(AlertGroupRow.__table__.c.id)
         new_id = await self._session.scalar(statement)
         if new_id is None:
             # Another request created it a moment ago (PostgreSQL, concurrent notifications).
             existing = await self.group_by_key(key_hash)
             assert existing is not None
             return existing, False
-        created = await self.get_group(new_id)
-        assert created is not None
-        return created, True
+        return replace(group, id=int(new_id)), True
 
     async def save_group(self, group: AlertGroup) -> None:
         await self._session.execute(
