@@ -109,7 +109,7 @@ def captured_storm() -> list[dict[str, Any]]:
 # -- the bot as a real process -----------------------------------------------------------------
 
 
-def bot_config(world: World, db: Path, port: int) -> str:
+def bot_config(world: World, database_url: str, port: int) -> str:
     emu = world.emulator
     return f"""
 [discord]
@@ -121,7 +121,8 @@ gateway_url = "{emu.gateway_url}"
 [roles]
 {chr(10).join(f"{k} = {v}" for k, v in world.roles.items())}
 [database]
-url = "sqlite+aiosqlite:///{db}"
+url = "{database_url}"
+auto_migrate = true
 [web]
 host = "127.0.0.1"
 port = {port}
@@ -138,10 +139,11 @@ idle_poll = 1
 
 
 class Bot:
-    def __init__(self, world: World, workdir: Path) -> None:
+    def __init__(self, world: World, workdir: Path, database_url: str | None) -> None:
         self.port = free_port()
         self.config = workdir / "config.toml"
-        self.config.write_text(bot_config(world, workdir / "bench.db", self.port))
+        url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        self.config.write_text(bot_config(world, url, self.port))
         self.proc: asyncio.subprocess.Process | None = None
         self.log = workdir / "bot.log"
 
@@ -218,11 +220,15 @@ class BotResult:
 
 async def run_bot(
     name: str, payloads: list[dict[str, Any]], *, rate: float, senders: int, ha: bool,
-    deadline: float,
+    deadline: float, database_url: str | None = None,
 ) -> BotResult:  # fmt: skip
     world = await make_world()
+    if database_url and "postgresql" in database_url:
+        from tests.conftest import reset_postgres
+
+        await reset_postgres(database_url)
     with tempfile.TemporaryDirectory(prefix="hh-bench-") as tmp:
-        bot = Bot(world, Path(tmp))
+        bot = Bot(world, Path(tmp), database_url)
         try:
             await bot.start(world)
             bodies = [json.dumps(p).encode() for p in payloads]
@@ -300,6 +306,10 @@ async def run_bot(
         finally:
             await bot.stop()
             await world.emulator.stop()
+            with contextlib.suppress(OSError):
+                (Path(tempfile.gettempdir()) / f"hh-bench-{name}.log").write_bytes(
+                    bot.log.read_bytes()
+                )
 
 
 # -- Alertmanager's own Discord receiver --------------------------------------------------------
@@ -476,16 +486,21 @@ async def main() -> None:
     parser.add_argument("--native-window", type=float, default=60.0)
     parser.add_argument("--skip-native", action="store_true")
     parser.add_argument("--write", type=Path, help="replace this section of a markdown file")
+    parser.add_argument(
+        "--database-url", help="postgresql+asyncpg://... (emptied first); default SQLite"
+    )
     args = parser.parse_args()
 
     big = await run_bot(
         "bot", storm_payloads(args.groups, args.alerts),
         rate=args.rate, senders=args.senders, ha=args.ha, deadline=args.deadline,
+        database_url=args.database_url,
     )  # fmt: skip
     print("\n".join(bot_rows(big)), flush=True)
     small = await run_bot(
-        "bot-50", captured_storm(), rate=1000.0, senders=50, ha=False, deadline=60.0
-    )
+        "bot-50", captured_storm(), rate=1000.0, senders=50, ha=False, deadline=60.0,
+        database_url=args.database_url,
+    )  # fmt: skip
     print("\n".join(bot_rows(small)), flush=True)
     native = None
     if not args.skip_native and BINARY is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -68,6 +68,9 @@ def _to_record(row: AuditEntry) -> AuditRecord:
     )
 
 
+_OUTBOX = cast(Table, OutboxEntry.__table__)
+
+
 class SqlOutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -79,7 +82,7 @@ class SqlOutboxRepository:
             )
             if existing is not None:
                 return None
-        table = OutboxEntry.__table__
+        table = _OUTBOX
         new_id = await self._session.scalar(
             insert(table)
             .values(
@@ -94,6 +97,7 @@ class SqlOutboxRepository:
             )
             .returning(table.c.id)
         )
+        assert new_id is not None
         return OutboxItem(
             id=int(new_id),
             kind=item.kind,

@@ -233,7 +233,7 @@ def digest_line(group: AlertGroup, budget: int) -> str:
         parts.append(f"+{group.truncated_alerts} not sent")
     parts.append(f"{'since' if group.firing else 'resolved'} {ts(group.started_at)}")
     tag = f" · #{group.id}"
-    return truncate(" · ".join(parts), max(budget - len(tag), 20)) + tag
+    return truncate(" · ".join(parts), max(budget - len(tag), 10)) + tag
 
 
 def digest_embeds(groups: Sequence[AlertGroup], now: datetime) -> list[discord.Embed]:
@@ -258,18 +258,22 @@ def digest_embeds(groups: Sequence[AlertGroup], now: datetime) -> list[discord.E
         return fit_message(embeds)
     per_embed = math.ceil(len(groups) / EMBEDS_PER_MESSAGE)
     chunks = [groups[i : i + per_embed] for i in range(0, len(groups), per_embed)]
-    line_budget = MESSAGE_BUDGET // len(groups) - 2
+    titles = [f"Alert storm digest {n}/{len(chunks)}" for n in range(1, len(chunks) + 1)]
+    footers = [f"groups #{chunk[0].id}–#{chunk[-1].id}" for chunk in chunks]
+    # Every line must fit: a cut line would hide a group that is marked as shown.
+    room = MESSAGE_BUDGET - sum(len(t) + len(f) for t, f in zip(titles, footers, strict=True))
+    line_budget = room // len(groups) - 1
     embeds = []
-    for number, chunk in enumerate(chunks, start=1):
+    for chunk, title, footer in zip(chunks, titles, footers, strict=True):
         worst = min(chunk, key=lambda g: (not g.firing, SEVERITY_RANK.get(g.severity, 99)))
         embed = discord.Embed(
-            title=f"Alert storm digest {number}/{len(chunks)}",
+            title=title,
             colour=colour_of(worst),
             description="\n".join(digest_line(g, line_budget) for g in chunk),
         )
-        embed.set_footer(text=f"groups #{chunk[0].id}–#{chunk[-1].id}")
-        embeds.append(fit_embed(embed))
-    return fit_message(embeds)
+        embed.set_footer(text=footer)
+        embeds.append(embed)
+    return embeds
 
 
 def fit_message(embeds: list[discord.Embed]) -> list[discord.Embed]:
