@@ -223,8 +223,22 @@ class DeliveryPlan:
 
 
 @dataclass(frozen=True)
+class NotificationRow:
+    """A webhook body to store, under its dedupe key."""
+
+    dedupe_key: str
+    group_key_hash: str
+    status: str
+    receiver: str
+    payload: Mapping[str, Any]
+
+
+IngestOutcome = Literal["accepted", "duplicate", "stale", "watchdog"]
+
+
+@dataclass(frozen=True)
 class IngestResult:
-    outcome: Literal["accepted", "duplicate", "stale", "watchdog"]
+    outcome: IngestOutcome
     group_id: int | None = None
     dedupe_key: str = ""
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from bot.domain.alerts import AlertGroup, AlertMessage, Silence
+from bot.domain.alerts import AlertGroup, AlertMessage, NotificationRow, Silence
 from bot.domain.audit import AuditRecord
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
 
@@ -63,6 +63,10 @@ class OutboxRepository(Protocol):
         """None when an item with the same dedupe_key already exists (idempotent enqueue)."""
         ...
 
+    async def add_many(self, items: list[NewOutboxItem], now: datetime) -> None:
+        """Several items without dedupe keys, in one statement."""
+        ...
+
     async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
         """Pending items whose time has come, at most one per ordering key: its oldest."""
         ...
@@ -101,34 +105,32 @@ class ReminderRepository(Protocol):
 
 
 class AlertRepository(Protocol):
-    async def add_notification(
-        self,
-        dedupe_key: str,
-        group_key_hash: str,
-        status: str,
-        receiver: str,
-        payload: Mapping[str, Any],
-        now: datetime,
-    ) -> int | None:
-        """Store a webhook body; None when one with the same dedupe key is already stored.
+    async def add_notifications(self, rows: list[NotificationRow], now: datetime) -> dict[str, int]:
+        """Store webhook bodies (unique dedupe keys); returns dedupe key -> id of the new ones.
 
         The first statement of an ingest transaction: it takes the write lock at once.
         """
         ...
 
-    async def set_notification_outcome(self, notification_id: int, outcome: str) -> None: ...
+    async def set_notification_outcomes(self, outcomes: Mapping[int, str]) -> None: ...
+
+    async def groups_by_keys(self, key_hashes: list[str]) -> dict[str, AlertGroup]:
+        """Locked for update (PostgreSQL) until the transaction ends."""
+        ...
 
     async def group_by_key(self, key_hash: str) -> AlertGroup | None:
         """Locked for update (PostgreSQL) until the transaction ends."""
         ...
 
-    async def create_group(self, group: AlertGroup, key_hash: str) -> tuple[AlertGroup, bool]:
-        """Insert (id ignored); returns it with its id, and False if it existed already."""
+    async def create_groups(self, groups: list[tuple[str, AlertGroup]]) -> dict[str, int]:
+        """Insert new groups (ids ignored); key hash -> id. One taken meanwhile is left out."""
         ...
 
     async def save_group(self, group: AlertGroup) -> None:
         """Write every mutable field of an existing group."""
         ...
+
+    async def save_groups(self, groups: list[AlertGroup]) -> None: ...
 
     async def get_group(self, group_id: int, *, for_update: bool = False) -> AlertGroup | None: ...
 

@@ -9,20 +9,24 @@ answered. Every plan is rendered from the latest stored state, so a replay sends
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from bot.domain.alerts import (
     AlertGroup,
     AlertStatus,
     AlertView,
     DeliveryPlan,
+    IngestOutcome,
     IngestResult,
+    NotificationRow,
     Silence,
+    WebhookAlert,
     WebhookPayload,
     group_key_hash,
     worst_severity,
@@ -76,101 +80,169 @@ class AlertService:
         self._reminders = reminders
         self.policy = policy
         self._silences = silences
+        self.max_batch = 100
+        self._pending: list[
+            tuple[WebhookPayload, Mapping[str, Any], asyncio.Future[IngestResult]]
+        ] = []
+        self._ingester: asyncio.Task[None] | None = None
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
 
     async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
-        """Store one webhook body and everything it implies; commit before returning."""
+        """Store one webhook body and everything it implies; return once it is committed.
+
+        Concurrent calls share a transaction (group commit): a burst of webhooks costs one
+        commit and a few multi-row statements, not a round trip per row per request.
+        """
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((payload, raw, future))
+        if self._ingester is None or self._ingester.done():
+            self._ingester = asyncio.create_task(self._ingest_pending(), name="alerts-ingest")
+        return await future
+
+    async def _ingest_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: len(batch)]
+            try:
+                results = await self._ingest_batch([(p, raw) for p, raw, _ in batch])
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+            self._outbox.wake()
+
+    async def _ingest_batch(
+        self, items: list[tuple[WebhookPayload, Mapping[str, Any]]]
+    ) -> list[IngestResult]:
         now = self._clock.now()
-        key = payload.dedupe_key()
-        key_hash = group_key_hash(payload.group_key)
         policy = self.policy
-        async with self._uow_factory() as uow:
-            notification_id = await uow.alerts.add_notification(
-                key, key_hash, payload.status.value, payload.receiver, raw, now
+        watchdog_name = policy.watchdog_alertname
+        keys = [payload.dedupe_key() for payload, _ in items]
+        hashes = [group_key_hash(payload.group_key) for payload, _ in items]
+        rows: dict[str, NotificationRow] = {}
+        for (payload, raw), key, key_hash in zip(items, keys, hashes, strict=True):
+            rows.setdefault(
+                key, NotificationRow(key, key_hash, payload.status.value, payload.receiver, raw)
             )
-            watchdogs = [a for a in payload.alerts if a.name == policy.watchdog_alertname]
-            alerts = [a for a in payload.alerts if a.name != policy.watchdog_alertname]
-            if any(a.status is AlertStatus.FIRING for a in watchdogs):
+        async with self._uow_factory() as uow:
+            inserted = await uow.alerts.add_notifications(list(rows.values()), now)
+            if any(
+                a.name == watchdog_name and a.status is AlertStatus.FIRING
+                for payload, _ in items
+                for a in payload.alerts
+            ):
                 # Even a duplicate counts: the Watchdog's repeats are byte-identical.
                 outage_since = await uow.alerts.watchdog_seen(now)
                 if outage_since is not None:
                     await self._post_operations(uow, *pipeline_recovered(outage_since, now))
-            if notification_id is None:
-                await uow.commit()
-                self._outbox.wake()
-                return IngestResult("duplicate", dedupe_key=key)
-            if not alerts:
-                await uow.alerts.set_notification_outcome(notification_id, "watchdog")
-                await uow.commit()
-                self._outbox.wake()
-                return IngestResult("watchdog", dedupe_key=key)
 
-            views = tuple(AlertView.from_payload(a) for a in alerts)
-            firing = [a.severity for a in views if a.status is AlertStatus.FIRING]
-            severity = worst_severity(firing or [a.severity for a in views])
-            fresh = AlertGroup(
-                id=0,
-                group_key=payload.group_key,
-                episode=1,
-                status=payload.status,
-                severity=severity,
-                version=1,
-                rendered_version=0,
-                receiver=payload.receiver,
-                group_labels=dict(payload.group_labels),
-                common_labels=dict(payload.common_labels),
-                external_url=payload.external_url,
-                truncated_alerts=payload.truncated_alerts,
-                alerts=views,
-                first_seen_at=now,
-                last_notified_at=now,
-                resolved_at=now if payload.status is AlertStatus.RESOLVED else None,
+            outcomes: list[str] = ["duplicate"] * len(items)
+            fresh: dict[int, AlertGroup] = {}
+            applied: set[str] = set()
+            for index, ((payload, _), key) in enumerate(zip(items, keys, strict=True)):
+                if key not in inserted or key in applied:
+                    continue
+                applied.add(key)
+                alerts = [a for a in payload.alerts if a.name != watchdog_name]
+                if not alerts:
+                    outcomes[index] = "watchdog"
+                    continue
+                fresh[index] = fresh_group(payload, alerts, now)
+            existing = await uow.alerts.groups_by_keys(sorted({hashes[i] for i in fresh}))
+
+            groups: dict[str, AlertGroup] = dict(existing)
+            created: set[str] = set()
+            email_check: set[str] = set()
+            touched: list[str] = []
+            for index, new in fresh.items():
+                key_hash = hashes[index]
+                current = groups.get(key_hash)
+                if current is None:
+                    groups[key_hash] = new
+                    created.add(key_hash)
+                    email_check.add(key_hash)
+                else:
+                    payload = items[index][0]
+                    if is_stale(current, payload):
+                        outcomes[index] = "stale"
+                        continue
+                    new_episode = (
+                        current.status is AlertStatus.RESOLVED
+                        and payload.status is AlertStatus.FIRING
+                    )
+                    if new_episode or current.severity != "critical":
+                        email_check.add(key_hash)
+                    groups[key_hash] = updated_group(current, new, now, new_episode=new_episode)
+                outcomes[index] = "accepted"
+                if key_hash not in touched:
+                    touched.append(key_hash)
+
+            new_ids = await uow.alerts.create_groups(
+                [(h, groups[h]) for h in touched if h in created]
             )
-            existing = await uow.alerts.group_by_key(key_hash)
-            created = False
-            if existing is None:
-                group, created = await uow.alerts.create_group(fresh, key_hash)
-            else:
-                group = existing
-            previous_severity = group.severity
-            new_episode = False
-            if not created:
-                if is_stale(group, payload):
-                    await uow.alerts.set_notification_outcome(notification_id, "stale")
-                    await uow.commit()
-                    return IngestResult("stale", group_id=group.id, dedupe_key=key)
-                new_episode = (
-                    group.status is AlertStatus.RESOLVED and payload.status is AlertStatus.FIRING
-                )
-                group = updated_group(group, fresh, now, new_episode=new_episode)
-                await uow.alerts.save_group(group)
-            await self._outbox.enqueue(
+            for key_hash in [h for h in touched if h in created]:
+                if key_hash in new_ids:
+                    groups[key_hash] = replace(groups[key_hash], id=new_ids[key_hash])
+                    continue
+                # Created by another instance meanwhile (PostgreSQL): apply on top of it.
+                other = await uow.alerts.group_by_key(key_hash)
+                assert other is not None
+                groups[key_hash] = updated_group(other, groups[key_hash], now, new_episode=False)
+                created.discard(key_hash)
+            await uow.alerts.save_groups([groups[h] for h in touched if h not in created])
+            await self._outbox.enqueue_many(
                 uow,
                 ALERTS_DELIVER,
-                {"group_id": group.id, "version": group.version},
-                ordering_key=f"alerts:{group.id}",
-                delay=policy.batch_wait if group.message_ref is None else 0.0,
+                [
+                    (
+                        {"group_id": groups[h].id, "version": groups[h].version},
+                        f"alerts:{groups[h].id}",
+                        policy.batch_wait if groups[h].message_ref is None else 0.0,
+                    )
+                    for h in touched
+                ],
             )
-            wants_email = (
-                policy.email_to
-                and group.firing
-                and group.severity == "critical"
-                and group.posted_at is None
-                and (created or new_episode or previous_severity != "critical")
-            )
-            if wants_email:
-                await self._reminders.schedule(
-                    uow,
-                    EMAIL_FALLBACK,
-                    f"{group.id}:{group.episode}",
-                    now + timedelta(seconds=policy.email_fallback_after),
-                    {"group_id": group.id, "episode": group.episode},
-                )
+            for key_hash in touched:
+                group = groups[key_hash]
+                if (
+                    policy.email_to
+                    and key_hash in email_check
+                    and group.firing
+                    and group.severity == "critical"
+                    and group.posted_at is None
+                ):
+                    await self._reminders.schedule(
+                        uow,
+                        EMAIL_FALLBACK,
+                        f"{group.id}:{group.episode}",
+                        now + timedelta(seconds=policy.email_fallback_after),
+                        {"group_id": group.id, "episode": group.episode},
+                    )
+            marks = {
+                inserted[keys[i]]: outcome
+                for i, outcome in enumerate(outcomes)
+                if outcome in ("stale", "watchdog") and keys[i] in inserted
+            }
+            if marks:
+                await uow.alerts.set_notification_outcomes(marks)
             await uow.commit()
-        self._outbox.wake()
-        return IngestResult("accepted", group_id=group.id, dedupe_key=key)
+        results = []
+        for index, outcome in enumerate(outcomes):
+            shown = groups.get(hashes[index]) if outcome != "watchdog" else None
+            results.append(
+                IngestResult(
+                    cast(IngestOutcome, outcome),
+                    group_id=shown.id if shown is not None else None,
+                    dedupe_key=keys[index],
+                )
+            )
+        return results
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -403,6 +475,32 @@ class AlertService:
                 "mention_user_ids": [],
             },
         )
+
+
+def fresh_group(
+    payload: WebhookPayload, alerts: Sequence[WebhookAlert], now: datetime
+) -> AlertGroup:
+    """A group as this notification alone describes it (id 0 until stored)."""
+    views = tuple(AlertView.from_payload(a) for a in alerts)
+    firing = [a.severity for a in views if a.status is AlertStatus.FIRING]
+    return AlertGroup(
+        id=0,
+        group_key=payload.group_key,
+        episode=1,
+        status=payload.status,
+        severity=worst_severity(firing or [a.severity for a in views]),
+        version=1,
+        rendered_version=0,
+        receiver=payload.receiver,
+        group_labels=dict(payload.group_labels),
+        common_labels=dict(payload.common_labels),
+        external_url=payload.external_url,
+        truncated_alerts=payload.truncated_alerts,
+        alerts=views,
+        first_seen_at=now,
+        last_notified_at=now,
+        resolved_at=now if payload.status is AlertStatus.RESOLVED else None,
+    )
 
 
 def is_stale(group: AlertGroup, payload: WebhookPayload) -> bool:

@@ -89,6 +89,29 @@ class OutboxService:
         )
         return await uow.outbox.add(item, now)
 
+    async def enqueue_many(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        items: list[tuple[Mapping[str, Any], str | None, float]],
+    ) -> None:
+        """Add several items (payload, ordering_key, delay) in one statement; no dedupe keys."""
+        if not items:
+            return
+        now = self._clock.now()
+        await uow.outbox.add_many(
+            [
+                NewOutboxItem(
+                    kind=kind,
+                    payload=dict(payload),
+                    available_at=now + timedelta(seconds=delay),
+                    ordering_key=ordering_key,
+                )
+                for payload, ordering_key, delay in items
+            ],
+            now,
+        )
+
     def wake(self) -> None:
         """Call after committing an enqueue, so delivery starts now rather than at the next poll."""
         self._wake.set()

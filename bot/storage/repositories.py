@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.domain.alerts import AlertGroup, AlertMessage, AlertStatus, AlertView, WebhookAlert
+from bot.domain.alerts import (
+    AlertGroup,
+    AlertMessage,
+    AlertStatus,
+    AlertView,
+    NotificationRow,
+    WebhookAlert,
+)
 from bot.domain.audit import AuditRecord
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
 from bot.storage.models import (
@@ -69,6 +75,8 @@ def _to_record(row: AuditEntry) -> AuditRecord:
 
 
 _OUTBOX = cast(Table, OutboxEntry.__table__)
+_NOTIFICATIONS = cast(Table, AlertNotification.__table__)
+_GROUPS = cast(Table, AlertGroupRow.__table__)
 
 
 class SqlOutboxRepository:
@@ -108,6 +116,27 @@ class SqlOutboxRepository:
             status=OutboxStatus.PENDING,
             created_at=now,
             available_at=item.available_at,
+        )
+
+    async def add_many(self, items: list[NewOutboxItem], now: datetime) -> None:
+        if not items:
+            return
+        await self._session.execute(
+            insert(_OUTBOX).values(
+                [
+                    {
+                        "kind": item.kind,
+                        "payload": dict(item.payload),
+                        "ordering_key": item.ordering_key,
+                        "dedupe_key": item.dedupe_key,
+                        "status": OutboxStatus.PENDING.value,
+                        "attempts": 0,
+                        "created_at": now,
+                        "available_at": item.available_at,
+                    }
+                    for item in items
+                ]
+            )
         )
 
     async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
@@ -257,48 +286,65 @@ class SqlReminderRepository:
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, table: Any, values: Mapping[str, Any]) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
+def _insert_many_ignoring_conflicts(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]]
+) -> Any:
+    """One multi-row INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).values(**values).on_conflict_do_nothing()
+    return module.insert(table).values(rows).on_conflict_do_nothing()
 
 
 class SqlAlertRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add_notification(
-        self,
-        dedupe_key: str,
-        group_key_hash: str,
-        status: str,
-        receiver: str,
-        payload: Mapping[str, Any],
-        now: datetime,
-    ) -> int | None:
-        statement = _insert_ignoring_conflicts(
-            self._session,
-            AlertNotification.__table__,
-            {
-                "dedupe_key": dedupe_key,
-                "group_key_hash": group_key_hash,
-                "status": status,
-                "receiver": receiver[:500],
-                "received_at": now,
-                "outcome": "accepted",
-                "payload": dict(payload),
-            },
-        ).returning(AlertNotification.__table__.c.id)
-        new_id = await self._session.scalar(statement)
-        return int(new_id) if new_id is not None else None
+    async def add_notifications(self, rows: list[NotificationRow], now: datetime) -> dict[str, int]:
+        if not rows:
+            return {}
+        table = _NOTIFICATIONS
+        statement = (
+            _insert_many_ignoring_conflicts(
+                self._session,
+                table,
+                [
+                    {
+                        "dedupe_key": row.dedupe_key,
+                        "group_key_hash": row.group_key_hash,
+                        "status": row.status,
+                        "receiver": row.receiver[:500],
+                        "received_at": now,
+                        "outcome": "accepted",
+                        "payload": dict(row.payload),
+                    }
+                    for row in rows
+                ],
+            )
+        ).returning(table.c.dedupe_key, table.c.id)
+        result = await self._session.execute(statement)
+        return {key: int(new_id) for key, new_id in result.all()}
 
-    async def set_notification_outcome(self, notification_id: int, outcome: str) -> None:
-        await self._session.execute(
-            update(AlertNotification)
-            .where(AlertNotification.id == notification_id)
-            .values(outcome=outcome)
-        )
+    async def set_notification_outcomes(self, outcomes: Mapping[int, str]) -> None:
+        for notification_id, outcome in outcomes.items():
+            await self._session.execute(
+                update(_NOTIFICATIONS)
+                .where(_NOTIFICATIONS.c.id == notification_id)
+                .values(outcome=outcome)
+            )
+
+    async def groups_by_keys(self, key_hashes: list[str]) -> dict[str, AlertGroup]:
+        if not key_hashes:
+            return {}
+        rows = (
+            await self._session.scalars(
+                select(AlertGroupRow)
+                .where(AlertGroupRow.key_hash.in_(key_hashes))
+                .order_by(AlertGroupRow.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        return {row.key_hash: _to_group(row) for row in rows}
 
     async def group_by_key(self, key_hash: str) -> AlertGroup | None:
         row = await self._session.scalar(
@@ -309,25 +355,40 @@ class SqlAlertRepository:
         )
         return _to_group(row) if row else None
 
-    async def create_group(self, group: AlertGroup, key_hash: str) -> tuple[AlertGroup, bool]:
-        values = _group_values(group)
-        values["key_hash"] = key_hash
-        values["group_key"] = group.group_key
-        statement = _insert_ignoring_conflicts(
-            self._session, AlertGroupRow.__table__, values
-        ).returning(AlertGroupRow.__table__.c.id)
-        new_id = await self._session.scalar(statement)
-        if new_id is None:
-            # Another request created it a moment ago (PostgreSQL, concurrent notifications).
-            existing = await self.group_by_key(key_hash)
-            assert existing is not None
-            return existing, False
-        return replace(group, id=int(new_id)), True
+    async def create_groups(self, groups: list[tuple[str, AlertGroup]]) -> dict[str, int]:
+        if not groups:
+            return {}
+        values = []
+        for key_hash, group in groups:
+            row = _group_values(group)
+            row.update(key_hash=key_hash, group_key=group.group_key)
+            values.append(row)
+        table = _GROUPS
+        statement = _insert_many_ignoring_conflicts(self._session, table, values).returning(
+            table.c.key_hash, table.c.id
+        )
+        result = await self._session.execute(statement)
+        return {key_hash: int(new_id) for key_hash, new_id in result.all()}
 
     async def save_group(self, group: AlertGroup) -> None:
         await self._session.execute(
             update(AlertGroupRow).where(AlertGroupRow.id == group.id).values(**_group_values(group))
         )
+
+    async def save_groups(self, groups: list[AlertGroup]) -> None:
+        if not groups:
+            return
+        table = _GROUPS
+        columns = list(_group_values(groups[0]))
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("group_id"))
+            .values({name: bindparam(f"v_{name}") for name in columns})
+        )
+        params = [
+            {"group_id": g.id, **{f"v_{k}": v for k, v in _group_values(g).items()}} for g in groups
+        ]
+        await self._session.execute(statement, params)
 
     async def get_group(self, group_id: int, *, for_update: bool = False) -> AlertGroup | None:
         row = await self._session.get(
