@@ -311,8 +311,7 @@ class AlertService:
                 plan.channel_id, message_id, plan.digest, [g.id for g in plan.groups], now
             )
             await uow.alerts.mark_posted({g.id: g.version for g in plan.groups}, message.id, now)
-            for group in plan.groups:
-                await self._reminders.cancel(uow, EMAIL_FALLBACK, f"{group.id}:{group.episode}")
+            # Email fallbacks that come due now find `posted_at` set and send nothing.
             await uow.commit()
 
     async def forget_message(self, plan: DeliveryPlan) -> None:
@@ -445,7 +444,11 @@ class AlertService:
             dedupe_key=f"email:alerts:{group.id}:{group.episode}",
         )
         await uow.alerts.set_emailed(group.id, self._clock.now())
-        log.warning("alert group %s not on Discord after %ss: emailed", group.id, reminder.due_at)
+        log.warning(
+            "alert group %s not on Discord %.0f s after it arrived: emailed",
+            group.id,
+            self.policy.email_fallback_after,
+        )
 
     async def check_watchdog(self) -> bool:
         """Post "alert pipeline broken" once per outage; True when it did."""

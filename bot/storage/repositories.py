@@ -462,26 +462,35 @@ class SqlAlertRepository:
     async def mark_posted(
         self, versions: Mapping[int, int], message_ref: int, now: datetime
     ) -> None:
-        for group_id, version in versions.items():
-            await self._session.execute(
-                update(AlertGroupRow)
-                .where(AlertGroupRow.id == group_id)
-                .values(
-                    message_ref=message_ref,
-                    posted_at=func.coalesce(AlertGroupRow.posted_at, now),
-                    rendered_version=func.max(AlertGroupRow.rendered_version, version)
-                    if self._session.get_bind().dialect.name == "sqlite"
-                    else func.greatest(AlertGroupRow.rendered_version, version),
-                )
-            )
+        if not versions:
+            return
+        table = _GROUPS
+        await self._session.execute(
+            update(table)
+            .where(table.c.id.in_(list(versions)), table.c.posted_at.is_(None))
+            .values(posted_at=now)
+        )
+        await self._session.execute(
+            update(table)
+            .where(table.c.id == bindparam("group_id"))
+            .values(message_ref=message_ref),
+            [{"group_id": group_id} for group_id in versions],
+        )
+        await self.mark_rendered(versions)
 
     async def mark_rendered(self, versions: Mapping[int, int]) -> None:
-        for group_id, version in versions.items():
-            await self._session.execute(
-                update(AlertGroupRow)
-                .where(AlertGroupRow.id == group_id, AlertGroupRow.rendered_version < version)
-                .values(rendered_version=version)
+        if not versions:
+            return
+        table = _GROUPS
+        await self._session.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("group_id"),
+                table.c.rendered_version < bindparam("b_version"),
             )
+            .values(rendered_version=bindparam("b_version")),
+            [{"group_id": g, "b_version": v} for g, v in versions.items()],
+        )
 
     async def watchdog_seen(self, now: datetime) -> datetime | None:
         row = await self._session.get(AlertWatchdog, 1, populate_existing=True)
