@@ -86,7 +86,7 @@ async def test_acknowledge_bumps_the_version_once(database, clock) -> None:
 
 async def test_email_fallback_once_when_not_posted(database, clock) -> None:
     service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
-    reminders: ReminderService = service._reminders  # type: ignore[attr-defined]
+    reminders: ReminderService = service._reminders
     await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
     await service.ingest(*parsed("07_firing_max_alerts_truncated.json"))  # warning only
     assert await reminders.fire_due() == 0
@@ -100,7 +100,7 @@ async def test_email_fallback_once_when_not_posted(database, clock) -> None:
 
 async def test_no_email_when_posted_in_time(database, clock) -> None:
     service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
-    reminders: ReminderService = service._reminders  # type: ignore[attr-defined]
+    reminders: ReminderService = service._reminders
     await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
     (item,) = await outbox_rows(database, ALERTS_DELIVER)
     plan = await service.plan(item.payload)
