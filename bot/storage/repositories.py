@@ -122,21 +122,20 @@ class SqlOutboxRepository:
         if not items:
             return
         await self._session.execute(
-            insert(_OUTBOX).values(
-                [
-                    {
-                        "kind": item.kind,
-                        "payload": dict(item.payload),
-                        "ordering_key": item.ordering_key,
-                        "dedupe_key": item.dedupe_key,
-                        "status": OutboxStatus.PENDING.value,
-                        "attempts": 0,
-                        "created_at": now,
-                        "available_at": item.available_at,
-                    }
-                    for item in items
-                ]
-            )
+            insert(_OUTBOX),
+            [
+                {
+                    "kind": item.kind,
+                    "payload": dict(item.payload),
+                    "ordering_key": item.ordering_key,
+                    "dedupe_key": item.dedupe_key,
+                    "status": OutboxStatus.PENDING.value,
+                    "attempts": 0,
+                    "created_at": now,
+                    "available_at": item.available_at,
+                }
+                for item in items
+            ],
         )
 
     async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
@@ -286,13 +285,12 @@ class SqlReminderRepository:
         return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def _insert_many_ignoring_conflicts(
-    session: AsyncSession, table: Table, rows: list[dict[str, Any]]
-) -> Any:
-    """One multi-row INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
+def _insert_ignoring_conflicts(session: AsyncSession, table: Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike; executed with a list
+    of rows it is one statement of many VALUES (SQLAlchemy's insertmanyvalues), compiled once."""
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).values(rows).on_conflict_do_nothing()
+    return module.insert(table).on_conflict_do_nothing()
 
 
 class SqlAlertRepository:
@@ -303,25 +301,24 @@ class SqlAlertRepository:
         if not rows:
             return {}
         table = _NOTIFICATIONS
-        statement = (
-            _insert_many_ignoring_conflicts(
-                self._session,
-                table,
-                [
-                    {
-                        "dedupe_key": row.dedupe_key,
-                        "group_key_hash": row.group_key_hash,
-                        "status": row.status,
-                        "receiver": row.receiver[:500],
-                        "received_at": now,
-                        "outcome": "accepted",
-                        "payload": dict(row.payload),
-                    }
-                    for row in rows
-                ],
-            )
-        ).returning(table.c.dedupe_key, table.c.id)
-        result = await self._session.execute(statement)
+        statement = _insert_ignoring_conflicts(self._session, table).returning(
+            table.c.dedupe_key, table.c.id
+        )
+        result = await self._session.execute(
+            statement,
+            [
+                {
+                    "dedupe_key": row.dedupe_key,
+                    "group_key_hash": row.group_key_hash,
+                    "status": row.status,
+                    "receiver": row.receiver[:500],
+                    "received_at": now,
+                    "outcome": "accepted",
+                    "payload": dict(row.payload),
+                }
+                for row in rows
+            ],
+        )
         return {key: int(new_id) for key, new_id in result.all()}
 
     async def set_notification_outcomes(self, outcomes: Mapping[int, str]) -> None:
@@ -364,10 +361,10 @@ class SqlAlertRepository:
             row.update(key_hash=key_hash, group_key=group.group_key)
             values.append(row)
         table = _GROUPS
-        statement = _insert_many_ignoring_conflicts(self._session, table, values).returning(
+        statement = _insert_ignoring_conflicts(self._session, table).returning(
             table.c.key_hash, table.c.id
         )
-        result = await self._session.execute(statement)
+        result = await self._session.execute(statement, values)
         return {key_hash: int(new_id) for key_hash, new_id in result.all()}
 
     async def save_group(self, group: AlertGroup) -> None:
