@@ -49,6 +49,7 @@ TOKEN = "bench-bot-token.abcdef.0123456789"
 WEBHOOK_TOKEN = "bench-webhook-token-0123456789"
 GUILD_ID = 800000000000000001
 FIXTURES = ROOT / "tests" / "fixtures" / "alertmanager"
+BOT_ENV: dict[str, str] = {}
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Bot:
     async def start(self, world: World) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HH_")}
         env["HH_DISCORD__TOKEN"] = TOKEN
+        env.update(BOT_ENV)
         log = self.log.open("wb")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", "--config", str(self.config),
@@ -179,6 +181,25 @@ class Bot:
                 await asyncio.wait_for(self.proc.wait(), 20)
             except TimeoutError:
                 self.proc.kill()
+
+
+async def server_latency(port: int) -> dict[float, float]:
+    """Cumulative share of webhook requests under each bucket, from the bot's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        text = await response.text()
+    counts: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "hh_opsbot_web_request_duration_seconds_bucket"
+                and sample.labels.get("route") == "/webhooks/alertmanager"
+            ):
+                counts[float(sample.labels["le"])] = sample.value
+    total = counts.get(float("inf"), 0.0)
+    return {le: n / total for le, n in sorted(counts.items())} if total else {}
 
 
 def shown_groups(world: World) -> dict[int, set[str]]:
@@ -212,6 +233,8 @@ class BotResult:
     peak_rss_mb: float
     digests: int = 0
     embeds_per_message: list[int] = field(default_factory=list)
+    server_buckets: dict[float, float] = field(default_factory=dict)
+    """The bot's own request-duration histogram for the webhook: le (s) -> share of requests."""
 
     def p(self, q: float) -> float:
         data = sorted(self.latencies_ms)
@@ -270,6 +293,7 @@ async def run_bot(
                 await asyncio.gather(*(sender(http) for _ in range(senders)))
             last_webhook = time.perf_counter()
             ingest_seconds = last_webhook - start
+            server = await server_latency(bot.port)
             visible_at: float | None = None
             while time.perf_counter() - last_webhook < deadline:
                 if set(shown_groups(world)) >= group_ids:
@@ -302,6 +326,7 @@ async def run_bot(
                 peak_rss_mb=bot.peak_rss_mb(),
                 digests=sum(1 for m in messages if len(m["embeds"]) > 1),
                 embeds_per_message=[len(m["embeds"]) for m in messages],
+                server_buckets=server,
             )
         finally:
             await bot.stop()
@@ -328,7 +353,14 @@ class NativeResult:
     window: float
 
 
-def discord_config(webhook_url: str) -> str:
+COMPACT_MESSAGE = (
+    '{{ range .Alerts }}{{ if eq .Status "firing" }}🔥{{ else }}✅{{ end }} '
+    "{{ .Labels.alertname }} [{{ .Labels.severity }}] {{ .Annotations.summary }}\n{{ end }}"
+)
+
+
+def discord_config(webhook_url: str, compact: bool = False) -> str:
+    message = f"\n        message: '{COMPACT_MESSAGE}'" if compact else ""
     return f"""
 route:
   receiver: discord
@@ -340,17 +372,19 @@ receivers:
   - name: discord
     discord_configs:
       - webhook_url: {webhook_url}
-        send_resolved: true
+        send_resolved: true{message}
 """
 
 
-async def run_alertmanager_discord(payloads: list[dict[str, Any]], window: float) -> NativeResult:
+async def run_alertmanager_discord(
+    payloads: list[dict[str, Any]], window: float, *, compact: bool = False
+) -> NativeResult:
     if BINARY is None:
         raise RuntimeError("prometheus-alertmanager is not installed")
     world = await make_world()
     with tempfile.TemporaryDirectory(prefix="hh-bench-am-") as tmp:
         url = world.emulator.add_webhook(world.channels["alerts"])
-        am = AlertmanagerProcess(discord_config(url), Path(tmp))
+        am = AlertmanagerProcess(discord_config(url, compact), Path(tmp))
         try:
             await am.start()
             alerts = [
@@ -410,6 +444,13 @@ def bot_rows(result: BotResult) -> list[str]:
         f"({result.ingest_seconds:.1f} s) |",
         f"| ingest latency p50 / p99 / max | {result.p(0.5):.1f} / {result.p(0.99):.1f} / "
         f"{max(result.latencies_ms):.1f} ms |",
+        "| ingest, measured in the bot (its request-duration histogram) | "
+        + ", ".join(
+            f"{share * 100:.1f} % under {le * 1000:.0f} ms"
+            for le, share in result.server_buckets.items()
+            if le in (0.005, 0.01, 0.02, 0.05)
+        )
+        + " |",
         f"| every group visible in #alerts, after the last webhook | {visible} |",
         f"| messages posted (digests) / edits | {result.messages} ({result.digests}) / "
         f"{result.edits} |",
@@ -422,7 +463,30 @@ def bot_rows(result: BotResult) -> list[str]:
     ]
 
 
-def report(big: BotResult, small: BotResult, native: NativeResult | None, args: Any) -> str:
+def native_cells(native: NativeResult | None) -> tuple[str, str, str, str]:
+    if native is None:
+        missing = "not run (prometheus-alertmanager missing)"
+        return missing, missing, "-", missing
+    arrived = f"{native.arrived_groups} of {native.groups}"
+    when = (
+        f"last at {native.last_arrival:.1f} s (watched {native.window:.0f} s)"
+        if native.last_arrival is not None
+        else f"none in {native.window:.0f} s"
+    )
+    requests = (
+        f"{native.requests} ({native.rate_limited} answered 429, "
+        f"{native.rejected_400} answered 400)"
+    )
+    return arrived, when, str(native.messages), requests
+
+
+def report(
+    big: BotResult,
+    small: BotResult,
+    native: NativeResult | None,
+    compact: NativeResult | None,
+    args: Any,
+) -> str:
     lines = [
         "## Alert storm (`bench/alert_storm.py`)",
         "",
@@ -440,36 +504,25 @@ def report(big: BotResult, small: BotResult, native: NativeResult | None, args: 
         "",
         "### The captured 500-alert / 50-group storm",
         "",
-        "| | hh-opsbot | Alertmanager 0.25 `discord_configs` (default templates) |",
-        "| --- | --- | --- |",
+        "| | hh-opsbot | Alertmanager 0.25 `discord_configs`, default templates "
+        "| the same, one line per alert (`message:` template) |",
+        "| --- | --- | --- | --- |",
     ]
     visible = (
         f"{small.visible_after_last_webhook:.1f} s after the last webhook"
         if small.visible_after_last_webhook is not None
         else "not all"
     )
-    if native is not None:
-        arrived = f"{native.arrived_groups} of {native.groups}"
-        when = (
-            f"last at {native.last_arrival:.1f} s (watched {native.window:.0f} s)"
-            if native.last_arrival is not None
-            else f"none in {native.window:.0f} s"
-        )
-        requests = (
-            f"{native.requests} ({native.rate_limited} answered 429, "
-            f"{native.rejected_400} answered 400)"
-        )
-    else:
-        arrived = when = requests = "not run (prometheus-alertmanager missing)"
+    a = native_cells(native)
+    b = native_cells(compact)
     lines += [
         f"| groups visible in #alerts | {small.groups - small.lost} of {small.groups} "
-        f"| {arrived} |",
-        f"| time | {visible} | {when} |",
-        f"| messages | {small.messages} ({small.digests} digests) | "
-        f"{native.messages if native else '-'} |",
-        f"| Discord requests | {small.messages + small.edits} posts and edits, "
-        f"{small.rate_limited} answered 429 | {requests} |",
-        "| a resolve | edits the group's message | posts another message |",
+        f"| {a[0]} | {b[0]} |",
+        f"| time | {visible} | {a[1]} | {b[1]} |",
+        f"| messages | {small.messages} ({small.digests} digests of 10 embeds) | {a[2]} | {b[2]} |",
+        f"| Discord requests | {small.messages + small.edits}, {small.rate_limited} answered 429 "
+        f"| {a[3]} | {b[3]} |",
+        "| a resolve | edits the group's message | posts another message | posts another message |",
         "",
     ]
     return "\n".join(lines)
@@ -489,7 +542,11 @@ async def main() -> None:
     parser.add_argument(
         "--database-url", help="postgresql+asyncpg://... (emptied first); default SQLite"
     )
+    parser.add_argument(
+        "--bot-env", action="append", default=[], help="HH_SECTION__KEY=value for the bot"
+    )
     args = parser.parse_args()
+    BOT_ENV.update(item.split("=", 1) for item in args.bot_env)
 
     big = await run_bot(
         "bot", storm_payloads(args.groups, args.alerts),
@@ -502,11 +559,13 @@ async def main() -> None:
         database_url=args.database_url,
     )  # fmt: skip
     print("\n".join(bot_rows(small)), flush=True)
-    native = None
+    native = compact = None
     if not args.skip_native and BINARY is not None:
         native = await run_alertmanager_discord(captured_storm(), args.native_window)
         print(native, flush=True)
-    text = report(big, small, native, args)
+        compact = await run_alertmanager_discord(captured_storm(), args.native_window, compact=True)
+        print(compact, flush=True)
+    text = report(big, small, native, compact, args)
     print(text)
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
