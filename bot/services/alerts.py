@@ -154,20 +154,25 @@ class AlertService:
                     outcomes[index] = "watchdog"
                     continue
                 fresh[index] = fresh_group(payload, alerts, now)
-            existing = await uow.alerts.groups_by_keys(sorted({hashes[i] for i in fresh}))
-
-            groups: dict[str, AlertGroup] = dict(existing)
-            created: set[str] = set()
+            # New groups first, straight from their first notification (a storm is all new
+            # groups: one statement); only the groups that exist are read and locked.
+            first: dict[str, int] = {}
+            for index in fresh:
+                first.setdefault(hashes[index], index)
+            new_ids = await uow.alerts.create_groups([(h, fresh[i]) for h, i in first.items()])
+            groups: dict[str, AlertGroup] = {
+                h: replace(fresh[first[h]], id=group_id) for h, group_id in new_ids.items()
+            }
+            groups.update(await uow.alerts.groups_by_keys([h for h in first if h not in new_ids]))
             email_check: set[str] = set()
             touched: list[str] = []
+            dirty: set[str] = set()
             for index, new in fresh.items():
                 key_hash = hashes[index]
-                current = groups.get(key_hash)
-                if current is None:
-                    groups[key_hash] = new
-                    created.add(key_hash)
+                if key_hash in new_ids and index == first[key_hash]:
                     email_check.add(key_hash)
                 else:
+                    current = groups[key_hash]
                     payload = items[index][0]
                     if is_stale(current, payload):
                         outcomes[index] = "stale"
@@ -179,23 +184,11 @@ class AlertService:
                     if new_episode or current.severity != "critical":
                         email_check.add(key_hash)
                     groups[key_hash] = updated_group(current, new, now, new_episode=new_episode)
+                    dirty.add(key_hash)
                 outcomes[index] = "accepted"
                 if key_hash not in touched:
                     touched.append(key_hash)
-
-            new_ids = await uow.alerts.create_groups(
-                [(h, groups[h]) for h in touched if h in created]
-            )
-            for key_hash in [h for h in touched if h in created]:
-                if key_hash in new_ids:
-                    groups[key_hash] = replace(groups[key_hash], id=new_ids[key_hash])
-                    continue
-                # Created by another instance meanwhile (PostgreSQL): apply on top of it.
-                other = await uow.alerts.group_by_key(key_hash)
-                assert other is not None
-                groups[key_hash] = updated_group(other, groups[key_hash], now, new_episode=False)
-                created.discard(key_hash)
-            await uow.alerts.save_groups([groups[h] for h in touched if h not in created])
+            await uow.alerts.save_groups([groups[h] for h in touched if h in dirty])
             await self._outbox.enqueue_many(
                 uow,
                 ALERTS_DELIVER,
