@@ -101,6 +101,7 @@ class Application:
             self.reminders,
             alert_policy(settings),
             silences=self.silences,
+            ingest_uow_factory=self.database.priority_uow,
         )
         self.scheduler = build_scheduler(
             [

@@ -73,8 +73,10 @@ class AlertService:
         policy: AlertPolicy,
         *,
         silences: SilenceGateway | None = None,
+        ingest_uow_factory: UowFactory | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._ingest_uow_factory = ingest_uow_factory or uow_factory
         self._clock = clock
         self._outbox = outbox
         self._reminders = reminders
@@ -85,6 +87,7 @@ class AlertService:
             tuple[WebhookPayload, Mapping[str, Any], asyncio.Future[IngestResult]]
         ] = []
         self._ingester: asyncio.Task[None] | None = None
+        self._batch_delay = 0.0
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
@@ -115,7 +118,7 @@ class AlertService:
                 for (_, _, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
-            self._outbox.wake()
+            self._outbox.wake(self._batch_delay)
 
     async def _ingest_batch(
         self, items: list[tuple[WebhookPayload, Mapping[str, Any]]]
@@ -130,7 +133,7 @@ class AlertService:
             rows.setdefault(
                 key, NotificationRow(key, key_hash, payload.status.value, payload.receiver, raw)
             )
-        async with self._uow_factory() as uow:
+        async with self._ingest_uow_factory() as uow:
             inserted = await uow.alerts.add_notifications(list(rows.values()), now)
             if any(
                 a.name == watchdog_name and a.status is AlertStatus.FIRING
@@ -189,18 +192,16 @@ class AlertService:
                 if key_hash not in touched:
                     touched.append(key_hash)
             await uow.alerts.save_groups([groups[h] for h in touched if h in dirty])
-            await self._outbox.enqueue_many(
-                uow,
-                ALERTS_DELIVER,
-                [
-                    (
-                        {"group_id": groups[h].id, "version": groups[h].version},
-                        f"alerts:{groups[h].id}",
-                        policy.batch_wait if groups[h].message_ref is None else 0.0,
-                    )
-                    for h in touched
-                ],
-            )
+            deliveries: list[tuple[Mapping[str, Any], str | None, float]] = [
+                (
+                    {"group_id": groups[h].id, "version": groups[h].version},
+                    f"alerts:{groups[h].id}",
+                    policy.batch_wait if groups[h].message_ref is None else 0.0,
+                )
+                for h in touched
+            ]
+            await self._outbox.enqueue_many(uow, ALERTS_DELIVER, deliveries)
+            self._batch_delay = min((delay for _, _, delay in deliveries), default=0.0)
             for key_hash in touched:
                 group = groups[key_hash]
                 if (

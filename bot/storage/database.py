@@ -61,6 +61,10 @@ class Database:
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessions, self.transaction_lock)
 
+    def priority_uow(self) -> SqlUnitOfWork:
+        """A unit of work that goes first when transactions queue (webhook ingest)."""
+        return SqlUnitOfWork(self.sessions, self.transaction_lock, priority=True)
+
     async def ping(self, limit: float = 2.0) -> float:
         """Round-trip time of `SELECT 1` in seconds; raises when the database does not answer."""
         start = time.perf_counter()

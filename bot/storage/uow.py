@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from types import TracebackType
 from typing import Self
 
@@ -17,26 +18,58 @@ from bot.storage.repositories import (
 
 
 class TaskLock:
-    """An asyncio lock that the task holding it may take again (a nested unit of work)."""
+    """A FIFO asyncio lock with a priority lane, re-entrant for the task that holds it.
+
+    SQLite has one writer, so the process's transactions take turns here; webhook ingest
+    takes the priority lane, so a burst of alerts never queues behind the delivery worker.
+    """
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
         self._owner: asyncio.Task[object] | None = None
         self._depth = 0
+        self._high: deque[tuple[asyncio.Task[object] | None, asyncio.Future[None]]] = deque()
+        self._low: deque[tuple[asyncio.Task[object] | None, asyncio.Future[None]]] = deque()
 
-    async def acquire(self) -> None:
+    @property
+    def locked(self) -> bool:
+        return self._depth > 0
+
+    async def acquire(self, *, priority: bool = False) -> None:
         task = asyncio.current_task()
-        if self._owner is task and task is not None:
+        if self._depth and self._owner is task:
             self._depth += 1
             return
-        await self._lock.acquire()
-        self._owner, self._depth = task, 1
+        if not self._depth and not self._high and not self._low:
+            self._owner, self._depth = task, 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (task, future)
+        (self._high if priority else self._low).append(entry)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            else:
+                for lane in (self._high, self._low):
+                    if entry in lane:
+                        lane.remove(entry)
+            raise
 
     def release(self) -> None:
         self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
-            self._lock.release()
+        if self._depth:
+            return
+        self._owner = None
+        for lane in (self._high, self._low):
+            while lane:
+                task, future = lane.popleft()
+                if future.cancelled():
+                    continue
+                # Handed over directly: nobody can slip in between.
+                self._owner, self._depth = task, 1
+                future.set_result(None)
+                return
 
 
 class SqlUnitOfWork:
@@ -48,11 +81,16 @@ class SqlUnitOfWork:
     alerts: SqlAlertRepository
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], lock: TaskLock | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        lock: TaskLock | None = None,
+        *,
+        priority: bool = False,
     ) -> None:
         self._sessions = sessions
         self._session: AsyncSession | None = None
         self._lock = lock
+        self._priority = priority
 
     @property
     def session(self) -> AsyncSession:
@@ -62,7 +100,7 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         if self._lock is not None:
-            await self._lock.acquire()
+            await self._lock.acquire(priority=self._priority)
         self._session = self._sessions()
         self.audit = SqlAuditRepository(self._session)
         self.outbox = SqlOutboxRepository(self._session)

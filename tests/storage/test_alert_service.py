@@ -128,3 +128,28 @@ async def test_watchdog_outage_once_then_recovery(database, clock) -> None:
     posts = await outbox_rows(database, DISCORD_MESSAGE)
     titles = [p.payload["embeds"][0]["title"] for p in posts]
     assert titles == ["Alert pipeline broken", "Alert pipeline recovered"]
+
+
+async def test_transaction_lock_priority_and_reentrance() -> None:
+    from bot.storage.uow import TaskLock
+
+    lock = TaskLock()
+    order: list[str] = []
+    await lock.acquire()
+    await lock.acquire()  # the same task again
+    lock.release()
+
+    async def take(name: str, priority: bool) -> None:
+        await lock.acquire(priority=priority)
+        order.append(name)
+        lock.release()
+
+    tasks = [asyncio.create_task(take("low1", False)), asyncio.create_task(take("high", True))]
+    cancelled = asyncio.create_task(take("gone", False))
+    tasks.append(asyncio.create_task(take("low2", False)))
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == ["high", "low1", "low2"]
+    assert not lock.locked
