@@ -321,12 +321,6 @@ class AlertService:
             await uow.alerts.mark_rendered({g.id: g.version for g in plan.groups})
             await uow.commit()
 
-    async def mark_shown(self, group: AlertGroup) -> None:
-        """An interaction response already showed this version (no outbox edit needed)."""
-        async with self._uow_factory() as uow:
-            await uow.alerts.mark_rendered({group.id: group.version})
-            await uow.commit()
-
     # -- operators' acts --------------------------------------------------------------------
 
     async def get_group(self, group_id: int) -> AlertGroup:
@@ -410,13 +404,13 @@ class AlertService:
         return group.silence_id
 
     async def _enqueue_refresh(self, uow: UnitOfWork, group: AlertGroup) -> None:
-        """Durable edit of the group's message; the interaction usually shows it first."""
+        """Durable edit of the group's message; the interaction response shows it first."""
         await self._outbox.enqueue(
             uow,
             ALERTS_DELIVER,
             {"group_id": group.id, "version": group.version},
             ordering_key=f"alerts:{group.id}",
-            delay=5.0,
+            delay=3.0,
         )
 
     # -- email fallback and the dead man's switch -------------------------------------------

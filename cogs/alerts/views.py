@@ -58,7 +58,9 @@ async def show(interaction: discord.Interaction, group: AlertGroup, *, deferred:
         await interaction.response.edit_message(
             embed=embed, view=view, allowed_mentions=NO_MENTIONS
         )
-    await bot.alerts_service().mark_shown(group)
+    # The outbox edit enqueued with the change still runs (a few seconds later): if the
+    # delivery worker was editing this message at the same moment with an older state, that
+    # edit puts the newest state back. One extra edit per press is cheap; a stale button is not.
 
 
 class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
