@@ -20,14 +20,18 @@ from bot.config import Settings
 from bot.delivery import DISCORD_MESSAGE, DiscordDelivery, NoticeDelivery
 from bot.domain.clock import SystemClock
 from bot.domain.errors import DomainError
+from bot.domain.outbox import EMAIL
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
+from bot.integrations.alertmanager import AlertmanagerClient
 from bot.integrations.github import GitHubIssues
 from bot.integrations.probes import ProbeRunner, static_targets
+from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
+from bot.services.alerts import ALERTS_DELIVER, AlertPolicy, AlertService
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.incidents import CARD_REFRESH
@@ -35,6 +39,7 @@ from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.storage.database import Database
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
+from cogs.alerts.delivery import AlertDelivery, ChannelPacer
 from cogs.incidents.delivery import IncidentCards
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,24 @@ def point_discord_at(api_base: str, gateway_url: str | None) -> None:
     discord.http.Route.BASE = api_base
     if gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    alerts = settings.alerts
+    return AlertPolicy(
+        alerts_channel_id=settings.channels.alerts,
+        operations_channel_id=settings.channels.operations,
+        mention_roles={k: tuple(v) for k, v in alerts.mention_roles.items()},
+        email_to=tuple(settings.smtp.to) if settings.smtp else (),
+        email_fallback_after=alerts.email_fallback_after,
+        watchdog_alertname=alerts.watchdog_alertname,
+        watchdog_timeout=alerts.watchdog_timeout,
+        batch_wait=alerts.batch_wait,
+        storm_threshold=max(
+            int(alerts.channel_rate_limit * alerts.storm_horizon / alerts.channel_rate_period), 1
+        ),
+        digest_max_groups=alerts.digest_max_groups,
+    )
 
 
 class Application:
@@ -88,6 +111,8 @@ class Application:
             else None,
             observer=self.metrics,
             guild_id=settings.discord.guild_id,
+            outbox_max_backoff=settings.outbox.max_backoff,
+            outbox_idle_poll=settings.outbox.idle_poll,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
@@ -100,6 +125,19 @@ class Application:
             static_targets(health, settings.prometheus),
             share_stale_after=health.share_stale_after,
             status_cooldown=health.status_cooldown,
+        )
+        am = settings.alertmanager
+        self.silences = (
+            AlertmanagerClient(am.api_url, timeout=am.api_timeout) if am and am.api_url else None
+        )
+        self.alerts = AlertService(
+            self.database.uow,
+            self.clock,
+            self.outbox,
+            self.reminders,
+            alert_policy(settings),
+            silences=self.silences,
+            ingest_uow_factory=self.database.priority_uow,
         )
         self.running_jobs = RunningJobs()
         self.scheduler = build_scheduler(
@@ -116,6 +154,11 @@ class Application:
                 Job("health-poll", self.poll_health, IntervalTrigger(seconds=health.poll_interval)),
                 # Raw samples -> per-minute aggregates; 48 h / 90 d retention.
                 Job("health-rollup", self.health.maintain_job, IntervalTrigger(minutes=1)),
+                Job(
+                    "alerts",
+                    self.check_alerts,
+                    IntervalTrigger(seconds=settings.alerts.check_interval),
+                ),
             ],
             self.running_jobs,
         )
@@ -126,6 +169,7 @@ class Application:
             services=self.services,
             scheduler=self.scheduler,
             health=self.health,
+            alerts=self.alerts,
             extensions=extensions,
         )
         self.roles.bind(self.bot)
@@ -137,6 +181,16 @@ class Application:
         self.outbox.register(ROLE_REMOVE, self.notice_delivery.remove_role)
         self.incident_cards = IncidentCards(self.bot)
         self.outbox.register(CARD_REFRESH, self.incident_cards.refresh)
+        self.alert_delivery = AlertDelivery(
+            self.bot,
+            self.alerts,
+            ChannelPacer(settings.alerts.channel_rate_limit, settings.alerts.channel_rate_period),
+            horizon=settings.alerts.storm_horizon,
+        )
+        self.outbox.register(ALERTS_DELIVER, self.alert_delivery.deliver)
+        self.mailer = SmtpMailer(settings.smtp) if settings.smtp else None
+        if self.mailer is not None:
+            self.outbox.register(EMAIL, self.mailer.send_item)
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
@@ -144,7 +198,12 @@ class Application:
         self._stopped = False
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
-            create_app(self.metrics, HealthSources(self.discord_ready, self.database.ping)),
+            create_app(
+                self.metrics,
+                HealthSources(self.discord_ready, self.database.ping),
+                alertmanager_token=am.webhook_token.get_secret_value() if am else None,
+                ingest=self.alerts.ingest if am else None,
+            ),
             settings.web.host,
             settings.web.port,
         )
@@ -186,6 +245,11 @@ class Application:
             await self.services.reviews.start(Actor.system("scheduler"))
         except DomainError as exc:
             log.info("scheduled access review not started: %s", exc.user_message)
+
+    async def check_alerts(self) -> None:
+        """Email fallbacks that came due, and the dead man's switch."""
+        await self.fire_reminders()
+        await self.alerts.check_watchdog()
 
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
@@ -292,5 +356,7 @@ class Application:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bot_task
         await self.prober.close()
+        if self.silences is not None:
+            await self.silences.close()
         await self.database.close()
         log.info("stopped")

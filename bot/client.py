@@ -12,10 +12,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.domain.errors import DomainError, PermissionDenied
+from bot.domain.errors import DomainError, PermissionDenied, Unavailable
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
+from bot.services.alerts import AlertService
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
@@ -45,6 +46,7 @@ class OpsBot(commands.Bot):
         services: Services,
         scheduler: AsyncIOScheduler,
         health: HealthService,
+        alerts: AlertService | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
     ) -> None:
         super().__init__(
@@ -68,6 +70,7 @@ class OpsBot(commands.Bot):
         self.reviews = services.reviews
         self.scheduler = scheduler
         self.health = health
+        self.alerts = alerts
         self.notice_templates: dict[str, NoticeRenderer] = {}
         """Renderers for outbox notices, registered by each cog's setup (template -> render)."""
         self.role_map = RoleMap.from_ids(
@@ -145,6 +148,11 @@ class OpsBot(commands.Bot):
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await super().close()
+
+    def alerts_service(self) -> AlertService:
+        if self.alerts is None:
+            raise Unavailable("The alerts relay is not running in this process.")
+        return self.alerts
 
     # -- identity and permission ------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -313,6 +314,109 @@ class IncidentSettings(Section):
     miners_notice: bool = True
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _duration(value: object) -> object:
+    """Seconds as a number, or a string such as `90s`, `2m`, `1h` (as Alertmanager writes them)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("duration", "must be a duration such as 90, 90s, 2m or 1h")
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if not found:
+            raise PydanticCustomError("duration", "must be a duration such as 90, 90s, 2m or 1h")
+        return float(found.group(1)) * _UNITS[found.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+
+
+class AlertmanagerSettings(Section):
+    """Alertmanager's webhook into the bot, and its API v2 for silences."""
+
+    webhook_token: SecretStr = Field(validate_default=True, default=SecretStr(""))
+    api_url: str | None = None
+    api_timeout: Duration = 10.0
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _token_present(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if len(text) < 16:
+            raise PydanticCustomError(
+                "webhook_token",
+                "required, at least 16 characters: set HH_ALERTMANAGER__WEBHOOK_TOKEN or "
+                "alertmanager.webhook_token_file",
+            )
+        return SecretStr(text)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+
+SEVERITIES = ("critical", "warning", "info")
+
+
+class AlertsSettings(Section):
+    """How alerts are relayed into #alerts."""
+
+    mention_roles: dict[str, SnowflakeList] = Field(default_factory=dict)
+    email_fallback_after: Duration = 120.0
+    watchdog_timeout: Duration = 600.0
+    watchdog_alertname: str = "Watchdog"
+    check_interval: Duration = Field(default=15.0, gt=0)
+    batch_wait: Duration = 0.5
+    channel_rate_limit: int = Field(default=5, ge=1)
+    channel_rate_period: Duration = Field(default=5.0, gt=0)
+    storm_horizon: Duration = Field(default=10.0, gt=0)
+    digest_max_groups: int = Field(default=40, ge=1, le=100)
+
+    @field_validator("mention_roles")
+    @classmethod
+    def _known_severities(cls, value: dict[str, list[int]]) -> dict[str, list[int]]:
+        lowered = {key.lower(): ids for key, ids in value.items()}
+        unknown = sorted(set(lowered) - set(SEVERITIES))
+        if unknown:
+            raise PydanticCustomError(
+                "severity", "keys must be severities: critical, warning or info"
+            )
+        return lowered
+
+
+class SmtpSettings(Section):
+    """Email fallback for critical alerts that could not reach Discord (manual §5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    use_tls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    timeout: Duration = 10.0
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class OutboxSettings(Section):
+    """The delivery worker: how long it waits between retries at most, how often it polls."""
+
+    max_backoff: Duration = Field(default=300.0, gt=0)
+    idle_poll: Duration = Field(default=5.0, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -327,6 +431,10 @@ class Settings(BaseModel):
     prometheus: PrometheusSettings = PrometheusSettings()
     github: GitHubSettings = GitHubSettings()
     incidents: IncidentSettings = IncidentSettings()
+    alertmanager: AlertmanagerSettings | None = None
+    alerts: AlertsSettings = AlertsSettings()
+    smtp: SmtpSettings | None = None
+    outbox: OutboxSettings = OutboxSettings()
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""
@@ -441,7 +549,7 @@ def _read_secret_files(raw: dict[str, Any]) -> list[str]:
         model = Settings.model_fields.get(section_name)
         if not isinstance(section, dict) or model is None or model.annotation is None:
             continue
-        fields = getattr(model.annotation, "model_fields", {})
+        fields = getattr(_section_model(model.annotation), "model_fields", {})
         for key in [k for k in section if k.endswith("_file")]:
             base = key.removesuffix("_file")
             if base not in fields or not _is_secret(fields[base].annotation):
@@ -454,6 +562,14 @@ def _read_secret_files(raw: dict[str, Any]) -> list[str]:
             except UnicodeDecodeError:
                 problems.append(f"{section_name}.{key}: {file_path} is not UTF-8 text")
     return problems
+
+
+def _section_model(annotation: object) -> object:
+    """`AlertmanagerSettings | None` -> AlertmanagerSettings."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
 
 
 def _is_secret(annotation: object) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
-from bot.domain.outbox import OutboxItem, PermanentFailure, RetryLater
+from bot.domain.outbox import DISCORD_MESSAGE, OutboxItem, PermanentFailure, RetryLater
 from bot.domain.roles import OpsRole
 from cogs.common import CONTENT_MAX, EMBEDS_PER_MESSAGE, NO_MENTIONS, Rendered, fit_embed, truncate
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DISCORD_MESSAGE = "discord.message"
+__all__ = ["DISCORD_MESSAGE", "DiscordDelivery", "allowed_mentions", "classify", "message_payload"]
 
 
 def message_payload(

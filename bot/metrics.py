@@ -78,6 +78,19 @@ class Metrics:
             registry=r,
             buckets=INCIDENT_BUCKETS,
         )
+        self.alert_notifications = Counter(
+            "hh_opsbot_alert_notifications_total",
+            "Alertmanager webhook calls, by result (accepted, duplicate, stale, watchdog, "
+            "invalid, unauthorized, too_large, error).",
+            ["result"],
+            registry=r,
+        )
+        self.alert_messages = Counter(
+            "hh_opsbot_alert_messages_total",
+            "Messages posted or edited in #alerts, by kind (post, digest, edit).",
+            ["kind"],
+            registry=r,
+        )
 
     def record_health_poll(self, states: Mapping[str, int], seconds: float) -> None:
         for state in ("ok", "warn", "down"):

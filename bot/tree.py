@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
@@ -193,6 +194,35 @@ class OpsView(discord.ui.View):
         await handle_interaction_error(self.bot, interaction, error)
 
 
+async def _checked(interaction: discord.Interaction, action: str) -> bool:
+    """The button half of the one check: role, then lockout; a refusal is answered here."""
+    bot: OpsBot = interaction.client  # type: ignore[assignment]
+    try:
+        await bot.authorize(interaction, action)
+    except Refused as refused:
+        await handle_interaction_error(bot, interaction, refused)
+        return False
+    return True
+
+
+async def _run_audited(
+    interaction: discord.Interaction,
+    action: str,
+    run: Callable[[], Awaitable[None]],
+    target: str | None = None,
+) -> None:
+    """Run a button's work under the error policy; count and audit it when it ends well."""
+    bot: OpsBot = interaction.client  # type: ignore[assignment]
+    try:
+        await run()
+    except Exception as error:
+        await handle_interaction_error(bot, interaction, error)
+        return
+    bot.metrics.commands.labels(action, "ok").inc()
+    if not interaction.extras.get("audited"):
+        await bot.audit_outcome(interaction, action, "ok", target=target)
+
+
 class OpsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:__base__"):
     """A persistent button whose custom_id carries the object it acts on: `hh:<area>:<verb>:<id>`.
 
@@ -237,24 +267,32 @@ class OpsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:__
         return cls(int(match["id"]), label=label, style=style)
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        bot: OpsBot = interaction.client  # type: ignore[assignment]
-        try:
-            await bot.authorize(interaction, self.action)
-        except Refused as refused:
-            await handle_interaction_error(bot, interaction, refused)
-            return False
-        return True
+        return await _checked(interaction, self.action)
 
     async def callback(self, interaction: discord.Interaction) -> None:
         bot: OpsBot = interaction.client  # type: ignore[assignment]
-        try:
-            await self.run(interaction, bot)
-        except Exception as error:
-            await handle_interaction_error(bot, interaction, error)
-            return
-        bot.metrics.commands.labels(self.action, "ok").inc()
-        if not interaction.extras.get("audited"):
-            await bot.audit_outcome(interaction, self.action, "ok", target=str(self.object_id))
+        await _run_audited(
+            interaction,
+            self.action,
+            lambda: self.run(interaction, bot),
+            target=str(self.object_id),
+        )
 
     async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        raise NotImplementedError
+
+
+class OpsDynamicButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:abstract:(?P<id>[0-9]+)"
+):
+    """Like OpsButton, for buttons that build their own `discord.ui.Button` (the alerts area):
+    the action is read from the custom_id (`hh:area:verb:id`). Same check, policy and audit."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await _checked(interaction, action_of(interaction))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _run_audited(interaction, action_of(interaction), lambda: self.run(interaction))
+
+    async def run(self, interaction: discord.Interaction) -> None:
         raise NotImplementedError

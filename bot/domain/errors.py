@@ -25,6 +25,12 @@ class InvalidInput(DomainError):
     outcome = "invalid"
 
 
+class Unavailable(DomainError):
+    """Another system the action needs (Alertmanager, GitHub) did not answer or refused."""
+
+    outcome = "unavailable"
+
+
 class PermissionDenied(DomainError):
     """The actor holds none of the roles an action needs."""
 

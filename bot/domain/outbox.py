@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+DISCORD_MESSAGE = "discord.message"
+"""A plain channel post: `{channel_id, content, embeds, mention_role_ids, mention_user_ids}`."""
+EMAIL = "email"
+"""An email: `{to, subject, body}`."""
+
 
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"

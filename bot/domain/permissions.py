@@ -19,6 +19,7 @@ CORE = frozenset({OpsRole.CORE_OPS})
 CORE_AND_OBSERVER = frozenset({OpsRole.CORE_OPS, OpsRole.OBSERVER})
 RESPONDERS = frozenset({OpsRole.CORE_OPS, OpsRole.NODE_OPS, OpsRole.TREASURY_OPS})
 """Every ops role but Observer: those who work incidents (Observers watch and audit)."""
+NODE_AND_CORE = frozenset({OpsRole.CORE_OPS, OpsRole.NODE_OPS})
 
 PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
     {
@@ -67,6 +68,10 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "node remove": CORE,
         "node:approve": CORE,
         "node:reject": CORE,
+        # Buttons on a firing alert group in #alerts (manual §5: node operators act on alerts).
+        "alerts:ack": NODE_AND_CORE,
+        "alerts:silence": NODE_AND_CORE,
+        "alerts:expire": NODE_AND_CORE,
     }
 )
 

@@ -67,6 +67,8 @@ class Services:
         roles: MemberRoles,
         owner_ids: frozenset[int],
         permissions: dict[str, frozenset[OpsRole] | None] | None = None,
+        outbox_max_backoff: float = 300.0,
+        outbox_idle_poll: float = 5.0,
         incident_settings: IncidentSettings | None = None,
         tracker: IssueTracker | None = None,
         observer: IncidentObserver | None = None,
@@ -74,7 +76,9 @@ class Services:
     ) -> Services:
         policy = access_policy(access_settings)
         audit = AuditService(clock)
-        outbox = OutboxService(uow_factory, clock)
+        outbox = OutboxService(
+            uow_factory, clock, max_backoff=outbox_max_backoff, idle_poll=outbox_idle_poll
+        )
         reminders = ReminderService(uow_factory, clock)
         notices = Notices(outbox)
         grants = GrantService(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ class OutboxService:
         self._clock = clock
         self._handlers: dict[str, OutboxHandler] = {}
         self._wake = asyncio.Event()
+        self._sleeping_until: float | None = None
         self._batch = batch
         self._concurrency = concurrency
         self._idle_poll = idle_poll
@@ -89,8 +91,38 @@ class OutboxService:
         )
         return await uow.outbox.add(item, now)
 
-    def wake(self) -> None:
-        """Call after committing an enqueue, so delivery starts now rather than at the next poll."""
+    async def enqueue_many(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        items: list[tuple[Mapping[str, Any], str | None, float]],
+    ) -> None:
+        """Add several items (payload, ordering_key, delay) in one statement; no dedupe keys."""
+        if not items:
+            return
+        now = self._clock.now()
+        await uow.outbox.add_many(
+            [
+                NewOutboxItem(
+                    kind=kind,
+                    payload=dict(payload),
+                    available_at=now + timedelta(seconds=delay),
+                    ordering_key=ordering_key,
+                )
+                for payload, ordering_key, delay in items
+            ],
+            now,
+        )
+
+    def wake(self, delay: float = 0.0) -> None:
+        """Call after committing an enqueue, so delivery starts now rather than at the next poll.
+
+        `delay` is when the new work becomes due; a worker already sleeping until then is left
+        alone (a burst of enqueues then costs no database round trips of the worker's).
+        """
+        until = self._sleeping_until
+        if until is not None and time.monotonic() + delay >= until - 0.005:
+            return
         self._wake.set()
 
     async def drain_once(self) -> int:
@@ -150,6 +182,19 @@ class OutboxService:
             await uow.outbox.reschedule(item.id, when, error[:MAX_ERROR])
             await uow.commit()
 
+    async def _sleep_for(self) -> float:
+        """Until the next item is due (a retry_after that ends soon), at most `idle_poll`."""
+        try:
+            async with self._uow_factory() as uow:
+                due = await uow.outbox.next_due()
+        except Exception:
+            log.warning("outbox worker could not read the next due time", exc_info=True)
+            return self._idle_poll
+        if due is None:
+            return self._idle_poll
+        wait = (due - self._clock.now()).total_seconds()
+        return min(max(wait, 0.01), self._idle_poll)
+
     async def run(self, stop: asyncio.Event) -> None:
         """The worker loop: drain, then sleep until woken, the next poll, or stop."""
         while not stop.is_set():
@@ -162,9 +207,14 @@ class OutboxService:
                 continue
             self._wake.clear()
             waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
-            _done, pending = await asyncio.wait(
-                waiters, timeout=self._idle_poll, return_when=asyncio.FIRST_COMPLETED
-            )
+            timeout = await self._sleep_for()
+            self._sleeping_until = time.monotonic() + timeout
+            try:
+                _done, pending = await asyncio.wait(
+                    waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                self._sleeping_until = None
             for task in pending:
                 task.cancel()
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -341,3 +343,72 @@ class IncidentTimelineEntry(Base):
     text: Mapped[str] = mapped_column(String(2000))
     source_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     """The Discord message a pinned entry came from: each message enters the timeline once."""
+
+
+class AlertNotification(Base):
+    """Every webhook body Alertmanager delivered, once: the dedupe key is its content."""
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (Index("ix_alert_notifications_group_key_hash", "group_key_hash"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    group_key_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    receiver: Mapped[str] = mapped_column(String(500))
+    received_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]]
+
+
+class AlertGroupRow(Base):
+    """An Alertmanager group (groupKey): latest state, its Discord message, ack and silence."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (Index("ix_alert_groups_message_ref", "message_ref"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    group_key: Mapped[str] = mapped_column(Text)
+    episode: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    rendered_version: Mapped[int] = mapped_column(Integer, default=0)
+    receiver: Mapped[str] = mapped_column(String(500))
+    state: Mapped[dict[str, Any]]
+    first_seen_at: Mapped[datetime]
+    last_notified_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    message_ref: Mapped[int | None] = mapped_column(BigInteger)
+    posted_at: Mapped[datetime | None]
+    acked_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    acked_by_name: Mapped[str | None] = mapped_column(String(100))
+    acked_at: Mapped[datetime | None]
+    silence_id: Mapped[str | None] = mapped_column(String(64))
+    silence_ends_at: Mapped[datetime | None]
+    silenced_by_name: Mapped[str | None] = mapped_column(String(100))
+    emailed_at: Mapped[datetime | None]
+
+
+class AlertMessageRow(Base):
+    """A message in #alerts: one group's own, or a storm digest of several groups."""
+
+    __tablename__ = "alert_messages"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    group_ids: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class AlertWatchdog(Base):
+    """The dead man's switch: when Alertmanager's Watchdog last arrived, and any open outage."""
+
+    __tablename__ = "alert_watchdog"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seen_at: Mapped[datetime]
+    outage_since: Mapped[datetime | None]

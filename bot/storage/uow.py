@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.repositories import (
+    SqlAlertRepository,
     SqlAuditRepository,
     SqlDriftRepository,
     SqlGrantRepository,
@@ -18,6 +21,61 @@ from bot.storage.repositories import (
     SqlReminderRepository,
     SqlReviewRepository,
 )
+
+
+class TaskLock:
+    """A FIFO asyncio lock with a priority lane, re-entrant for the task that holds it.
+
+    SQLite has one writer, so the process's transactions take turns here; webhook ingest
+    takes the priority lane, so a burst of alerts never queues behind the delivery worker.
+    """
+
+    def __init__(self) -> None:
+        self._owner: asyncio.Task[object] | None = None
+        self._depth = 0
+        self._high: deque[tuple[asyncio.Task[object] | None, asyncio.Future[None]]] = deque()
+        self._low: deque[tuple[asyncio.Task[object] | None, asyncio.Future[None]]] = deque()
+
+    @property
+    def locked(self) -> bool:
+        return self._depth > 0
+
+    async def acquire(self, *, priority: bool = False) -> None:
+        task = asyncio.current_task()
+        if self._depth and self._owner is task:
+            self._depth += 1
+            return
+        if not self._depth and not self._high and not self._low:
+            self._owner, self._depth = task, 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (task, future)
+        (self._high if priority else self._low).append(entry)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            else:
+                for lane in (self._high, self._low):
+                    if entry in lane:
+                        lane.remove(entry)
+            raise
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        self._owner = None
+        for lane in (self._high, self._low):
+            while lane:
+                task, future = lane.popleft()
+                if future.cancelled():
+                    continue
+                # Handed over directly: nobody can slip in between.
+                self._owner, self._depth = task, 1
+                future.set_result(None)
+                return
 
 
 class SqlUnitOfWork:
@@ -32,10 +90,19 @@ class SqlUnitOfWork:
     drift: SqlDriftRepository
     health: SqlHealthRepository
     incidents: SqlIncidentRepository
+    alerts: SqlAlertRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        lock: TaskLock | None = None,
+        *,
+        priority: bool = False,
+    ) -> None:
         self._sessions = sessions
         self._session: AsyncSession | None = None
+        self._lock = lock
+        self._priority = priority
 
     @property
     def session(self) -> AsyncSession:
@@ -44,6 +111,8 @@ class SqlUnitOfWork:
         return self._session
 
     async def __aenter__(self) -> Self:
+        if self._lock is not None:
+            await self._lock.acquire(priority=self._priority)
         self._session = self._sessions()
         self.audit = SqlAuditRepository(self._session)
         self.outbox = SqlOutboxRepository(self._session)
@@ -54,6 +123,7 @@ class SqlUnitOfWork:
         self.drift = SqlDriftRepository(self._session)
         self.health = SqlHealthRepository(self._session)
         self.incidents = SqlIncidentRepository(self._session)
+        self.alerts = SqlAlertRepository(self._session)
         return self
 
     async def __aexit__(
@@ -67,7 +137,11 @@ class SqlUnitOfWork:
             if session.in_transaction():
                 await session.rollback()
         finally:
-            await session.close()
+            try:
+                await session.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -1,4 +1,4 @@
-"""`GET /healthz` and `GET /metrics`; later issues add webhook routes here."""
+"""`GET /healthz`, `GET /metrics` and `POST /webhooks/alertmanager` (bot/web/alertmanager.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import __version__
 from bot.metrics import Metrics
+from bot.web import alertmanager
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,24 @@ def json_response(body: object, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
 
 
-def create_app(metrics: Metrics, health: HealthSources) -> web.Application:
+def create_app(
+    metrics: Metrics,
+    health: HealthSources,
+    *,
+    alertmanager_token: str | None = None,
+    ingest: alertmanager.Ingest | None = None,
+) -> web.Application:
+    """Without `alertmanager_token` and `ingest`, the webhook answers 503 (not configured)."""
     app = web.Application(middlewares=[metrics_middleware], client_max_size=1024**2)
     app[METRICS_KEY] = metrics
     app[HEALTH_KEY] = health
+    if alertmanager_token and ingest is not None:
+        app[alertmanager.WEBHOOK_KEY] = alertmanager.AlertmanagerWebhook(
+            alertmanager_token.encode(), ingest, metrics
+        )
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/metrics", metrics_endpoint)
+    alertmanager.add_routes(app)
     return app
 
 

@@ -65,7 +65,7 @@ async def world() -> AsyncIterator[World]:
         await emulator.stop()
 
 
-def config_text(world: World, *, database_url: str, web_port: int) -> str:
+def config_text(world: World, *, database_url: str, web_port: int, extra: str = "") -> str:
     emu = world.emulator
     roles = "\n".join(f"{k} = {v}" for k, v in world.roles.items())
     channels = "\n".join(f"{k} = {v}" for k, v in world.channels.items())
@@ -92,6 +92,7 @@ port = {web_port}
 [logging]
 level = "INFO"
 format = "text"
+{extra}
 """
 
 

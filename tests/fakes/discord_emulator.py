@@ -415,6 +415,8 @@ class DiscordEmulator:
         self.requests: list[tuple[str, str, int]] = []
         self.request_log: list[RecordedRequest] = []
         self.rate_limited_count = 0
+        self.webhook_executions = 0
+        self.channel_webhooks: dict[int, Json] = {}
         self.identify_payloads: list[Json] = []
         self.resume_count = 0
         self.gateway_connections = 0
@@ -434,6 +436,7 @@ class DiscordEmulator:
         self._windows: dict[tuple[str, str], _Window] = {}
         self._channel_windows: dict[int, _Window] = {}
         self._rest_outage: int | None = None
+        self._gateway_outage: int | None = None
         self._session: _Session | None = None
         self._awaiting_resume = False
         self._sockets: set[web.WebSocketResponse] = set()
@@ -828,6 +831,11 @@ class DiscordEmulator:
     def set_rest_outage(self, status: int | None) -> None:
         """While set, every REST call answers ``status``; None restores service."""
         self._rest_outage = status
+
+    def set_gateway_outage(self, status: int | None) -> None:
+        """While set, new gateway connections are refused with ``status`` (after close_gateway,
+        the bot cannot reconnect); None restores service."""
+        self._gateway_outage = status
 
     # ------------------------------------------------------------------ internals: helpers
 
@@ -1436,6 +1444,12 @@ class DiscordEmulator:
         ):
             raise _error(403, "Cannot send messages to this user", 50007)
         payload = call.object()
+        nonce = payload.get("nonce")
+        if payload.get("enforce_nonce") and nonce is not None:
+            # Discord answers a repeated nonce with the message it already created.
+            for earlier in reversed(self.messages.get(cid, [])[-200:]):
+                if earlier.get("nonce") == nonce:
+                    return _json_response(200, copy.deepcopy(earlier))
         flags = int(payload.get("flags") or 0) & _SENDABLE_FLAGS
         msg = await self._post_message(cid, {**payload, "flags": flags}, call.files)
         return _json_response(200, copy.deepcopy(msg))
@@ -2278,6 +2292,9 @@ class DiscordEmulator:
         result.ephemeral = bool(msg["flags"] & EPHEMERAL)
 
     async def _webhook_execute(self, call: _Call) -> web.Response:
+        hook = self.channel_webhooks.get(call.id("app"))
+        if hook is not None:
+            return await self._channel_webhook_execute(call, hook)
         record = self._webhook_record(call)
         result = record.result
         assert result is not None
@@ -2301,6 +2318,48 @@ class DiscordEmulator:
         if call.flag("wait"):
             return _json_response(200, copy.deepcopy(msg))
         return _json_response(204, None)
+
+    async def _channel_webhook_execute(self, call: _Call, hook: Json) -> web.Response:
+        """A channel webhook (e.g. Alertmanager's discord_configs): posts into its channel,
+        under the same per-channel message limit as the bot's own posts."""
+        if call.params["token"] != hook["token"]:
+            raise _error(401, "Invalid Webhook Token", 50027)
+        cid = int(hook["channel_id"])
+        now = asyncio.get_running_loop().time()
+        limit, period = self.channel_rate_limit
+        window = self._channel_windows.setdefault(cid, _Window(limit, period))
+        window.roll(now)
+        if window.count >= window.limit:
+            raise self._too_many(window, now, "channel-webhook", "shared")
+        window.count += 1
+        payload = call.object()
+        flags = int(payload.get("flags") or 0) & _SENDABLE_FLAGS
+        msg = await self._post_message(cid, {**payload, "flags": flags}, call.files)
+        msg["author"] = {
+            "id": str(hook["id"]),
+            "username": payload.get("username") or hook["name"],
+            "discriminator": "0000",
+            "avatar": None,
+            "bot": True,
+        }
+        msg["webhook_id"] = str(hook["id"])
+        self.webhook_executions += 1
+        if call.flag("wait"):
+            return _json_response(200, copy.deepcopy(msg))
+        return _json_response(204, None)
+
+    def add_webhook(self, channel_id: int, name: str = "Alertmanager") -> str:
+        """Create a channel webhook; returns its execute URL (``/webhooks/{id}/{token}``)."""
+        self._channel(channel_id)
+        webhook_id = self._snowflake()
+        token = secrets.token_urlsafe(48)
+        self.channel_webhooks[webhook_id] = {
+            "id": webhook_id,
+            "token": token,
+            "channel_id": channel_id,
+            "name": name,
+        }
+        return f"{self.api_base}/webhooks/{webhook_id}/{token}"
 
     async def _webhook_get(self, call: _Call) -> web.Response:
         record = self._webhook_record(call)
@@ -2354,6 +2413,8 @@ class DiscordEmulator:
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         """One gateway connection: HELLO, heartbeats, IDENTIFY/RESUME, member requests."""
+        if self._gateway_outage is not None:
+            return web.Response(status=self._gateway_outage, text="gateway unavailable")
         ws = web.WebSocketResponse(timeout=1.0, compress=False, max_msg_size=1 << 22)
         await ws.prepare(request)
         self._sockets.add(ws)

@@ -33,6 +33,7 @@ class MemoryUow:
     drift: Any = None
     health: Any = None
     incidents: Any = None
+    alerts: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()

@@ -62,12 +62,14 @@ def test_example_config_is_valid_once_a_token_is_set() -> None:
 
 def test_example_documents_every_key() -> None:
     """config.example.toml names every key of every section, each with a comment above it."""
-    from bot.config import Settings
+    from bot.config import Settings, _section_model
 
     text = EXAMPLE.read_text()
     for section, field in Settings.model_fields.items():
         assert f"[{section}]" in text
-        for key in field.annotation.model_fields:  # type: ignore[union-attr]
+        model = _section_model(field.annotation)
+        for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+            key = info.alias or name
             assert f"\n{key} =" in text or f"# {key} =" in text, f"{section}.{key} undocumented"
 
 
@@ -285,3 +287,52 @@ def test_lnd_needs_a_pinned_certificate_and_a_macaroon(tmp_path: Path) -> None:
     text = GOOD + '\n[health]\nlnd_url = "https://127.0.0.1:8080"\n'
     (line,) = problems(write(tmp_path, text))
     assert line.startswith("health: ") and "lnd_tls_cert" in line
+
+
+def test_alert_sections_are_optional_with_defaults(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, GOOD), environ={}).settings
+    assert s.alertmanager is None and s.smtp is None
+    assert (s.alerts.email_fallback_after, s.alerts.watchdog_timeout) == (120.0, 600.0)
+    assert s.outbox.max_backoff == 300.0
+
+
+def test_alertmanager_token_from_a_file_and_durations(tmp_path: Path) -> None:
+    secret = tmp_path / "am-token"
+    secret.write_text("s3cret-token-0123456789\n")
+    extra = """
+[alerts]
+email_fallback_after = "2m"
+watchdog_timeout = "1h"
+mention_roles = { CRITICAL = [21] }
+
+[smtp]
+host = "smtp.example.org"
+from = "bot@example.org"
+to = "a@example.org, b@example.org"
+password = "smtp-password"
+"""
+    environ = {"HH_ALERTMANAGER__WEBHOOK_TOKEN_FILE": str(secret)}
+    s = load_settings(write(tmp_path, GOOD + extra), environ=environ).settings
+    assert s.alertmanager is not None
+    assert s.alertmanager.webhook_token.get_secret_value() == "s3cret-token-0123456789"
+    assert (s.alerts.email_fallback_after, s.alerts.watchdog_timeout) == (120.0, 3600.0)
+    assert s.alerts.mention_roles == {"critical": [21]}
+    assert s.smtp is not None and s.smtp.from_ == "bot@example.org"
+    assert s.smtp.to == ["a@example.org", "b@example.org"]
+    assert {"s3cret-token-0123456789", "smtp-password"} <= set(s.secret_values())
+
+
+def test_alert_settings_problems_name_the_key(tmp_path: Path) -> None:
+    extra = """
+[alertmanager]
+webhook_token = "short"
+
+[alerts]
+watchdog_timeout = "soon"
+mention_roles = { loud = [1] }
+"""
+    found = problems(write(tmp_path, GOOD + extra))
+    assert any(p.startswith("alertmanager.webhook_token: required, at least 16") for p in found)
+    assert any(p.startswith("alerts.watchdog_timeout: must be a duration") for p in found)
+    assert any(p.startswith("alerts.mention_roles: keys must be severities") for p in found)
+    assert not any("short" in p for p in found), "values are never echoed"

@@ -1,0 +1,251 @@
+"""Alerts from Alertmanager: the webhook payload (version 4), alert groups, and what they mean.
+
+The payload model follows Alertmanager's `webhook_configs` body exactly (field names as sent);
+everything else here is the bot's own view of an alert group: its status and severity, who
+acknowledged it, its silence, and which Discord message shows it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_GROUP_KEY = 10_000
+SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+"""Lower is more severe; anything not listed ranks after info."""
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+
+class AlertStatus(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class WebhookAlert(_Payload):
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime = Field(alias="endsAt", default=ZERO_TIME)
+    generator_url: str = Field(alias="generatorURL", default="", max_length=4000)
+    fingerprint: str = Field(min_length=1, max_length=64)
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "alert")
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "").lower()
+
+    @property
+    def ended(self) -> datetime | None:
+        """Alertmanager sends year 1 for 'not ended'."""
+        return self.ends_at if self.ends_at.year > 1 else None
+
+
+class WebhookPayload(_Payload):
+    """Alertmanager's webhook body, version "4" (Alertmanager 0.x up to today)."""
+
+    version: Literal["4"]
+    group_key: str = Field(alias="groupKey", min_length=1, max_length=MAX_GROUP_KEY)
+    truncated_alerts: int = Field(alias="truncatedAlerts", default=0, ge=0)
+    status: AlertStatus
+    receiver: str = Field(max_length=500)
+    group_labels: dict[str, str] = Field(alias="groupLabels", default_factory=dict)
+    common_labels: dict[str, str] = Field(alias="commonLabels", default_factory=dict)
+    common_annotations: dict[str, str] = Field(alias="commonAnnotations", default_factory=dict)
+    external_url: str = Field(alias="externalURL", default="", max_length=4000)
+    alerts: list[WebhookAlert] = Field(min_length=1)
+
+    def dedupe_key(self) -> str:
+        """The same content gives the same key: a retry, a repeat or the HA twin all match.
+
+        groupKey, receiver, status, truncatedAlerts and each alert's fingerprint, status,
+        startsAt and endsAt; not the annotations (their values change between evaluations
+        without the alert changing) and not the order of the alerts.
+        """
+        alerts = sorted(
+            (a.fingerprint, a.status.value, _iso(a.starts_at), _iso(a.ends_at)) for a in self.alerts
+        )
+        material = [
+            self.group_key,
+            self.receiver,
+            self.status.value,
+            self.truncated_alerts,
+            alerts,
+        ]
+        blob = json.dumps(material, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def group_key_hash(group_key: str) -> str:
+    return hashlib.sha256(group_key.encode()).hexdigest()
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+
+
+def worst_severity(severities: Sequence[str]) -> str:
+    known = [s for s in severities if s]
+    if not known:
+        return ""
+    return min(known, key=lambda s: (SEVERITY_RANK.get(s, 99), s))
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """One alert as the bot shows it (plain data, from the stored payload)."""
+
+    name: str
+    status: AlertStatus
+    severity: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    fingerprint: str
+
+    @classmethod
+    def from_payload(cls, alert: WebhookAlert) -> AlertView:
+        return cls(
+            name=alert.name,
+            status=alert.status,
+            severity=alert.severity,
+            labels=dict(alert.labels),
+            annotations=dict(alert.annotations),
+            starts_at=alert.starts_at.astimezone(UTC),
+            ends_at=alert.ended.astimezone(UTC) if alert.ended else None,
+            generator_url=alert.generator_url,
+            fingerprint=alert.fingerprint,
+        )
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """An Alertmanager group (`groupKey`) as #alerts shows it, with its latest notification."""
+
+    id: int
+    group_key: str
+    episode: int
+    status: AlertStatus
+    severity: str
+    version: int
+    rendered_version: int
+    receiver: str
+    group_labels: Mapping[str, str]
+    common_labels: Mapping[str, str]
+    external_url: str
+    truncated_alerts: int
+    alerts: tuple[AlertView, ...]
+    first_seen_at: datetime
+    last_notified_at: datetime
+    resolved_at: datetime | None = None
+    message_ref: int | None = None
+    posted_at: datetime | None = None
+    acked_by_id: int | None = None
+    acked_by_name: str | None = None
+    acked_at: datetime | None = None
+    silence_id: str | None = None
+    silence_ends_at: datetime | None = None
+    silenced_by_name: str | None = None
+    emailed_at: datetime | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.status is AlertStatus.FIRING
+
+    @property
+    def title(self) -> str:
+        """The alert name, or the names when the group mixes several."""
+        names = list(dict.fromkeys(a.name for a in self.alerts))
+        if len(names) == 1:
+            return names[0]
+        return ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+
+    @property
+    def firing_count(self) -> int:
+        return sum(1 for a in self.alerts if a.status is AlertStatus.FIRING)
+
+    @property
+    def started_at(self) -> datetime:
+        return min(a.starts_at for a in self.alerts)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        ends = [a.ends_at for a in self.alerts if a.ends_at is not None]
+        return max(ends) if ends else None
+
+    def silence_active(self, now: datetime) -> bool:
+        return self.silence_id is not None and (
+            self.silence_ends_at is None or self.silence_ends_at > now
+        )
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """A Discord message in #alerts: one group's own, or a storm digest of several."""
+
+    id: int
+    channel_id: int
+    message_id: int
+    digest: bool
+    group_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """What the transport must do next for #alerts: post a new message or edit one."""
+
+    channel_id: int
+    groups: tuple[AlertGroup, ...]
+    digest: bool
+    message: AlertMessage | None = None
+    """The message to edit; None means post a new one."""
+    mention_role_ids: tuple[int, ...] = ()
+
+    @property
+    def is_edit(self) -> bool:
+        return self.message is not None
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    """A webhook body to store, under its dedupe key."""
+
+    dedupe_key: str
+    group_key_hash: str
+    status: str
+    receiver: str
+    payload: Mapping[str, Any]
+
+
+IngestOutcome = Literal["accepted", "duplicate", "stale", "watchdog"]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: IngestOutcome
+    group_id: int | None = None
+    dedupe_key: str = ""
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    ends_at: datetime
+    matchers: tuple[tuple[str, str], ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)

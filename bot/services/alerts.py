@@ -1,0 +1,593 @@
+"""The alert relay's rules: durable idempotent ingest, what #alerts must show next, operators' acts.
+
+Ingest stores the webhook body, the group's new state and the outbox work in one transaction, so
+"200 OK" to Alertmanager means "it will reach Discord". The outbox handler (a transport in
+cogs/alerts) asks `plan()` what to send: an edit of the group's message, its own new message, or,
+during a storm, a digest that shows many new groups at once; then tells `record_*()` what Discord
+answered. Every plan is rendered from the latest stored state, so a replay sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from bot.domain.alerts import (
+    AlertGroup,
+    AlertStatus,
+    AlertView,
+    DeliveryPlan,
+    IngestOutcome,
+    IngestResult,
+    NotificationRow,
+    Silence,
+    WebhookAlert,
+    WebhookPayload,
+    group_key_hash,
+    worst_severity,
+)
+from bot.domain.errors import InvalidInput, NotFound, Unavailable
+from bot.domain.outbox import DISCORD_MESSAGE, EMAIL, Reminder
+from bot.domain.ports import Clock, SilenceGateway, UnitOfWork
+from bot.domain.roles import Actor
+from bot.services.outbox import OutboxService, ReminderService
+
+log = logging.getLogger(__name__)
+
+ALERTS_DELIVER = "alerts.deliver"
+EMAIL_FALLBACK = "alerts.email_fallback"
+EMBEDS_PER_MESSAGE = 10
+SILENCE_HOURS = (1, 4, 24)
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """The `[alerts]`, `[channels]` and `[smtp]` settings the rules need."""
+
+    alerts_channel_id: int
+    operations_channel_id: int
+    mention_roles: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    email_to: tuple[str, ...] = ()
+    email_fallback_after: float = 120.0
+    watchdog_alertname: str = "Watchdog"
+    watchdog_timeout: float = 600.0
+    batch_wait: float = 0.5
+    storm_threshold: int = 10
+    digest_max_groups: int = 40
+
+
+class AlertService:
+    def __init__(
+        self,
+        uow_factory: UowFactory,
+        clock: Clock,
+        outbox: OutboxService,
+        reminders: ReminderService,
+        policy: AlertPolicy,
+        *,
+        silences: SilenceGateway | None = None,
+        ingest_uow_factory: UowFactory | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._ingest_uow_factory = ingest_uow_factory or uow_factory
+        self._clock = clock
+        self._outbox = outbox
+        self._reminders = reminders
+        self.policy = policy
+        self._silences = silences
+        self.max_batch = 100
+        self._pending: list[
+            tuple[WebhookPayload, Mapping[str, Any], asyncio.Future[IngestResult]]
+        ] = []
+        self._ingester: asyncio.Task[None] | None = None
+        self._batch_delay = 0.0
+        reminders.register(EMAIL_FALLBACK, self._email_fallback)
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
+        """Store one webhook body and everything it implies; return once it is committed.
+
+        Concurrent calls share a transaction (group commit): a burst of webhooks costs one
+        commit and a few multi-row statements, not a round trip per row per request.
+        """
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((payload, raw, future))
+        if self._ingester is None or self._ingester.done():
+            self._ingester = asyncio.create_task(self._ingest_pending(), name="alerts-ingest")
+        return await future
+
+    async def _ingest_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: len(batch)]
+            try:
+                results = await self._ingest_batch([(p, raw) for p, raw, _ in batch])
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+            self._outbox.wake(self._batch_delay)
+
+    async def _ingest_batch(
+        self, items: list[tuple[WebhookPayload, Mapping[str, Any]]]
+    ) -> list[IngestResult]:
+        now = self._clock.now()
+        policy = self.policy
+        watchdog_name = policy.watchdog_alertname
+        keys = [payload.dedupe_key() for payload, _ in items]
+        hashes = [group_key_hash(payload.group_key) for payload, _ in items]
+        rows: dict[str, NotificationRow] = {}
+        for (payload, raw), key, key_hash in zip(items, keys, hashes, strict=True):
+            rows.setdefault(
+                key, NotificationRow(key, key_hash, payload.status.value, payload.receiver, raw)
+            )
+        async with self._ingest_uow_factory() as uow:
+            inserted = await uow.alerts.add_notifications(list(rows.values()), now)
+            if any(
+                a.name == watchdog_name and a.status is AlertStatus.FIRING
+                for payload, _ in items
+                for a in payload.alerts
+            ):
+                # Even a duplicate counts: the Watchdog's repeats are byte-identical.
+                outage_since = await uow.alerts.watchdog_seen(now)
+                if outage_since is not None:
+                    await self._post_operations(uow, *pipeline_recovered(outage_since, now))
+
+            outcomes: list[str] = ["duplicate"] * len(items)
+            fresh: dict[int, AlertGroup] = {}
+            applied: set[str] = set()
+            for index, ((payload, _), key) in enumerate(zip(items, keys, strict=True)):
+                if key not in inserted or key in applied:
+                    continue
+                applied.add(key)
+                alerts = [a for a in payload.alerts if a.name != watchdog_name]
+                if not alerts:
+                    outcomes[index] = "watchdog"
+                    continue
+                fresh[index] = fresh_group(payload, alerts, now)
+            # New groups first, straight from their first notification (a storm is all new
+            # groups: one statement); only the groups that exist are read and locked.
+            first: dict[str, int] = {}
+            for index in fresh:
+                first.setdefault(hashes[index], index)
+            new_ids = await uow.alerts.create_groups([(h, fresh[i]) for h, i in first.items()])
+            groups: dict[str, AlertGroup] = {
+                h: replace(fresh[first[h]], id=group_id) for h, group_id in new_ids.items()
+            }
+            groups.update(await uow.alerts.groups_by_keys([h for h in first if h not in new_ids]))
+            email_check: set[str] = set()
+            touched: list[str] = []
+            dirty: set[str] = set()
+            for index, new in fresh.items():
+                key_hash = hashes[index]
+                if key_hash in new_ids and index == first[key_hash]:
+                    email_check.add(key_hash)
+                else:
+                    current = groups[key_hash]
+                    payload = items[index][0]
+                    if is_stale(current, payload):
+                        outcomes[index] = "stale"
+                        continue
+                    new_episode = (
+                        current.status is AlertStatus.RESOLVED
+                        and payload.status is AlertStatus.FIRING
+                    )
+                    if new_episode or current.severity != "critical":
+                        email_check.add(key_hash)
+                    groups[key_hash] = updated_group(current, new, now, new_episode=new_episode)
+                    dirty.add(key_hash)
+                outcomes[index] = "accepted"
+                if key_hash not in touched:
+                    touched.append(key_hash)
+            await uow.alerts.save_groups([groups[h] for h in touched if h in dirty])
+            deliveries: list[tuple[Mapping[str, Any], str | None, float]] = [
+                (
+                    {"group_id": groups[h].id, "version": groups[h].version},
+                    f"alerts:{groups[h].id}",
+                    policy.batch_wait if groups[h].message_ref is None else 0.0,
+                )
+                for h in touched
+            ]
+            await self._outbox.enqueue_many(uow, ALERTS_DELIVER, deliveries)
+            self._batch_delay = min((delay for _, _, delay in deliveries), default=0.0)
+            for key_hash in touched:
+                group = groups[key_hash]
+                if (
+                    policy.email_to
+                    and key_hash in email_check
+                    and group.firing
+                    and group.severity == "critical"
+                    and group.posted_at is None
+                ):
+                    await self._reminders.schedule(
+                        uow,
+                        EMAIL_FALLBACK,
+                        f"{group.id}:{group.episode}",
+                        now + timedelta(seconds=policy.email_fallback_after),
+                        {"group_id": group.id, "episode": group.episode},
+                    )
+            marks = {
+                inserted[keys[i]]: outcome
+                for i, outcome in enumerate(outcomes)
+                if outcome in ("stale", "watchdog") and keys[i] in inserted
+            }
+            if marks:
+                await uow.alerts.set_notification_outcomes(marks)
+            await uow.commit()
+        results = []
+        for index, outcome in enumerate(outcomes):
+            shown = groups.get(hashes[index]) if outcome != "watchdog" else None
+            results.append(
+                IngestResult(
+                    cast(IngestOutcome, outcome),
+                    group_id=shown.id if shown is not None else None,
+                    dedupe_key=keys[index],
+                )
+            )
+        return results
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def plan(
+        self, payload: Mapping[str, Any], capacity: int | None = None
+    ) -> DeliveryPlan | None:
+        """What to send for one `alerts.deliver` item; None when Discord already shows it.
+
+        `capacity` is how many messages the channel can take in the next ~10 s (the transport
+        knows its rate budget); when more new groups wait than that, they go out as digests.
+        """
+        group_id, version = int(payload["group_id"]), int(payload["version"])
+        policy = self.policy
+        threshold = policy.storm_threshold if capacity is None else max(capacity, 1)
+        async with self._uow_factory() as uow:
+            group = await uow.alerts.get_group(group_id)
+            if group is None or group.rendered_version >= version:
+                return None
+            if group.message_ref is not None:
+                message = await uow.alerts.get_message(group.message_ref)
+                if message is not None:
+                    members = [group]
+                    if message.digest:
+                        members = [
+                            g
+                            for g in await uow.alerts.groups(list(message.group_ids))
+                            if g.message_ref == message.id
+                        ]
+                    return DeliveryPlan(
+                        channel_id=message.channel_id,
+                        groups=tuple(members),
+                        digest=message.digest,
+                        message=message,
+                    )
+            pending = await uow.alerts.count_pending_new()
+            if pending <= threshold:
+                return DeliveryPlan(
+                    channel_id=policy.alerts_channel_id,
+                    groups=(group,),
+                    digest=False,
+                    mention_role_ids=self.mentions_for([group]),
+                )
+            size = digest_size(pending, threshold, policy.digest_max_groups)
+            others = await uow.alerts.pending_new(size)
+        members = [group, *[g for g in others if g.id != group.id]][:size]
+        return DeliveryPlan(
+            channel_id=policy.alerts_channel_id,
+            groups=tuple(members),
+            digest=True,
+            mention_role_ids=self.mentions_for(members),
+        )
+
+    def mentions_for(self, groups: Sequence[AlertGroup]) -> tuple[int, ...]:
+        """The roles `[alerts] mention_roles` names for the firing groups' severities."""
+        roles: dict[int, None] = {}
+        for group in groups:
+            if group.firing:
+                for role_id in self.policy.mention_roles.get(group.severity, ()):
+                    roles[role_id] = None
+        return tuple(roles)
+
+    async def record_posted(self, plan: DeliveryPlan, message_id: int) -> None:
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            message = await uow.alerts.add_message(
+                plan.channel_id, message_id, plan.digest, [g.id for g in plan.groups], now
+            )
+            await uow.alerts.mark_posted({g.id: g.version for g in plan.groups}, message.id, now)
+            # Email fallbacks that come due now find `posted_at` set and send nothing.
+            await uow.commit()
+
+    async def forget_message(self, plan: DeliveryPlan) -> None:
+        """The message is gone from Discord: its groups will be posted again."""
+        if plan.message is None:
+            return
+        async with self._uow_factory() as uow:
+            await uow.alerts.clear_message(plan.message.id)
+            await uow.commit()
+
+    async def record_edited(self, plan: DeliveryPlan) -> None:
+        async with self._uow_factory() as uow:
+            await uow.alerts.mark_rendered({g.id: g.version for g in plan.groups})
+            await uow.commit()
+
+    # -- operators' acts --------------------------------------------------------------------
+
+    async def get_group(self, group_id: int) -> AlertGroup:
+        async with self._uow_factory() as uow:
+            group = await uow.alerts.get_group(group_id)
+        if group is None:
+            raise NotFound("That alert group no longer exists.")
+        return group
+
+    async def _actionable(self, uow: UnitOfWork, group_id: int, episode: int | None) -> AlertGroup:
+        group = await uow.alerts.get_group(group_id, for_update=True)
+        if group is None:
+            raise NotFound("That alert group no longer exists.")
+        if not group.firing or (episode is not None and group.episode != episode):
+            raise InvalidInput("This alert group is resolved: nothing to act on.")
+        return group
+
+    async def acknowledge(self, uow: UnitOfWork, group_id: int, actor: Actor) -> AlertGroup:
+        """Record who took the alert; idempotent. The caller audits and commits."""
+        group = await self._actionable(uow, group_id, None)
+        if group.acked_at is not None:
+            return group
+        group = replace(
+            group,
+            acked_by_id=actor.id,
+            acked_by_name=actor.name,
+            acked_at=self._clock.now(),
+            version=group.version + 1,
+        )
+        await uow.alerts.save_group(group)
+        await self._enqueue_refresh(uow, group)
+        return group
+
+    async def create_silence(
+        self, group: AlertGroup, hours: int, actor: Actor, link: str
+    ) -> Silence:
+        """Ask Alertmanager for a silence matching the group's common labels."""
+        if hours not in SILENCE_HOURS:
+            raise InvalidInput(f"Silences last {', '.join(map(str, SILENCE_HOURS))} hours.")
+        if self._silences is None:
+            raise Unavailable("Silences need `[alertmanager] api_url` in the bot's configuration.")
+        if not group.firing:
+            raise InvalidInput("This alert group is resolved: nothing to silence.")
+        matchers = {k: v for k, v in group.common_labels.items() if v}
+        if not matchers:
+            raise InvalidInput("This group's alerts share no labels: silence them in Alertmanager.")
+        now = self._clock.now()
+        comment = f"Silenced from Discord #alerts by {actor.name} for {hours} h: {link}"
+        return await self._silences.create_silence(
+            matchers,
+            now,
+            now + timedelta(hours=hours),
+            created_by=f"{actor.name} (Discord {actor.id})",
+            comment=comment,
+        )
+
+    async def record_silence(
+        self, uow: UnitOfWork, group_id: int, silence: Silence | None, actor: Actor
+    ) -> AlertGroup:
+        """Store the silence (or its removal, with None) on the group; caller audits, commits."""
+        group = await uow.alerts.get_group(group_id, for_update=True)
+        if group is None:
+            raise NotFound("That alert group no longer exists.")
+        group = replace(
+            group,
+            silence_id=silence.id if silence else None,
+            silence_ends_at=silence.ends_at if silence else None,
+            silenced_by_name=actor.name if silence else None,
+            version=group.version + 1,
+        )
+        await uow.alerts.save_group(group)
+        await self._enqueue_refresh(uow, group)
+        return group
+
+    async def expire_silence(self, group: AlertGroup) -> str:
+        if group.silence_id is None:
+            raise InvalidInput("This alert group has no silence to expire.")
+        if self._silences is None:
+            raise Unavailable("Silences need `[alertmanager] api_url` in the bot's configuration.")
+        await self._silences.expire_silence(group.silence_id)
+        return group.silence_id
+
+    async def _enqueue_refresh(self, uow: UnitOfWork, group: AlertGroup) -> None:
+        """Durable edit of the group's message; the interaction response shows it first."""
+        await self._outbox.enqueue(
+            uow,
+            ALERTS_DELIVER,
+            {"group_id": group.id, "version": group.version},
+            ordering_key=f"alerts:{group.id}",
+            delay=3.0,
+        )
+
+    # -- email fallback and the dead man's switch -------------------------------------------
+
+    async def _email_fallback(self, uow: UnitOfWork, reminder: Reminder) -> None:
+        group = await uow.alerts.get_group(int(reminder.payload["group_id"]), for_update=True)
+        if (
+            group is None
+            or group.episode != int(reminder.payload["episode"])
+            or group.posted_at is not None
+            or group.emailed_at is not None
+        ):
+            return
+        subject, body = fallback_email(group, self.policy.email_fallback_after)
+        await self._outbox.enqueue(
+            uow,
+            EMAIL,
+            {"to": list(self.policy.email_to), "subject": subject, "body": body},
+            dedupe_key=f"email:alerts:{group.id}:{group.episode}",
+        )
+        await uow.alerts.set_emailed(group.id, self._clock.now())
+        log.warning(
+            "alert group %s not on Discord %.0f s after it arrived: emailed",
+            group.id,
+            self.policy.email_fallback_after,
+        )
+
+    async def check_watchdog(self) -> bool:
+        """Post "alert pipeline broken" once per outage; True when it did."""
+        timeout = self.policy.watchdog_timeout
+        if timeout <= 0:
+            return False
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            last_seen = await uow.alerts.watchdog_overdue(now, now - timedelta(seconds=timeout))
+            if last_seen is None:
+                return False
+            await self._post_operations(uow, *pipeline_broken(last_seen, timeout))
+            await uow.commit()
+        self._outbox.wake()
+        log.error("Watchdog alert overdue since %s: alert pipeline broken", last_seen.isoformat())
+        return True
+
+    async def _post_operations(self, uow: UnitOfWork, title: str, text: str, colour: int) -> None:
+        await self._outbox.enqueue(
+            uow,
+            DISCORD_MESSAGE,
+            {
+                "channel_id": self.policy.operations_channel_id,
+                "content": None,
+                "embeds": [{"title": title, "description": text, "color": colour, "type": "rich"}],
+                "mention_role_ids": [],
+                "mention_user_ids": [],
+            },
+        )
+
+
+def fresh_group(
+    payload: WebhookPayload, alerts: Sequence[WebhookAlert], now: datetime
+) -> AlertGroup:
+    """A group as this notification alone describes it (id 0 until stored)."""
+    views = tuple(AlertView.from_payload(a) for a in alerts)
+    firing = [a.severity for a in views if a.status is AlertStatus.FIRING]
+    return AlertGroup(
+        id=0,
+        group_key=payload.group_key,
+        episode=1,
+        status=payload.status,
+        severity=worst_severity(firing or [a.severity for a in views]),
+        version=1,
+        rendered_version=0,
+        receiver=payload.receiver,
+        group_labels=dict(payload.group_labels),
+        common_labels=dict(payload.common_labels),
+        external_url=payload.external_url,
+        truncated_alerts=payload.truncated_alerts,
+        alerts=views,
+        first_seen_at=now,
+        last_notified_at=now,
+        resolved_at=now if payload.status is AlertStatus.RESOLVED else None,
+    )
+
+
+def is_stale(group: AlertGroup, payload: WebhookPayload) -> bool:
+    """A late firing notification (a retry, the HA twin) after the same alerts were resolved."""
+    if not (group.status is AlertStatus.RESOLVED and payload.status is AlertStatus.FIRING):
+        return False
+    known = {(a.fingerprint, a.starts_at) for a in group.alerts}
+    return all((a.fingerprint, a.starts_at) in known for a in payload.alerts)
+
+
+def updated_group(
+    group: AlertGroup, fresh: AlertGroup, now: datetime, *, new_episode: bool
+) -> AlertGroup:
+    """The group after a new notification; a firing after a resolve starts a new episode."""
+    changes: dict[str, Any] = {
+        "status": fresh.status,
+        "severity": fresh.severity,
+        "version": group.version + 1,
+        "receiver": fresh.receiver,
+        "group_labels": fresh.group_labels,
+        "common_labels": fresh.common_labels,
+        "external_url": fresh.external_url,
+        "truncated_alerts": fresh.truncated_alerts,
+        "alerts": fresh.alerts,
+        "last_notified_at": now,
+    }
+    if fresh.status is AlertStatus.RESOLVED and group.resolved_at is None:
+        changes["resolved_at"] = now
+    if new_episode:
+        changes.update(
+            episode=group.episode + 1,
+            first_seen_at=now,
+            resolved_at=None,
+            message_ref=None,
+            posted_at=None,
+            acked_by_id=None,
+            acked_by_name=None,
+            acked_at=None,
+            silence_id=None,
+            silence_ends_at=None,
+            silenced_by_name=None,
+            emailed_at=None,
+        )
+    return replace(group, **changes)
+
+
+def digest_size(pending: int, capacity: int, maximum: int) -> int:
+    """Groups per digest: at least 10 (one embed each), more when the backlog is larger.
+
+    `capacity` is how many messages the channel takes in about 10 s; spreading the backlog
+    over that many messages keeps every group visible within seconds.
+    """
+    wanted = math.ceil(pending / max(capacity, 1))
+    return max(EMBEDS_PER_MESSAGE, min(wanted, maximum))
+
+
+def fallback_email(group: AlertGroup, after: float) -> tuple[str, str]:
+    subject = f"[hh-opsbot] CRITICAL {group.title}: not on Discord after {after:.0f} s"
+    lines = [
+        f"A critical alert group could not be posted to Discord #alerts within {after:.0f} s.",
+        "The bot keeps trying; this email is the fallback of the ops manual, section 5.",
+        "",
+        f"Group: {group.group_key}",
+        f"Status: {group.status.value}, severity {group.severity or 'none'}",
+        f"First seen: {group.first_seen_at.isoformat()}",
+        "",
+    ]
+    for alert in group.alerts:
+        summary = alert.annotations.get("summary") or alert.name
+        where = alert.labels.get("node") or alert.labels.get("instance") or ""
+        lines.append(f"- [{alert.status.value}] {alert.name} {where}: {summary}")
+        description = alert.annotations.get("description")
+        if description:
+            lines.append(f"  {description[:500]}")
+        if alert.generator_url:
+            lines.append(f"  {alert.generator_url}")
+    if group.truncated_alerts:
+        lines.append(f"+{group.truncated_alerts} more not sent by Alertmanager")
+    if group.external_url:
+        lines += ["", f"Alertmanager: {group.external_url}"]
+    return subject[:200], "\n".join(lines)
+
+
+def pipeline_broken(last_seen: datetime, timeout: float) -> tuple[str, str, int]:
+    epoch = int(last_seen.timestamp())
+    text = (
+        f"Alertmanager's Watchdog alert has not arrived for more than {timeout / 60:.0f} min "
+        f"(last seen <t:{epoch}:R>). Alerts may not be reaching #alerts: check Prometheus, "
+        "Alertmanager and the bot's webhook."
+    )
+    return "Alert pipeline broken", text, 0xE74C3C
+
+
+def pipeline_recovered(since: datetime, now: datetime) -> tuple[str, str, int]:
+    minutes = max((now - since).total_seconds() / 60, 0)
+    text = (
+        f"The Watchdog alert arrives again; the pipeline was reported broken for {minutes:.0f} min."
+    )
+    return "Alert pipeline recovered", text, 0x2ECC71

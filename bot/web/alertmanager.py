@@ -1,0 +1,129 @@
+"""`POST /webhooks/alertmanager`: Alertmanager's webhook, authorised, validated, stored, then 2xx.
+
+Answers (always JSON):
+- 200 `{"status": "accepted" | "duplicate" | "stale" | "watchdog", ...}`: stored (or already).
+- 400 malformed JSON or a payload that is not Alertmanager's version 4, naming the field.
+- 401 without the right `Authorization: Bearer <[alertmanager] webhook_token>`.
+- 413 body over 1 MiB. 415 not JSON.
+- 503 when `[alertmanager]` is not configured, or the database did not store it (Alertmanager
+  retries 5xx, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.domain.alerts import IngestResult, WebhookPayload
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+ROUTE = "/webhooks/alertmanager"
+
+Ingest = Callable[[WebhookPayload, Mapping[str, Any]], Awaitable[IngestResult]]
+
+
+@dataclass(frozen=True)
+class AlertmanagerWebhook:
+    token: bytes
+    ingest: Ingest
+    metrics: Metrics
+
+
+WEBHOOK_KEY = web.AppKey("alertmanager_webhook", AlertmanagerWebhook)
+
+
+def _error(status: int, message: str, **extra: object) -> web.Response:
+    body = {"error": message, **extra}
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _authorized(header: str | None, token: bytes) -> bool:
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # Constant time whatever the input; compare_digest on bytes of any length is safe.
+    return hmac.compare_digest(credentials.strip().encode(), token)
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(body)"
+
+
+async def alertmanager_webhook(request: web.Request) -> web.Response:
+    webhook = request.app.get(WEBHOOK_KEY)
+    if webhook is None:
+        return _error(
+            503,
+            "the Alertmanager webhook is not configured: set [alertmanager] webhook_token",
+        )
+    received = webhook.metrics.alert_notifications
+    if not _authorized(request.headers.get("Authorization"), webhook.token):
+        received.labels("unauthorized").inc()
+        return web.json_response(
+            {"error": "missing or wrong bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="hh-opsbot"', "Cache-Control": "no-store"},
+        )
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        received.labels("too_large").inc()
+        return _error(413, f"body over {MAX_BODY} bytes")
+    if request.content_type not in ("application/json", "text/plain", ""):
+        received.labels("invalid").inc()
+        return _error(415, "expected Content-Type: application/json")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY:
+            received.labels("too_large").inc()
+            return _error(413, f"body over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        received.labels("invalid").inc()
+        return _error(400, f"malformed JSON: {exc}"[:300])
+    if not isinstance(data, dict):
+        received.labels("invalid").inc()
+        return _error(400, "the body must be a JSON object", field="(body)")
+    try:
+        payload = WebhookPayload.model_validate(data)
+    except ValidationError as exc:
+        received.labels("invalid").inc()
+        first = exc.errors(include_input=False, include_url=False)[0]
+        field = _field_name(first["loc"])
+        return _error(
+            400,
+            f"not an Alertmanager version 4 payload: {field}: {first['msg']}",
+            field=field,
+            errors=[
+                {"field": _field_name(e["loc"]), "message": e["msg"]}
+                for e in exc.errors(include_input=False, include_url=False)[:20]
+            ],
+        )
+    try:
+        result = await webhook.ingest(payload, data)
+    except Exception:
+        received.labels("error").inc()
+        log.exception("could not store an Alertmanager notification (%s)", payload.group_key[:200])
+        return _error(503, "not stored: Alertmanager should retry")
+    received.labels(result.outcome).inc()
+    body: dict[str, Any] = {"status": result.outcome, "dedupe_key": result.dedupe_key}
+    if result.group_id is not None:
+        body["group_id"] = result.group_id
+    return web.json_response(body, status=200, headers={"Cache-Control": "no-store"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(ROUTE, alertmanager_webhook)

@@ -1,0 +1,519 @@
+"""The alert relay end to end: webhook -> database -> outbox -> Discord emulator, and back.
+
+In-process Application (bot, web server, outbox worker, scheduler) against the Discord emulator;
+payloads are Alertmanager 0.25's real captures, posted over HTTP to the bot's web port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import Application
+from bot.config import load_settings
+from bot.domain.outbox import OutboxStatus
+from bot.storage import migrations
+from bot.storage.models import AuditEntry, OutboxEntry
+from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
+from tests.alertmanager_process import BINARY, AlertmanagerProcess, webhook_config
+from tests.e2e.conftest import (
+    CORE_USER,
+    GUILD_ID,
+    MINER_USER,
+    NODE_USER,
+    TOKEN,
+    World,
+    config_text,
+    free_port,
+)
+
+pytestmark = pytest.mark.e2e
+
+OUTAGE_SECONDS = float(os.environ.get("HH_TEST_OUTAGE_SECONDS", "30"))
+
+StartApp = Callable[..., Awaitable[Application]]
+
+
+def alert_sections(world: World, api_url: str | None = None, **alerts: Any) -> str:
+    settings = {
+        "mention_roles": f"{{ critical = [{world.roles['core_ops']}] }}",
+        "batch_wait": "0.3",
+        "check_interval": "0.3",
+        **{k: (json.dumps(v) if isinstance(v, str) else str(v)) for k, v in alerts.items()},
+    }
+    lines = "\n".join(f"{k} = {v}" for k, v in settings.items())
+    return f"""
+[alertmanager]
+webhook_token = "{WEBHOOK_TOKEN}"
+{f'api_url = "{api_url}"' if api_url else ""}
+api_timeout = 2
+
+[alerts]
+{lines}
+
+[outbox]
+max_backoff = 2
+idle_poll = 1
+"""
+
+
+@pytest.fixture
+async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
+    """Start (and at the end stop) Applications on one database and one web port."""
+    apps: list[Application] = []
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    port = free_port()
+    database = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
+
+    async def start(
+        extra: str = "", alertmanager_api: str | None = None, **alerts: Any
+    ) -> Application:
+        path = tmp_path / "config.toml"
+        body = alert_sections(world, alertmanager_api, **alerts) + extra
+        path.write_text(config_text(world, database_url=database, web_port=port, extra=body))
+        settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
+        app = Application(settings)
+        await migrations.upgrade(app.database.engine)
+        await app.start()
+        apps.append(app)
+        await world.emulator.wait_ready(timeout=30)
+        return app
+
+    try:
+        yield start
+    finally:
+        for app in apps:
+            await app.shutdown()
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+async def send(app: Application, body: bytes) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{app.settings.web.port}/webhooks/alertmanager"
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        data: dict[str, Any] = await r.json()
+        return data
+
+
+def alerts_in(world: World) -> list[dict[str, Any]]:
+    return list(world.emulator.messages.get(world.channels["alerts"], []))
+
+
+def shown_groups(world: World) -> dict[int, list[str]]:
+    """Group id -> ids of the messages that show it (a group must appear in exactly one)."""
+    shown: dict[int, list[str]] = {}
+    for message in alerts_in(world):
+        for embed in message["embeds"]:
+            if embed["title"].startswith("Alert storm digest"):
+                ids = [int(i) for i in re.findall(r"· #(\d+)$", embed["description"], re.M)]
+            else:
+                footer = (embed.get("footer") or {}).get("text", "")
+                ids = [int(i) for i in re.findall(r"alert group #(\d+)", footer)]
+            for group_id in ids:
+                shown.setdefault(group_id, []).append(message["id"])
+    return shown
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+async def outbox_counts(app: Application) -> dict[str, int]:
+    async with app.database.sessions() as session:
+        rows = await session.execute(
+            select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
+        )
+        return {status: n for status, n in rows.all()}
+
+
+async def test_one_message_per_group_edited_on_repeat_and_resolve(world, start_app) -> None:
+    app = await start_app()
+    first = await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    (message,) = alerts_in(world)
+    embed = message["embeds"][0]
+    assert "[FIRING:1] NodeOffline" in embed["title"]
+    assert message["content"].startswith(f"<@&{world.roles['core_ops']}> critical")
+    assert message["mention_roles"] == [str(world.roles["core_ops"])]
+    assert message["mention_everyone"] is False
+    custom_ids = [c["custom_id"] for row in message["components"] for c in row["components"]]
+    group_id = first["group_id"]
+    assert custom_ids == [
+        f"hh:alerts:ack:{group_id}",
+        f"hh:alerts:silence:{group_id}:1h",
+        f"hh:alerts:silence:{group_id}:4h",
+        f"hh:alerts:silence:{group_id}:24h",
+    ]
+    # The repeat (byte-identical) changes nothing; the resolve edits the same message.
+    assert (await send(app, fixture_bytes("02_firing_single_repeat_notification.json")))[
+        "status"
+    ] == "duplicate"
+    await send(app, fixture_bytes("03_resolved_single_nodeoffline.json"))
+    await until(
+        lambda: "[RESOLVED]" in alerts_in(world)[0]["embeds"][0]["title"], 10, "the resolve edit"
+    )
+    (resolved,) = alerts_in(world)
+    assert resolved["id"] == message["id"]
+    assert resolved["components"] == []
+    assert resolved["embeds"][0]["color"] == 0x2ECC71
+    assert any(f["name"] == "Resolved" for f in resolved["embeds"][0]["fields"])
+    # No edit ever asked Discord to ping anyone again.
+    for payload in world.emulator.message_payloads(int(message["id"]))[1:]:
+        assert payload["allowed_mentions"].get("parse") == []
+
+
+async def test_a_changed_repeat_edits_the_message(world, start_app) -> None:
+    app = await start_app()
+    await send(app, fixture_bytes("04_firing_group_4_alerts.json"))
+    await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    await send(app, fixture_bytes("05_firing_group_partially_resolved.json"))
+    await until(lambda: "[FIRING:2]" in alerts_in(world)[0]["embeds"][0]["title"], 10, "edit")
+    assert len(alerts_in(world)) == 1
+
+
+async def test_group_messages_survive_a_restart(world, start_app) -> None:
+    app = await start_app()
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    await app.shutdown()
+    again = await start_app()
+    # The message id is in the database: the resolve edits it, the buttons still work.
+    pressed = await world.emulator.click_button(
+        message["components"][0]["components"][0]["custom_id"], NODE_USER, message=message
+    )
+    assert pressed.type == 7
+    assert "Acknowledged" in json.dumps(pressed.sent["embeds"][0]["fields"])
+    await send(again, fixture_bytes("03_resolved_single_nodeoffline.json"))
+    await until(lambda: "[RESOLVED]" in alerts_in(world)[0]["embeds"][0]["title"], 10, "edit")
+    assert len(alerts_in(world)) == 1
+
+
+async def test_acknowledge_is_for_node_and_core_ops_and_audited(world, start_app) -> None:
+    app = await start_app()
+    body = await send(app, fixture_bytes("04_firing_group_4_alerts.json"))
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    ack = f"hh:alerts:ack:{body['group_id']}"
+    denied = await world.emulator.click_button(ack, MINER_USER, message=message)
+    assert denied.ephemeral
+    assert denied.sent["content"] == "`alerts:ack` needs the Core Ops or Node Ops role."
+    pressed = await world.emulator.click_button(ack, CORE_USER, message=message)
+    assert pressed.type == 7
+    fields = {f["name"]: f["value"] for f in pressed.sent["embeds"][0]["fields"]}
+    assert "core" in fields["Acknowledged"] and "<t:" in fields["Acknowledged"]
+    button = pressed.sent["components"][0]["components"][0]
+    assert button["disabled"] is True and button["label"].startswith("Acknowledged by")
+    async with app.database.sessions() as session:
+        rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+    outcomes = [(r.actor_id, r.action, r.outcome, r.target) for r in rows]
+    assert (MINER_USER, "alerts:ack", "denied", None) in outcomes
+    assert (CORE_USER, "alerts:ack", "ok", f"alert-group:{body['group_id']}") in outcomes
+
+
+async def test_storm_is_coalesced_into_digests_without_429(world, start_app) -> None:
+    app = await start_app()
+    lines = storm("firing")
+    results = await asyncio.gather(*(send(app, line) for line in lines))
+    group_ids = {r["group_id"] for r in results}
+    assert len(group_ids) == 50
+    await until(lambda: set(shown_groups(world)) >= group_ids, 30, "all 50 groups visible")
+    messages = alerts_in(world)
+    # About 5 digests of 10 embeds (a slow machine may post the first arrivals on their own).
+    assert len(messages) <= 8, [len(m["embeds"]) for m in messages]
+    assert sum(1 for m in messages if len(m["embeds"]) == 10) >= 4
+    assert world.emulator.rate_limited_count == 0
+    assert all(len(ids) == 1 for ids in shown_groups(world).values()), "each group shown once"
+    # The resolved storm edits the digests in place: no new message, no 429.
+    await asyncio.gather(*(send(app, line) for line in storm("resolved")))
+
+    def all_resolved() -> bool:
+        return all("[RESOLVED]" in e["title"] for m in alerts_in(world) for e in m["embeds"])
+
+    await until(all_resolved, 30, "every group resolved in place")
+    assert len(alerts_in(world)) == len(messages)
+    assert world.emulator.rate_limited_count == 0
+    counts = await outbox_counts(app)
+    assert counts.get(OutboxStatus.FAILED.value, 0) == 0
+
+
+async def test_discord_outage_then_everything_delivered_once(world, start_app) -> None:
+    """Discord answers 503 and the gateway is down for OUTAGE_SECONDS; nothing is lost."""
+    app = await start_app()
+    emulator = world.emulator
+    emulator.set_rest_outage(503)
+    emulator.set_gateway_outage(503)
+    await emulator.close_gateway()
+    sent = []
+    for name in (
+        "01_firing_single_nodeoffline.json",
+        "04_firing_group_4_alerts.json",
+        "07_firing_max_alerts_truncated.json",
+        "10_firing_mentions_everyone_here_html.json",
+        "05_firing_group_partially_resolved.json",
+        "03_resolved_single_nodeoffline.json",
+    ):
+        sent.append(await send(app, fixture_bytes(name)))
+    for line in storm("firing")[:12]:
+        sent.append(await send(app, line))
+    group_ids = {s["group_id"] for s in sent}
+    await asyncio.sleep(OUTAGE_SECONDS)
+    assert alerts_in(world) == []
+    attempts = await outbox_counts(app)
+    assert attempts.get(OutboxStatus.PENDING.value, 0) > 0
+    emulator.set_gateway_outage(None)
+    emulator.set_rest_outage(None)
+    await until(lambda: set(shown_groups(world)) >= group_ids, 30, "every group after the outage")
+
+    async def drained() -> bool:
+        return (await outbox_counts(app)).get(OutboxStatus.PENDING.value, 0) == 0
+
+    async with asyncio.timeout(30):
+        while not await drained():
+            await asyncio.sleep(0.1)
+    shown = shown_groups(world)
+    assert all(len(ids) == 1 for ids in shown.values()), shown
+    # The latest state won: 01 arrived resolved, 05 shows the partial resolve.
+    titles = [e["title"] for m in alerts_in(world) for e in m["embeds"]]
+    assert any("[RESOLVED] NodeOffline" in t for t in titles), titles
+    assert (await outbox_counts(app)).get(OutboxStatus.FAILED.value, 0) == 0
+
+
+# -- the real Alertmanager: webhook in, silences out ------------------------------------------
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path) -> AsyncIterator[AlertmanagerProcess]:
+    if BINARY is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus-alertmanager is not installed (.ci/run installs it)")
+        pytest.skip("prometheus-alertmanager is not installed")
+    process = AlertmanagerProcess("", tmp_path / "alertmanager")
+    try:
+        yield process
+    finally:
+        await process.stop()
+
+
+async def _start_with_alertmanager(
+    world: World, start_app: StartApp, alertmanager: AlertmanagerProcess
+) -> Application:
+    app = await start_app(alertmanager_api=alertmanager.url)
+    bot_url = f"http://127.0.0.1:{app.settings.web.port}/webhooks/alertmanager"
+    alertmanager.config = webhook_config(bot_url, WEBHOOK_TOKEN)
+    await alertmanager.start()
+    return app
+
+
+async def test_alertmanager_binary_posts_and_silence_button_creates_a_real_silence(
+    world, start_app, alertmanager: AlertmanagerProcess
+) -> None:
+    app = await _start_with_alertmanager(world, start_app, alertmanager)
+    now = time.time()
+    alert = {
+        "labels": {"alertname": "NodeOffline", "node": "hn-us-7", "severity": "critical"},
+        "annotations": {"summary": "Node hn-us-7 is offline", "description": "no heartbeat"},
+        "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
+    }
+    await alertmanager.post_alerts([alert])
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
+    assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]
+    silence_4h = next(
+        c["custom_id"]
+        for row in message["components"]
+        for c in row["components"]
+        if c["custom_id"].endswith(":4h")
+    )
+    denied = await world.emulator.click_button(silence_4h, MINER_USER, message=message)
+    assert "needs the Core Ops or Node Ops role" in denied.sent["content"]
+    assert await alertmanager.silences() == []
+
+    pressed = await world.emulator.click_button(silence_4h, NODE_USER, message=message)
+    assert pressed.type == 6, "deferred: Alertmanager is a network call"
+    followups = await pressed.wait_for_followups(1)
+    assert "Silenced for 4 h" in followups[0]["content"]
+    (silence,) = [s for s in await alertmanager.silences() if s["status"]["state"] == "active"]
+    matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+    assert matchers == {"alertname": "NodeOffline", "node": "hn-us-7", "severity": "critical"}
+    assert all(m["isEqual"] and not m["isRegex"] for m in silence["matchers"])
+    assert "node-bob" in silence["createdBy"] and str(NODE_USER) in silence["createdBy"]
+    assert f"/channels/{GUILD_ID}/{world.channels['alerts']}/{message['id']}" in silence["comment"]
+    hours = (
+        datetime_of(silence["endsAt"]) - datetime_of(silence["startsAt"])
+    ).total_seconds() / 3600
+    assert 3.9 < hours < 4.1
+    edited = world.emulator.get_message(int(message["id"]))
+    assert edited is not None
+    labels = [c["label"] for row in edited["components"] for c in row["components"]]
+    assert labels == ["Acknowledge", "Expire silence"]
+    assert any(f["name"] == "Silenced" for f in edited["embeds"][0]["fields"])
+
+    expire = edited["components"][0]["components"][1]["custom_id"]
+    expired = await world.emulator.click_button(expire, CORE_USER, message=edited)
+    await expired.wait_for_followups(1)
+    states = {s["id"]: s["status"]["state"] for s in await alertmanager.silences()}
+    assert states[silence["id"]] == "expired"
+    async with app.database.sessions() as session:
+        rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+    actions = [(r.actor_id, r.action, r.outcome) for r in rows]
+    assert (NODE_USER, "alerts:silence", "ok") in actions
+    assert (CORE_USER, "alerts:expire", "ok") in actions
+    silence_row = next(r for r in rows if r.action == "alerts:silence" and r.outcome == "ok")
+    assert silence_row.details["silence_id"] == silence["id"]
+
+    # Resolve in Alertmanager: the same message turns green, buttons gone.
+    await alertmanager.post_alerts([{**alert, "endsAt": iso(now - 1)}])
+    await until(
+        lambda: "[RESOLVED]" in alerts_in(world)[0]["embeds"][0]["title"], 20, "the resolve"
+    )
+    assert len(alerts_in(world)) == 1
+    assert alerts_in(world)[0]["components"] == []
+
+
+async def test_silence_when_alertmanager_is_down_says_so(world, start_app) -> None:
+    app = await start_app(alertmanager_api=f"http://127.0.0.1:{free_port()}")
+    body = await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    custom_id = f"hh:alerts:silence:{body['group_id']}:1h"
+    pressed = await world.emulator.click_button(custom_id, NODE_USER, message=message)
+    (reply,) = await pressed.wait_for_followups(1)
+    assert reply["flags"] & 64, "ephemeral"
+    assert "Alertmanager did not answer" in reply["content"]
+
+
+# -- email fallback and the dead man's switch -------------------------------------------------
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Any:
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()
+
+
+async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
+    inbox, port = smtp_server
+    smtp = f"""
+[smtp]
+host = "127.0.0.1"
+port = {port}
+starttls = false
+from = "hh-opsbot <bot@hyperhash.invalid>"
+to = ["core-ops@hyperhash.invalid"]
+timeout = 5
+"""
+    app = await start_app(extra=smtp, email_fallback_after=1)
+    world.emulator.set_rest_outage(503)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await send(app, fixture_bytes("04_firing_group_4_alerts.json"))  # critical too
+    await until(lambda: len(inbox.messages) >= 2, 15, "two fallback emails")
+    await asyncio.sleep(2)
+    assert len(inbox.messages) == 2, "once per group"
+    texts = [m.content.decode() for m in inbox.messages]
+    assert any("Subject: [hh-opsbot] CRITICAL NodeOffline" in t for t in texts)
+    assert all(m.rcpt_tos == ["core-ops@hyperhash.invalid"] for m in inbox.messages)
+    world.emulator.set_rest_outage(None)
+    await world.emulator.wait_for_messages(world.channels["alerts"], 2, timeout=20)
+    await asyncio.sleep(1.5)
+    assert len(inbox.messages) == 2
+
+
+async def test_posted_in_time_means_no_email(world, start_app, smtp_server) -> None:
+    inbox, port = smtp_server
+    smtp = f"""
+[smtp]
+host = "127.0.0.1"
+port = {port}
+starttls = false
+from = "bot@hyperhash.invalid"
+to = ["core-ops@hyperhash.invalid"]
+"""
+    app = await start_app(extra=smtp, email_fallback_after=1)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    await asyncio.sleep(2)
+    assert inbox.messages == []
+
+
+def watchdog_payload(starts_at: str = "2026-11-28T04:00:00.000Z") -> bytes:
+    payload = fixture("01_firing_single_nodeoffline.json")
+    payload["groupKey"] = '{}:{alertname="Watchdog"}'
+    payload["groupLabels"] = {"alertname": "Watchdog"}
+    payload["commonLabels"] = {"alertname": "Watchdog", "severity": "none"}
+    payload["alerts"][0].update(
+        labels={"alertname": "Watchdog", "severity": "none"},
+        fingerprint="00000000000000aa",
+        startsAt=starts_at,
+    )
+    return json.dumps(payload).encode()
+
+
+def pipeline_notices(world) -> list[str]:
+    """Titles of the dead man's switch notices in #operations (other areas post there too)."""
+    titles = [
+        (m.get("embeds") or [{}])[0].get("title", "")
+        for m in world.emulator.messages.get(world.channels["operations"], [])
+    ]
+    return [t for t in titles if t.startswith("Alert pipeline")]
+
+
+async def wait_pipeline_notices(world, count: int, timeout: float = 10) -> list[str]:
+    async with asyncio.timeout(timeout):
+        while len(pipeline_notices(world)) < count:
+            await asyncio.sleep(0.05)
+    return pipeline_notices(world)
+
+
+async def test_dead_mans_switch(world, start_app) -> None:
+    app = await start_app(watchdog_timeout=1.5)
+    assert (await send(app, watchdog_payload()))["status"] == "watchdog"
+    await asyncio.sleep(0.8)
+    assert (await send(app, watchdog_payload()))["status"] == "duplicate"  # repeats count
+    await asyncio.sleep(1.0)
+    assert pipeline_notices(world) == []
+    assert await wait_pipeline_notices(world, 1) == ["Alert pipeline broken"]
+    await asyncio.sleep(1.5)
+    assert pipeline_notices(world) == ["Alert pipeline broken"], "once per outage"
+    assert alerts_in(world) == [], "the Watchdog itself is never posted"
+    await send(app, watchdog_payload())
+    notices = await wait_pipeline_notices(world, 2)
+    assert notices == ["Alert pipeline broken", "Alert pipeline recovered"]
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def datetime_of(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,155 @@
+"""The alert relay's rules against real databases: ingest, delivery plans, acts, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sqlalchemy import select
+
+from bot.domain.alerts import WebhookPayload
+from bot.domain.outbox import DISCORD_MESSAGE, EMAIL
+from bot.domain.roles import Actor, OpsRole
+from bot.services.alerts import ALERTS_DELIVER
+from bot.services.outbox import ReminderService
+from bot.storage.models import OutboxEntry
+from tests.alerting import fixture, storm, wire
+
+
+def parsed(name: str) -> tuple[WebhookPayload, dict]:
+    raw = fixture(name)
+    return WebhookPayload.model_validate(raw), raw
+
+
+async def outbox_rows(database, kind: str) -> list[OutboxEntry]:
+    async with database.sessions() as session:
+        query = select(OutboxEntry).where(OutboxEntry.kind == kind).order_by(OutboxEntry.id)
+        return list((await session.scalars(query)).all())
+
+
+async def test_post_then_edit_then_nothing_left(database, clock) -> None:
+    service, _ = wire(database, clock)
+    first = await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
+    (item,) = await outbox_rows(database, ALERTS_DELIVER)
+    plan = await service.plan(item.payload)
+    assert plan is not None and not plan.is_edit and not plan.digest
+    assert plan.mention_role_ids and [g.id for g in plan.groups] == [first.group_id]
+    await service.record_posted(plan, 111)
+    assert await service.plan(item.payload) is None, "shown: a replay sends nothing"
+
+    await service.ingest(*parsed("03_resolved_single_nodeoffline.json"))
+    second = (await outbox_rows(database, ALERTS_DELIVER))[-1]
+    edit = await service.plan(second.payload)
+    assert edit is not None and edit.message is not None and edit.message.message_id == 111
+    assert not edit.groups[0].firing
+    await service.record_edited(edit)
+    assert await service.plan(second.payload) is None
+    group = await service.get_group(first.group_id or 0)
+    assert group.posted_at is not None and group.rendered_version == group.version
+
+
+async def test_a_storm_is_planned_as_digests(database, clock) -> None:
+    service, _ = wire(database, clock)
+    results = await asyncio.gather(
+        *(service.ingest(WebhookPayload.model_validate_json(line), json.loads(line))
+          for line in storm("firing"))
+    )  # fmt: skip
+    assert {r.outcome for r in results} == {"accepted"}
+    assert len({r.group_id for r in results}) == 50
+    items = await outbox_rows(database, ALERTS_DELIVER)
+    assert len(items) == 50
+    plan = await service.plan(items[0].payload, capacity=10)
+    assert plan is not None and plan.digest and len(plan.groups) == 10
+    await service.record_posted(plan, 222)
+    shown = {g.id for g in plan.groups}
+    for item in items:
+        if item.payload["group_id"] in shown:
+            assert await service.plan(item.payload, capacity=10) is None
+    # With room to spare, a group gets its own message.
+    single = await service.plan(items[-1].payload, capacity=100)
+    assert single is not None and not single.digest
+
+
+async def test_acknowledge_bumps_the_version_once(database, clock) -> None:
+    service, _ = wire(database, clock)
+    result = await service.ingest(*parsed("04_firing_group_4_alerts.json"))
+    actor = Actor(id=7, name="node-bob", roles=frozenset({OpsRole.NODE_OPS}))
+    async with database.uow() as uow:
+        group = await service.acknowledge(uow, result.group_id or 0, actor)
+        await uow.commit()
+    assert group.acked_by_name == "node-bob" and group.version == 2
+    async with database.uow() as uow:
+        again = await service.acknowledge(uow, group.id, actor)
+        await uow.commit()
+    assert again.version == 2, "idempotent"
+
+
+async def test_email_fallback_once_when_not_posted(database, clock) -> None:
+    service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
+    reminders: ReminderService = service._reminders
+    await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
+    await service.ingest(*parsed("07_firing_max_alerts_truncated.json"))  # warning only
+    assert await reminders.fire_due() == 0
+    clock.advance(seconds=121)
+    assert await reminders.fire_due() == 1
+    assert await reminders.fire_due() == 0
+    (email,) = await outbox_rows(database, EMAIL)
+    assert email.payload["to"] == ["core@x.invalid"]
+    assert "NodeOffline" in email.payload["subject"]
+
+
+async def test_no_email_when_posted_in_time(database, clock) -> None:
+    service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
+    reminders: ReminderService = service._reminders
+    await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
+    (item,) = await outbox_rows(database, ALERTS_DELIVER)
+    plan = await service.plan(item.payload)
+    assert plan is not None
+    await service.record_posted(plan, 333)
+    clock.advance(seconds=121)
+    await reminders.fire_due()
+    assert await outbox_rows(database, EMAIL) == []
+
+
+async def test_watchdog_outage_once_then_recovery(database, clock) -> None:
+    service, _ = wire(database, clock, watchdog_timeout=600)
+    raw = fixture("01_firing_single_nodeoffline.json")
+    raw["groupKey"] = '{}:{alertname="Watchdog"}'
+    raw["alerts"][0]["labels"] = {"alertname": "Watchdog"}
+    watchdog = WebhookPayload.model_validate(raw)
+    assert not await service.check_watchdog(), "never seen: not armed"
+    assert (await service.ingest(watchdog, raw)).outcome == "watchdog"
+    clock.advance(seconds=599)
+    assert not await service.check_watchdog()
+    clock.advance(seconds=2)
+    assert await service.check_watchdog()
+    assert not await service.check_watchdog(), "once per outage"
+    assert (await service.ingest(watchdog, raw)).outcome == "duplicate"
+    posts = await outbox_rows(database, DISCORD_MESSAGE)
+    titles = [p.payload["embeds"][0]["title"] for p in posts]
+    assert titles == ["Alert pipeline broken", "Alert pipeline recovered"]
+
+
+async def test_transaction_lock_priority_and_reentrance() -> None:
+    from bot.storage.uow import TaskLock
+
+    lock = TaskLock()
+    order: list[str] = []
+    await lock.acquire()
+    await lock.acquire()  # the same task again
+    lock.release()
+
+    async def take(name: str, priority: bool) -> None:
+        await lock.acquire(priority=priority)
+        order.append(name)
+        lock.release()
+
+    tasks = [asyncio.create_task(take("low1", False)), asyncio.create_task(take("high", True))]
+    cancelled = asyncio.create_task(take("gone", False))
+    tasks.append(asyncio.create_task(take("low2", False)))
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == ["high", "low1", "low2"]
+    assert not lock.locked
