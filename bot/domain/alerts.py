@@ -163,6 +163,8 @@ class AlertGroup:
     silence_ends_at: datetime | None = None
     silenced_by_name: str | None = None
     emailed_at: datetime | None = None
+    incident_ref: str | None = None
+    """The incident opened from this group (the Open incident button), if any."""
 
     @property
     def firing(self) -> bool:

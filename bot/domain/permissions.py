@@ -72,6 +72,7 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "alerts:ack": NODE_AND_CORE,
         "alerts:silence": NODE_AND_CORE,
         "alerts:expire": NODE_AND_CORE,
+        "alerts:incident": NODE_AND_CORE,
     }
 )
 

@@ -354,6 +354,33 @@ class AlertService:
         await self._enqueue_refresh(uow, group)
         return group
 
+    async def link_incident(self, uow: UnitOfWork, group_id: int, ref: str) -> AlertGroup:
+        """Remember the incident opened from this group; the first link wins (idempotent)."""
+        group = await self._actionable(uow, group_id, None)
+        if group.incident_ref is not None:
+            return group
+        group = replace(group, incident_ref=ref, version=group.version + 1)
+        await uow.alerts.save_group(group)
+        await self._enqueue_refresh(uow, group)
+        return group
+
+    @staticmethod
+    def incident_draft(group: AlertGroup) -> tuple[int, str, str, str | None]:
+        """Severity, title, summary and nodes for an incident opened from a firing group.
+
+        Critical alerts open Sev 2 (several nodes / major), anything else Sev 3; Sev 1 (mining or
+        payout halted) is a human call: `/incident severity` raises it."""
+        severity = 2 if group.severity.lower() == "critical" else 3
+        first = group.alerts[0] if group.alerts else None
+        summary_line = (first.annotations.get("summary") if first else None) or group.title
+        title = f"{group.title}: {summary_line}" if summary_line != group.title else group.title
+        nodes = sorted({a.labels["node"] for a in group.alerts if a.labels.get("node")})
+        summary = (
+            f"Opened from alert group #{group.id} ({len(group.alerts)} alert(s), "
+            f"{group.severity}). " + ((first.annotations.get("description") or "") if first else "")
+        )
+        return severity, title[:100], summary[:1000], ", ".join(nodes)[:300] or None
+
     async def create_silence(
         self, group: AlertGroup, hours: int, actor: Actor, link: str
     ) -> Silence:

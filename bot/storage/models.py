@@ -389,6 +389,7 @@ class AlertGroupRow(Base):
     silence_ends_at: Mapped[datetime | None]
     silenced_by_name: Mapped[str | None] = mapped_column(String(100))
     emailed_at: Mapped[datetime | None]
+    incident_ref: Mapped[str | None] = mapped_column(String(16))
 
 
 class AlertMessageRow(Base):

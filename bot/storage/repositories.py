@@ -1283,6 +1283,7 @@ def _group_values(group: AlertGroup) -> dict[str, Any]:
         "silence_ends_at": group.silence_ends_at,
         "silenced_by_name": group.silenced_by_name[:100] if group.silenced_by_name else None,
         "emailed_at": group.emailed_at,
+        "incident_ref": group.incident_ref,
     }
 
 
@@ -1329,6 +1330,7 @@ def _to_group(row: AlertGroupRow) -> AlertGroup:
         silence_ends_at=row.silence_ends_at,
         silenced_by_name=row.silenced_by_name,
         emailed_at=row.emailed_at,
+        incident_ref=row.incident_ref,
     )
 
 

@@ -192,6 +192,8 @@ def group_embed(group: AlertGroup, now: datetime) -> discord.Embed:
         ended = group.ended_at or group.resolved_at or now
         took = duration_text((ended - group.started_at).total_seconds())
         embed.add_field(name="Resolved", value=f"{ts(ended, 'f')} after {took}", inline=True)
+    if group.incident_ref is not None:
+        embed.add_field(name="Incident", value=group.incident_ref, inline=True)
     if group.acked_at is not None:
         who = clean(group.acked_by_name or "someone", one_line=True)
         embed.add_field(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 
 from bot.domain.alerts import AlertGroup
+from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
 from bot.tree import OpsDynamicButton
 from cogs.alerts.render import group_embed
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 ACK_TEMPLATE = r"hh:alerts:ack:(?P<id>[0-9]+)"
 SILENCE_TEMPLATE = r"hh:alerts:silence:(?P<id>[0-9]+):(?P<hours>1|4|24)h"
 EXPIRE_TEMPLATE = r"hh:alerts:expire:(?P<id>[0-9]+)"
+INCIDENT_TEMPLATE = r"hh:alerts:incident:(?P<id>[0-9]+)"
 
 
 def _bot(interaction: discord.Interaction) -> OpsBot:
@@ -41,6 +43,7 @@ def group_view(group: AlertGroup, now: Any) -> discord.ui.View | None:
     else:
         for hours in SILENCE_HOURS:
             view.add_item(SilenceButton(group.id, hours))
+    view.add_item(IncidentButton(group.id, ref=group.incident_ref))
     return view
 
 
@@ -194,4 +197,59 @@ class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
         )
 
 
-DYNAMIC_ITEMS: tuple[type[OpsDynamicButton], ...] = (AckButton, SilenceButton, ExpireButton)
+class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
+    """Open an incident from a firing group (issue 5's /incident open, pre-filled); once."""
+
+    def __init__(self, group_id: int, *, ref: str | None = None) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.danger,
+                label="Open incident" if ref is None else f"Incident {ref}",
+                custom_id=f"hh:alerts:incident:{group_id}",
+                disabled=ref is not None,
+            )
+        )
+        self.group_id = group_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["id"]))
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = bot.actor_for(interaction.user)
+        alerts = bot.alerts_service()
+        group = await alerts.get_group(self.group_id)
+        if not group.firing:
+            raise InvalidInput("This alert group is resolved: open an incident with /incident.")
+        if group.incident_ref is None:
+            severity, title, summary, nodes = alerts.incident_draft(group)
+            incident = await bot.services.incidents.open(
+                actor, severity=severity, title=title, summary=summary, nodes=nodes
+            )
+            async with bot.database.uow() as uow:
+                group = await alerts.link_incident(uow, self.group_id, incident.ref)
+                await uow.commit()
+            if group.incident_ref == incident.ref:
+                cog = bot.get_cog("incidents")
+                post_card = getattr(cog, "post_card", None)
+                if post_card is not None:
+                    await post_card(incident)
+        bot.outbox.wake()
+        await interaction.followup.send(
+            f"Incident {group.incident_ref} is open for this alert group: work it in its thread "
+            "in #operations (`/incident show` for the card).",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+DYNAMIC_ITEMS: tuple[type[OpsDynamicButton], ...] = (
+    AckButton,
+    SilenceButton,
+    ExpireButton,
+    IncidentButton,
+)

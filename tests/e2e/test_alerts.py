@@ -161,6 +161,7 @@ async def test_one_message_per_group_edited_on_repeat_and_resolve(world, start_a
         f"hh:alerts:silence:{group_id}:1h",
         f"hh:alerts:silence:{group_id}:4h",
         f"hh:alerts:silence:{group_id}:24h",
+        f"hh:alerts:incident:{group_id}",
     ]
     # The repeat (byte-identical) changes nothing; the resolve edits the same message.
     assert (await send(app, fixture_bytes("02_firing_single_repeat_notification.json")))[
@@ -225,6 +226,43 @@ async def test_acknowledge_is_for_node_and_core_ops_and_audited(world, start_app
     outcomes = [(r.actor_id, r.action, r.outcome, r.target) for r in rows]
     assert (MINER_USER, "alerts:ack", "denied", None) in outcomes
     assert (CORE_USER, "alerts:ack", "ok", f"alert-group:{body['group_id']}") in outcomes
+
+
+async def test_open_incident_from_an_alert_group_once(world, start_app) -> None:
+    """The Open incident button opens a pre-filled incident, links it, and never opens two."""
+    app = await start_app()
+    body = await send(app, fixture_bytes("04_firing_group_4_alerts.json"))
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1)
+    custom_id = f"hh:alerts:incident:{body['group_id']}"
+    buttons = [c["custom_id"] for row in message["components"] for c in row["components"]]
+    assert custom_id in buttons
+    denied = await world.emulator.click_button(custom_id, MINER_USER, message=message)
+    assert "needs the Core Ops or Node Ops role" in denied.sent["content"]
+
+    pressed = await world.emulator.click_button(custom_id, NODE_USER, message=message)
+    (reply,) = await pressed.wait_for_followups(1)
+    match = re.search(r"Incident (INC-\d{4}-\d{4}) is open", reply["content"])
+    assert match, reply["content"]
+    ref = match.group(1)
+    incidents = await app.services.incidents.find(open_only=True)
+    assert [i.ref for i in incidents] == [ref]
+    assert incidents[0].severity.value in (2, 3)
+    # The card is in #operations, and the group's message shows the link.
+    await until(
+        lambda: any(
+            ref in str(m.get("embeds"))
+            for m in world.emulator.messages.get(world.channels["operations"], [])
+        ),
+        10,
+        "incident card",
+    )
+    group = await app.alerts.get_group(body["group_id"])
+    assert group.incident_ref == ref
+    # A second press (an old copy of the message) links the same incident.
+    again = await world.emulator.click_button(custom_id, CORE_USER, message=message)
+    (second,) = await again.wait_for_followups(1)
+    assert ref in second["content"]
+    assert len(await app.services.incidents.find(open_only=True)) == 1
 
 
 async def test_storm_is_coalesced_into_digests_without_429(world, start_app) -> None:
@@ -361,7 +399,7 @@ async def test_alertmanager_binary_posts_and_silence_button_creates_a_real_silen
     edited = world.emulator.get_message(int(message["id"]))
     assert edited is not None
     labels = [c["label"] for row in edited["components"] for c in row["components"]]
-    assert labels == ["Acknowledge", "Expire silence"]
+    assert labels == ["Acknowledge", "Expire silence", "Open incident"]
     assert any(f["name"] == "Silenced" for f in edited["embeds"][0]["fields"])
 
     expire = edited["components"][0]["components"][1]["custom_id"]
