@@ -285,3 +285,29 @@ def test_lnd_needs_a_pinned_certificate_and_a_macaroon(tmp_path: Path) -> None:
     text = GOOD + '\n[health]\nlnd_url = "https://127.0.0.1:8080"\n'
     (line,) = problems(write(tmp_path, text))
     assert line.startswith("health: ") and "lnd_tls_cert" in line
+
+
+KEY = "RWQ9GIRTdB00UQCXni26fLsETpGzSOdfcFmXhZKv6rVo6aVdNGTEoASW"
+
+
+def test_upgrades_are_optional_and_keys_come_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    loaded = load_settings(path, environ={})
+    assert loaded.settings.upgrades.trusted_keys == []
+    assert loaded.settings.upgrades.github_repo is None
+    assert loaded.settings.upgrades.poll_minutes == 60
+    env = {
+        "HH_DISCORD__TOKEN": "x.y.z",
+        "HH_UPGRADES__TRUSTED_KEYS": f'["{KEY}"]',
+        "HH_UPGRADES__GITHUB_REPO": "hyper-hash/releases",
+    }
+    loaded = load_settings(path, environ=env)
+    assert loaded.settings.upgrades.trusted_keys == [KEY]
+    assert loaded.settings.upgrades.github_repo == "hyper-hash/releases"
+
+
+def test_a_bad_trusted_key_or_repo_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '[upgrades]\ntrusted_keys = ["nope"]\ngithub_repo = "x"\n')
+    found = problems(path)
+    assert any("upgrades.trusted_keys" in p and "minisign public key" in p for p in found)
+    assert any("upgrades.github_repo" in p and "owner/name" in p for p in found)
