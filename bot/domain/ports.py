@@ -30,6 +30,7 @@ from bot.domain.health import (
 )
 from bot.domain.incidents import Incident, TimelineEntry
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
+from bot.domain.releases import Release, RolloutSnapshot
 from bot.domain.roles import OpsRole
 
 
@@ -84,6 +85,9 @@ class UnitOfWork(Protocol):
 
     @property
     def incidents(self) -> IncidentRepository: ...
+
+    @property
+    def releases(self) -> ReleaseRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -334,4 +338,32 @@ class IssueTracker(Protocol):
 
     async def put_file(self, path: str, content: str, message: str) -> str:
         """Create or update a file on the default branch; returns its html url."""
+        ...
+
+
+class ReleaseRepository(Protocol):
+    async def add(self, **values: Any) -> Release | None:
+        """The recorded release; None when that version is already recorded."""
+        ...
+
+    async def get(self, release_id: int, *, for_update: bool = False) -> Release | None: ...
+
+    async def by_version(self, version: str) -> Release | None: ...
+
+    async def latest(self) -> Release | None: ...
+
+    async def recent(self, limit: int = 10) -> list[Release]: ...
+
+    async def approve(
+        self, release_id: int, *, by: int | None, by_name: str, at: datetime
+    ) -> None: ...
+
+    async def add_snapshot(self, snapshot: RolloutSnapshot) -> None: ...
+
+    async def snapshots(self, release_id: int, limit: int = 50) -> list[RolloutSnapshot]: ...
+
+
+class ManifestFetcher(Protocol):
+    async def fetch(self, url: str) -> bytes:
+        """The body at an http(s) URL, size-capped and with a timeout; raises `FetchError`."""
         ...

@@ -77,10 +77,29 @@ class Release:
     trusted_comment: str
     source: str
     announced_by: int | None
+    announced_by_name: str
     announced_at: datetime
     approved_by: int | None = None
+    approved_by_name: str | None = None
     approved_at: datetime | None = None
 
     @property
     def parsed(self) -> ReleaseManifest:
         return ReleaseManifest.parse(self.manifest.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class RolloutSnapshot:
+    """One `/upgrade status` count of a release's rollout: kept for `/upgrade history`."""
+
+    release_id: int
+    at: datetime
+    total: int
+    upgraded: int
+    pending: int
+    unhealthy: int
+    unreachable: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.upgraded / self.total if self.total else 0.0

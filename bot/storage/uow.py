@@ -15,6 +15,7 @@ from bot.storage.repositories import (
     SqlIncidentRepository,
     SqlLockoutRepository,
     SqlOutboxRepository,
+    SqlReleaseRepository,
     SqlReminderRepository,
     SqlReviewRepository,
 )
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
     drift: SqlDriftRepository
     health: SqlHealthRepository
     incidents: SqlIncidentRepository
+    releases: SqlReleaseRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -54,6 +56,7 @@ class SqlUnitOfWork:
         self.drift = SqlDriftRepository(self._session)
         self.health = SqlHealthRepository(self._session)
         self.incidents = SqlIncidentRepository(self._session)
+        self.releases = SqlReleaseRepository(self._session)
         return self
 
     async def __aexit__(
