@@ -33,6 +33,7 @@ class MemoryUow:
     drift: Any = None
     health: Any = None
     incidents: Any = None
+    releases: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()
