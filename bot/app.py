@@ -25,6 +25,7 @@ from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
 from bot.integrations.github import GitHubIssues
 from bot.integrations.probes import ProbeRunner, static_targets
+from bot.integrations.releases import HttpManifestFetcher
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
@@ -75,6 +76,16 @@ class Application:
             settings.discord.guild_id,
             {role: getattr(settings.roles, role.value) for role in OpsRole},
         )
+        health = settings.health
+        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
+        self.health = HealthService(
+            self.database.uow,
+            self.clock,
+            self.prober,
+            static_targets(health, settings.prometheus),
+            share_stale_after=health.share_stale_after,
+            status_cooldown=health.status_cooldown,
+        )
         self.services = Services.build(
             self.database.uow,
             self.clock,
@@ -88,19 +99,12 @@ class Application:
             else None,
             observer=self.metrics,
             guild_id=settings.discord.guild_id,
+            upgrade_settings=settings.upgrades,
+            fetcher=HttpManifestFetcher(timeout=settings.upgrades.fetch_timeout),
+            check_nodes=self.health.check,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
-        health = settings.health
-        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
-        self.health = HealthService(
-            self.database.uow,
-            self.clock,
-            self.prober,
-            static_targets(health, settings.prometheus),
-            share_stale_after=health.share_stale_after,
-            status_cooldown=health.status_cooldown,
-        )
         self.running_jobs = RunningJobs()
         self.scheduler = build_scheduler(
             [

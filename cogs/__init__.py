@@ -1,3 +1,10 @@
 """Discord transport: one extension per area. Thin: they turn events into service calls."""
 
-EXTENSIONS = ("cogs.access", "cogs.audit", "cogs.health", "cogs.incidents", "cogs.status")
+EXTENSIONS = (
+    "cogs.access",
+    "cogs.audit",
+    "cogs.health",
+    "cogs.incidents",
+    "cogs.status",
+    "cogs.upgrades",
+)
