@@ -23,7 +23,7 @@ from bot.domain.errors import DomainError
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
-from bot.integrations.github import GitHubIssues
+from bot.integrations.github import GitHubIssues, GitHubReleases
 from bot.integrations.probes import ProbeRunner, static_targets
 from bot.integrations.releases import HttpManifestFetcher
 from bot.metrics import Metrics
@@ -102,6 +102,11 @@ class Application:
             upgrade_settings=settings.upgrades,
             fetcher=HttpManifestFetcher(timeout=settings.upgrades.fetch_timeout),
             check_nodes=self.health.check,
+            release_source=GitHubReleases(
+                settings.github, settings.upgrades.github_repo, self.clock
+            )
+            if settings.upgrades.github_repo
+            else None,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
@@ -120,6 +125,12 @@ class Application:
                 Job("health-poll", self.poll_health, IntervalTrigger(seconds=health.poll_interval)),
                 # Raw samples -> per-minute aggregates; 48 h / 90 d retention.
                 Job("health-rollup", self.health.maintain_job, IntervalTrigger(minutes=1)),
+                # Signed releases published on GitHub ([upgrades] github_repo), hourly.
+                Job(
+                    "release-poll",
+                    self.poll_releases,
+                    IntervalTrigger(minutes=settings.upgrades.poll_minutes),
+                ),
             ],
             self.running_jobs,
         )
@@ -175,6 +186,16 @@ class Application:
         view = await self.health.poll()
         states = Counter(verdict.state.value for verdict in view.verdicts)
         self.metrics.record_health_poll(states, time.perf_counter() - start)
+
+    async def poll_releases(self) -> None:
+        """Announce each new signed release of `[upgrades] github_repo` once (no repo: no-op)."""
+        try:
+            count = await self.services.upgrades.poll_releases()
+        except Exception as exc:
+            log.warning("release poll failed (%s); next poll retries", type(exc).__name__)
+            return
+        if count:
+            log.info("release poll announced %d release(s)", count)
 
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():

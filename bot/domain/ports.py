@@ -30,7 +30,7 @@ from bot.domain.health import (
 )
 from bot.domain.incidents import Incident, TimelineEntry
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
-from bot.domain.releases import Release, RolloutSnapshot
+from bot.domain.releases import Release, ReleaseAssets, RolloutSnapshot
 from bot.domain.roles import OpsRole
 
 
@@ -350,6 +350,8 @@ class ReleaseRepository(Protocol):
 
     async def by_version(self, version: str) -> Release | None: ...
 
+    async def by_source(self, source: str) -> Release | None: ...
+
     async def latest(self) -> Release | None: ...
 
     async def recent(self, limit: int = 10) -> list[Release]: ...
@@ -366,4 +368,10 @@ class ReleaseRepository(Protocol):
 class ManifestFetcher(Protocol):
     async def fetch(self, url: str) -> bytes:
         """The body at an http(s) URL, size-capped and with a timeout; raises `FetchError`."""
+        ...
+
+
+class ReleaseSource(Protocol):
+    async def manifests(self) -> list[ReleaseAssets]:
+        """Published releases with a manifest and its signature, newest first."""
         ...

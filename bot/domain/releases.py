@@ -103,3 +103,12 @@ class RolloutSnapshot:
     @property
     def percent(self) -> float:
         return 100.0 * self.upgraded / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class ReleaseAssets:
+    """A published release carrying a manifest and its signature (GitHub releases poll)."""
+
+    tag: str
+    manifest_url: str
+    signature_url: str

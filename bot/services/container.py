@@ -12,7 +12,7 @@ from bot.domain.access import AccessPolicy
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.permissions import PERMISSIONS
-from bot.domain.ports import Clock, IssueTracker, ManifestFetcher, MemberRoles
+from bot.domain.ports import Clock, IssueTracker, ManifestFetcher, MemberRoles, ReleaseSource
 from bot.domain.roles import OpsRole
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
@@ -86,6 +86,7 @@ class Services:
         upgrade_settings: UpgradeSettings | None = None,
         fetcher: ManifestFetcher | None = None,
         check_nodes: Callable[[], Awaitable[Overview]] | None = None,
+        release_source: ReleaseSource | None = None,
     ) -> Services:
         policy = access_policy(access_settings)
         audit = AuditService(clock)
@@ -133,5 +134,6 @@ class Services:
                 notices=notices,
                 audit=audit,
                 check_nodes=check_nodes,
+                source=release_source,
             ),
         )

@@ -16,7 +16,7 @@ from datetime import datetime
 from bot.domain.errors import DomainError, InvalidInput, NotFound
 from bot.domain.health import State, TargetKind
 from bot.domain.minisign import PublicKey, SignatureError, verify
-from bot.domain.ports import Clock, ManifestFetcher
+from bot.domain.ports import Clock, ManifestFetcher, ReleaseSource
 from bot.domain.releases import (
     Release,
     ReleaseManifest,
@@ -135,6 +135,7 @@ class UpgradeService:
         notices: Notices,
         audit: AuditService,
         check_nodes: Callable[[], Awaitable[Overview]] | None = None,
+        source: ReleaseSource | None = None,
     ) -> None:
         self._uow = uow_factory
         self._clock = clock
@@ -143,6 +144,8 @@ class UpgradeService:
         self._notices = notices
         self._audit = audit
         self._check_nodes = check_nodes
+        self._source = source
+        self._refused_sources: set[str] = set()
 
     # -- announce ------------------------------------------------------------------------------
 
@@ -212,6 +215,41 @@ class UpgradeService:
             await uow.commit()
         self._notices.wake()
         return release
+
+    # -- GitHub releases poll ------------------------------------------------------------------
+
+    async def poll_releases(self) -> int:
+        """Verify and announce each new release of the source once; returns how many.
+
+        Idempotent across runs and restarts: a release whose manifest URL is recorded is not
+        fetched again; one whose version was announced by hand is skipped; a refused one is
+        audited once per process (and again after a restart), never posted.
+        """
+        if self._source is None:
+            return 0
+        announced = 0
+        for assets in reversed(await self._source.manifests()):
+            if assets.manifest_url in self._refused_sources:
+                continue
+            async with self._uow() as uow:
+                if await uow.releases.by_source(assets.manifest_url) is not None:
+                    continue
+            try:
+                manifest = await self._fetcher.fetch(assets.manifest_url)
+                signature = await self._fetcher.fetch(assets.signature_url)
+            except DomainError as failure:
+                log.info("release %s not fetched: %s", assets.tag[:64], failure.user_message)
+                continue  # try again next poll: the download may come back
+            try:
+                await self.announce_verified(
+                    SYSTEM, manifest, signature, source=assets.manifest_url
+                )
+            except DomainError as refusal:
+                self._refused_sources.add(assets.manifest_url)
+                log.info("release %s not announced: %s", assets.tag[:64], refusal.user_message)
+                continue
+            announced += 1
+        return announced
 
     async def _refused(
         self, actor: Actor, source: str, reason: str, *, outcome: str = "refused"

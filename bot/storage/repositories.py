@@ -1025,6 +1025,12 @@ class SqlReleaseRepository:
         )
         return _release(row) if row else None
 
+    async def by_source(self, source: str) -> Release | None:
+        row = await self._session.scalar(
+            select(ReleaseEntry).where(ReleaseEntry.source == source).limit(1)
+        )
+        return _release(row) if row else None
+
     async def latest(self) -> Release | None:
         row = await self._session.scalar(
             select(ReleaseEntry).order_by(ReleaseEntry.released_at.desc(), ReleaseEntry.id.desc())
