@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +15,17 @@ from bot.domain.errors import InvalidInput
 
 MAX_MANIFEST_BYTES = 256 * 1024
 """A manifest is a few kilobytes; the fetch refuses anything bigger."""
+
+
+def display_url(url: str, limit: int = 600) -> str:
+    """A URL as stored, audited and shown: no credentials, no query string or fragment."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(invalid URL)"
+    return f"{parts.scheme}://{host}{port}{parts.path}"[:limit]
 
 
 class ManifestError(InvalidInput):

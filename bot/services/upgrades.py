@@ -22,6 +22,7 @@ from bot.domain.releases import (
     ReleaseManifest,
     RolloutSnapshot,
     RolloutState,
+    display_url,
 )
 from bot.domain.roles import Actor
 from bot.services.audit import AuditService
@@ -155,7 +156,7 @@ class UpgradeService:
             manifest = await self._fetcher.fetch(url)
             signature = await self._fetcher.fetch(url.strip() + SIGNATURE_SUFFIX)
         except DomainError as failure:
-            await self._refused(actor, url.strip(), failure.user_message, outcome="unreachable")
+            await self._refused(actor, url, failure.user_message, outcome="unreachable")
             raise InvalidInput(f"Release refused, nothing posted: {failure.user_message}") from None
         return await self.announce_verified(actor, manifest, signature, source=url.strip())
 
@@ -163,6 +164,7 @@ class UpgradeService:
         self, actor: Actor, manifest_bytes: bytes, signature: bytes, *, source: str
     ) -> Release:
         """Verify the signature, then the manifest; only then record it and post the notice."""
+        source = display_url(source)
         try:
             if not self.trusted_keys:
                 raise SignatureError(
@@ -232,7 +234,7 @@ class UpgradeService:
             if assets.manifest_url in self._refused_sources:
                 continue
             async with self._uow() as uow:
-                if await uow.releases.by_source(assets.manifest_url) is not None:
+                if await uow.releases.by_source(display_url(assets.manifest_url)) is not None:
                     continue
             try:
                 manifest = await self._fetcher.fetch(assets.manifest_url)
@@ -254,7 +256,8 @@ class UpgradeService:
     async def _refused(
         self, actor: Actor, source: str, reason: str, *, outcome: str = "refused"
     ) -> None:
-        log.info("release from %s refused: %s", source[:300], reason)
+        source = display_url(source, 300)
+        log.info("release from %s refused: %s", source, reason)
         async with self._uow() as uow:
             await self._audit.record(
                 uow,

@@ -75,3 +75,13 @@ def test_missing_field_is_refused() -> None:
 def test_not_a_manifest_is_refused(raw: bytes) -> None:
     with pytest.raises(ManifestError):
         ReleaseManifest.parse(raw)
+
+
+def test_display_url_drops_credentials_query_and_fragment() -> None:
+    from bot.domain.releases import display_url
+
+    assert (
+        display_url("https://user:pw@127.0.0.1:8443/r/manifest.json?token=abc#x")
+        == "https://127.0.0.1:8443/r/manifest.json"
+    )
+    assert display_url("http://[bad") == "(invalid URL)"
