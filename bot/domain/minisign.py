@@ -2,7 +2,7 @@
 
 Formats (jedisct1/minisign, src/minisign.c):
 - public key line: base64("Ed" + key id (8 bytes) + Ed25519 public key (32 bytes)); minisign
-  prints the key id as a little-endian 64-bit number in upper-case hex.
+  prints the key id as a little-endian 64-bit number in upper-case hex (not zero-padded).
 - `.minisig` file: an `untrusted comment: ...` line; base64(algorithm (2) + key id (8) +
   signature (64)), where the algorithm is "Ed" (legacy: the signature covers the message) or
   "ED" (prehashed: it covers BLAKE2b-512 of the message); a `trusted comment: ...` line; and
@@ -42,8 +42,9 @@ class SignatureError(DomainError):
 
 
 def key_id_text(key_id: bytes) -> str:
-    """The key id as minisign prints it (little-endian 64-bit number, upper-case hex)."""
-    return f"{int.from_bytes(key_id, 'little'):016X}"
+    """The key id as minisign prints it: the little-endian 64-bit number in upper-case hex,
+    without zero padding (`%" PRIX64`), so a key id may be shorter than 16 digits."""
+    return f"{int.from_bytes(key_id, 'little'):X}"
 
 
 @dataclass(frozen=True)
