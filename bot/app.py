@@ -25,8 +25,9 @@ from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
 from bot.integrations.alertmanager import AlertmanagerClient
-from bot.integrations.github import GitHubIssues
+from bot.integrations.github import GitHubIssues, GitHubReleases
 from bot.integrations.probes import ProbeRunner, static_targets
+from bot.integrations.releases import HttpManifestFetcher
 from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
@@ -98,6 +99,16 @@ class Application:
             settings.discord.guild_id,
             {role: getattr(settings.roles, role.value) for role in OpsRole},
         )
+        health = settings.health
+        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
+        self.health = HealthService(
+            self.database.uow,
+            self.clock,
+            self.prober,
+            static_targets(health, settings.prometheus),
+            share_stale_after=health.share_stale_after,
+            status_cooldown=health.status_cooldown,
+        )
         self.services = Services.build(
             self.database.uow,
             self.clock,
@@ -113,19 +124,17 @@ class Application:
             guild_id=settings.discord.guild_id,
             outbox_max_backoff=settings.outbox.max_backoff,
             outbox_idle_poll=settings.outbox.idle_poll,
+            upgrade_settings=settings.upgrades,
+            fetcher=HttpManifestFetcher(timeout=settings.upgrades.fetch_timeout),
+            check_nodes=self.health.check,
+            release_source=GitHubReleases(
+                settings.github, settings.upgrades.github_repo, self.clock
+            )
+            if settings.upgrades.github_repo
+            else None,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
-        health = settings.health
-        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
-        self.health = HealthService(
-            self.database.uow,
-            self.clock,
-            self.prober,
-            static_targets(health, settings.prometheus),
-            share_stale_after=health.share_stale_after,
-            status_cooldown=health.status_cooldown,
-        )
         am = settings.alertmanager
         self.silences = (
             AlertmanagerClient(am.api_url, timeout=am.api_timeout) if am and am.api_url else None
@@ -158,6 +167,12 @@ class Application:
                     "alerts",
                     self.check_alerts,
                     IntervalTrigger(seconds=settings.alerts.check_interval),
+                ),
+                # Signed releases published on GitHub ([upgrades] github_repo), hourly.
+                Job(
+                    "release-poll",
+                    self.poll_releases,
+                    IntervalTrigger(minutes=settings.upgrades.poll_minutes),
                 ),
             ],
             self.running_jobs,
@@ -230,6 +245,16 @@ class Application:
         view = await self.health.poll()
         states = Counter(verdict.state.value for verdict in view.verdicts)
         self.metrics.record_health_poll(states, time.perf_counter() - start)
+
+    async def poll_releases(self) -> None:
+        """Announce each new signed release of `[upgrades] github_repo` once (no repo: no-op)."""
+        try:
+            count = await self.services.upgrades.poll_releases()
+        except Exception as exc:
+            log.warning("release poll failed (%s); next poll retries", type(exc).__name__)
+            return
+        if count:
+            log.info("release poll announced %d release(s)", count)
 
     async def fire_reminders(self) -> None:
         if await self.reminders.fire_due():

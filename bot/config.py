@@ -417,6 +417,51 @@ class OutboxSettings(Section):
     idle_poll: Duration = Field(default=5.0, gt=0)
 
 
+def _str_list(value: object) -> object:
+    """Environment lists arrive as JSON `["a", "b"]` or comma-separated."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise PydanticCustomError(
+                    "str_list", "must be a list (JSON or comma-separated)"
+                ) from None
+        return [part for part in (p.strip() for p in text.split(",")) if part]
+    return value
+
+
+class UpgradeSettings(Section):
+    """Signed release manifests and their rollout (manual §8). Optional: without trusted keys,
+    every announce is refused ("no trusted keys"); without `github_repo`, nothing is polled."""
+
+    trusted_keys: Annotated[list[str], BeforeValidator(_str_list)] = Field(default_factory=list)
+    github_repo: str | None = None
+    poll_minutes: int = Field(default=60, ge=5, le=1440)
+    fetch_timeout: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        from bot.domain.minisign import PublicKey, SignatureError
+
+        keys = []
+        for index, line in enumerate(value):
+            try:
+                PublicKey.parse(line)
+            except SignatureError:
+                raise PydanticCustomError(
+                    "minisign_key",
+                    "entry {index} is not a minisign public key (the base64 line of a .pub file)",
+                    {"index": index},
+                ) from None
+            keys.append(line.strip().splitlines()[-1].strip())
+        return keys
+
+    _repo = field_validator("github_repo")(lambda cls, v: GitHubSettings._repo(v))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -435,6 +480,7 @@ class Settings(BaseModel):
     alerts: AlertsSettings = AlertsSettings()
     smtp: SmtpSettings | None = None
     outbox: OutboxSettings = OutboxSettings()
+    upgrades: UpgradeSettings = UpgradeSettings()
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""

@@ -7,4 +7,5 @@ EXTENSIONS = (
     "cogs.health",
     "cogs.incidents",
     "cogs.status",
+    "cogs.upgrades",
 )

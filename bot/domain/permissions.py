@@ -73,6 +73,12 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "alerts:silence": NODE_AND_CORE,
         "alerts:expire": NODE_AND_CORE,
         "alerts:incident": NODE_AND_CORE,
+        # Upgrades (manual §8): Core Ops announce signed releases; a second Core Ops member
+        # approves the rollout (two-person rule); every ops role may follow the rollout.
+        "upgrade announce": CORE,
+        "upgrade status": ALL_OPS_ROLES,
+        "upgrade history": ALL_OPS_ROLES,
+        "upgrade:approve": CORE,
     }
 )
 

@@ -31,6 +31,7 @@ from bot.domain.health import (
 )
 from bot.domain.incidents import Incident, TimelineEntry
 from bot.domain.outbox import NewOutboxItem, OutboxItem, OutboxStatus, Reminder
+from bot.domain.releases import Release, ReleaseAssets, RolloutSnapshot
 from bot.domain.roles import OpsRole
 
 
@@ -88,6 +89,9 @@ class UnitOfWork(Protocol):
 
     @property
     def alerts(self) -> AlertRepository: ...
+
+    @property
+    def releases(self) -> ReleaseRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -431,3 +435,39 @@ class SilenceGateway(Protocol):
     ) -> Silence: ...
 
     async def expire_silence(self, silence_id: str) -> None: ...
+
+
+class ReleaseRepository(Protocol):
+    async def add(self, **values: Any) -> Release | None:
+        """The recorded release; None when that version is already recorded."""
+        ...
+
+    async def get(self, release_id: int, *, for_update: bool = False) -> Release | None: ...
+
+    async def by_version(self, version: str) -> Release | None: ...
+
+    async def by_source(self, source: str) -> Release | None: ...
+
+    async def latest(self) -> Release | None: ...
+
+    async def recent(self, limit: int = 10) -> list[Release]: ...
+
+    async def approve(
+        self, release_id: int, *, by: int | None, by_name: str, at: datetime
+    ) -> None: ...
+
+    async def add_snapshot(self, snapshot: RolloutSnapshot) -> None: ...
+
+    async def snapshots(self, release_id: int, limit: int = 50) -> list[RolloutSnapshot]: ...
+
+
+class ManifestFetcher(Protocol):
+    async def fetch(self, url: str) -> bytes:
+        """The body at an http(s) URL, size-capped and with a timeout; raises `FetchError`."""
+        ...
+
+
+class ReleaseSource(Protocol):
+    async def manifests(self) -> list[ReleaseAssets]:
+        """Published releases with a manifest and its signature, newest first."""
+        ...

@@ -25,6 +25,7 @@ from github.Repository import Repository
 from bot.config import GitHubSettings
 from bot.domain.outbox import PermanentFailure, RetryLater
 from bot.domain.ports import Clock
+from bot.domain.releases import ReleaseAssets
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +176,62 @@ def _text(content: ContentFile) -> str | None:
         return content.decoded_content.decode("utf-8")
     except (ValueError, AssertionError, UnicodeDecodeError):
         return None
+
+
+MANIFEST_ASSET = "manifest.json"
+SIGNATURE_ASSET = "manifest.json.minisig"
+MAX_RELEASES = 20
+"""Releases looked at per poll, newest first (a bounded loop)."""
+
+
+class GitHubReleases:
+    """The `ReleaseSource` port: published releases of `[upgrades] github_repo` that carry a
+    `manifest.json` and its `manifest.json.minisig` (their public download URLs; the bytes are
+    fetched by the size-capped manifest fetcher, without the token)."""
+
+    def __init__(self, settings: GitHubSettings, repo: str, clock: Clock) -> None:
+        self.repo_name = repo
+        self.timeout = settings.timeout_seconds
+        self._clock = clock
+        token = settings.token.get_secret_value() if settings.token else None
+        self._client = Github(
+            auth=Auth.Token(token) if token else None,
+            base_url=settings.api_url,
+            timeout=max(1, round(settings.timeout_seconds)),
+            retry=None,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+        )
+        self._repo: Repository = self._client.get_repo(repo)
+
+    async def manifests(self) -> list[ReleaseAssets]:
+        def scan() -> list[ReleaseAssets]:
+            found: list[ReleaseAssets] = []
+            for index, release in enumerate(self._repo.get_releases()):
+                if index >= MAX_RELEASES:
+                    break
+                if release.draft:
+                    continue
+                urls: dict[str, str] = {}
+                for count, asset in enumerate(release.get_assets()):
+                    if count >= 100:
+                        break
+                    if asset.name in (MANIFEST_ASSET, SIGNATURE_ASSET):
+                        urls[asset.name] = asset.browser_download_url
+                if MANIFEST_ASSET in urls and SIGNATURE_ASSET in urls:
+                    found.append(
+                        ReleaseAssets(
+                            tag=release.tag_name,
+                            manifest_url=urls[MANIFEST_ASSET],
+                            signature_url=urls[SIGNATURE_ASSET],
+                        )
+                    )
+            return found
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(scan), timeout=self.timeout * 4 + 5)
+        except Exception as exc:
+            mapped = classify(exc, self._clock.now().timestamp())
+            log.warning("GitHub releases of %s could not be listed: %s", self.repo_name, mapped)
+            raise mapped from None

@@ -3,23 +3,34 @@ that knows nothing of Discord)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.config import AccessSettings, IncidentSettings
+from bot.config import AccessSettings, IncidentSettings, UpgradeSettings
 from bot.domain.access import AccessPolicy
+from bot.domain.errors import InvalidInput
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.permissions import PERMISSIONS
-from bot.domain.ports import Clock, IssueTracker, MemberRoles
+from bot.domain.ports import Clock, IssueTracker, ManifestFetcher, MemberRoles, ReleaseSource
 from bot.domain.roles import OpsRole
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
 from bot.services.grants import GrantService
+from bot.services.health import Overview
 from bot.services.incidents import IncidentObserver, IncidentService
 from bot.services.lockout import LockoutService
 from bot.services.notices import Notices
 from bot.services.outbox import OutboxService, ReminderService, UowFactory
 from bot.services.review import ReviewService
+from bot.services.upgrades import UpgradeService
+
+
+class NoFetcher:
+    """A process without HTTP fetching (some tests): every announce is refused, clearly."""
+
+    async def fetch(self, url: str) -> bytes:
+        raise InvalidInput("Fetching release manifests is not available in this process.")
 
 
 def access_policy(settings: AccessSettings) -> AccessPolicy:
@@ -56,6 +67,7 @@ class Services:
     grants: GrantService
     reviews: ReviewService
     incidents: IncidentService
+    upgrades: UpgradeService
 
     @classmethod
     def build(
@@ -73,6 +85,10 @@ class Services:
         tracker: IssueTracker | None = None,
         observer: IncidentObserver | None = None,
         guild_id: int | None = None,
+        upgrade_settings: UpgradeSettings | None = None,
+        fetcher: ManifestFetcher | None = None,
+        check_nodes: Callable[[], Awaitable[Overview]] | None = None,
+        release_source: ReleaseSource | None = None,
     ) -> Services:
         policy = access_policy(access_settings)
         audit = AuditService(clock)
@@ -113,5 +129,15 @@ class Services:
                 tracker=tracker,
                 observer=observer,
                 guild_id=guild_id,
+            ),
+            upgrades=UpgradeService(
+                uow_factory,
+                clock,
+                fetcher=fetcher or NoFetcher(),
+                trusted_keys=(upgrade_settings or UpgradeSettings()).trusted_keys,
+                notices=notices,
+                audit=audit,
+                check_nodes=check_nodes,
+                source=release_source,
             ),
         )

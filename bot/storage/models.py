@@ -413,3 +413,41 @@ class AlertWatchdog(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seen_at: Mapped[datetime]
     outage_since: Mapped[datetime | None]
+
+
+class ReleaseEntry(Base):
+    """A release whose signed manifest was verified and announced (manual §8)."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("version", name="uq_releases_version"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    released_at: Mapped[datetime]
+    manifest: Mapped[str] = mapped_column(String(262144))
+    key_id: Mapped[str] = mapped_column(String(16))
+    trusted_comment: Mapped[str] = mapped_column(String(1000))
+    source: Mapped[str] = mapped_column(String(600))
+    announced_by: Mapped[int | None] = mapped_column(BigInteger)
+    announced_by_name: Mapped[str] = mapped_column(String(100))
+    announced_at: Mapped[datetime]
+    approved_by: Mapped[int | None] = mapped_column(BigInteger)
+    approved_by_name: Mapped[str | None] = mapped_column(String(100))
+    approved_at: Mapped[datetime | None]
+
+
+class RolloutSnapshotEntry(Base):
+    """A release's rollout counted at one `/upgrade status` (the history's percentages)."""
+
+    __tablename__ = "rollout_snapshots"
+    __table_args__ = (Index("ix_rollout_snapshots_release_id_at", "release_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    total: Mapped[int] = mapped_column(Integer)
+    upgraded: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)
+    unhealthy: Mapped[int] = mapped_column(Integer)
+    unreachable: Mapped[int] = mapped_column(Integer)

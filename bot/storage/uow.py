@@ -18,6 +18,7 @@ from bot.storage.repositories import (
     SqlIncidentRepository,
     SqlLockoutRepository,
     SqlOutboxRepository,
+    SqlReleaseRepository,
     SqlReminderRepository,
     SqlReviewRepository,
 )
@@ -91,6 +92,7 @@ class SqlUnitOfWork:
     health: SqlHealthRepository
     incidents: SqlIncidentRepository
     alerts: SqlAlertRepository
+    releases: SqlReleaseRepository
 
     def __init__(
         self,
@@ -124,6 +126,7 @@ class SqlUnitOfWork:
         self.health = SqlHealthRepository(self._session)
         self.incidents = SqlIncidentRepository(self._session)
         self.alerts = SqlAlertRepository(self._session)
+        self.releases = SqlReleaseRepository(self._session)
         return self
 
     async def __aexit__(

@@ -120,8 +120,18 @@ async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
 
     # Commands were synced to the guild, and the sync was logged.
     synced = {c["name"] for c in emu.commands[GUILD_ID]}
-    assert synced == {"whoami", "ping", "access", "audit", "health", "node", "status", "incident"}
-    await bot.wait_for_line("synced 8 slash commands to guild")
+    assert synced == {
+        "whoami",
+        "ping",
+        "access",
+        "audit",
+        "health",
+        "node",
+        "status",
+        "incident",
+        "upgrade",
+    }
+    await bot.wait_for_line("synced 9 slash commands to guild")
 
     # /whoami as a Core Ops member: ephemeral, roles and commands listed.
     core = await emu.invoke_command("whoami", CORE_USER)

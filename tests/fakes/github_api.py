@@ -69,6 +69,8 @@ class GitHubAPI:
         self.comments: dict[int, list[Json]] = {}
         self.files: dict[str, Json] = {}
         self.labels: dict[str, Json] = {}
+        self.releases: list[Json] = []
+        """Newest first, as GitHub lists them; each with its `assets` (name -> bytes)."""
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.rate_limit_remaining = 5000
@@ -93,6 +95,10 @@ class GitHubAPI:
         app.router.add_get(f"{repo}/labels", self._list_labels)
         app.router.add_get(f"{repo}/contents/{{path:.+}}", self._get_contents)
         app.router.add_put(f"{repo}/contents/{{path:.+}}", self._put_contents)
+        app.router.add_get(f"{repo}/releases", self._list_releases)
+        app.router.add_get(f"{repo}/releases/{{release_id:\\d+}}/assets", self._list_assets)
+        # browser_download_url: public downloads, served here on loopback, no token needed.
+        app.router.add_get("/downloads/{asset_id:\\d+}/{filename}", self._download)
         app.router.add_get("/rate_limit", self._rate_limit)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -172,6 +178,8 @@ class GitHubAPI:
                 body = raw.decode("utf-8", "replace")
         request[BODY] = body
         auth = request.headers.get("Authorization", "")
+        if request.path.startswith("/downloads/"):
+            return self._record(request, await handler(request), body)
         if auth not in (f"token {self.token}", f"Bearer {self.token}"):
             return self._record(request, self._json(401, {"message": "Bad credentials"}), body)
         fault = next((f for f in self.faults if f.matches(request)), None)
@@ -422,6 +430,76 @@ class GitHubAPI:
         )
 
     # -- helpers for tests -------------------------------------------------------------------
+
+    # -- releases ----------------------------------------------------------------------------
+
+    def add_release(self, tag: str, assets: dict[str, bytes], *, draft: bool = False) -> Json:
+        """Publish a release (newest first) with its assets; returns its JSON."""
+        release_id = self._id()
+        stored = {
+            "id": release_id,
+            "tag_name": tag,
+            "name": tag,
+            "draft": draft,
+            "prerelease": False,
+            "assets": [
+                {"id": self._id(), "name": name, "data": data} for name, data in assets.items()
+            ],
+        }
+        self.releases.insert(0, stored)
+        return stored
+
+    def _asset_json(self, asset: Json) -> Json:
+        return {
+            "id": asset["id"],
+            "name": asset["name"],
+            "label": None,
+            "state": "uploaded",
+            "content_type": "application/octet-stream",
+            "size": len(asset["data"]),
+            "download_count": 0,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "url": f"{self._repo_url()}/releases/assets/{asset['id']}",
+            "browser_download_url": f"{self.url}/downloads/{asset['id']}/{asset['name']}",
+        }
+
+    def _release_json(self, release: Json) -> Json:
+        url = f"{self._repo_url()}/releases/{release['id']}"
+        return {
+            "id": release["id"],
+            "tag_name": release["tag_name"],
+            "name": release["name"],
+            "draft": release["draft"],
+            "prerelease": release["prerelease"],
+            "url": url,
+            "assets_url": f"{url}/assets",
+            "html_url": self._html(f"releases/tag/{release['tag_name']}"),
+            "created_at": _now(),
+            "published_at": _now(),
+            "body": "",
+            "assets": [self._asset_json(a) for a in release["assets"]],
+        }
+
+    async def _list_releases(self, request: web.Request) -> web.Response:
+        self._check_repo(request)
+        return self._page(request, [self._release_json(r) for r in self.releases])
+
+    async def _list_assets(self, request: web.Request) -> web.Response:
+        self._check_repo(request)
+        wanted = int(request.match_info["release_id"])
+        release = next((r for r in self.releases if r["id"] == wanted), None)
+        if release is None:
+            return self._json(404, {"message": "Not Found"})
+        return self._page(request, [self._asset_json(a) for a in release["assets"]])
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        wanted = int(request.match_info["asset_id"])
+        for release in self.releases:
+            for asset in release["assets"]:
+                if asset["id"] == wanted and asset["name"] == request.match_info["filename"]:
+                    return web.Response(body=asset["data"], content_type="application/octet-stream")
+        return web.Response(status=404, text="Not Found")
 
     def file_text(self, path: str) -> str | None:
         stored = self.files.get(path)

@@ -34,3 +34,29 @@ def test_scheduler_runs_the_quarterly_review_and_the_sweeps(tmp_path) -> None:
     assert isinstance(trigger, CronTrigger)
     fields = {f.name: str(f) for f in trigger.fields}
     assert (fields["day"], fields["month"], fields["hour"]) == ("1", "1,4,7,10", "9")
+
+
+async def test_release_poll_is_hourly_and_a_no_op_without_a_repo(tmp_path) -> None:
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from bot.app import Application
+    from bot.config import load_settings
+    from bot.integrations.github import GitHubReleases
+    from tests.unit.test_config import GOOD
+
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD)
+    app = Application(load_settings(path, environ={}).settings)
+    trigger = {job.id: job for job in app.scheduler.get_jobs()}["release-poll"].trigger
+    assert isinstance(trigger, IntervalTrigger) and trigger.interval.total_seconds() == 3600
+    assert await app.services.upgrades.poll_releases() == 0, "no github_repo: nothing polled"
+
+    path.write_text(
+        GOOD
+        + '[github]\napi_url = "http://127.0.0.1:9"\n'
+        + '[upgrades]\ngithub_repo = "hyper-hash/releases"\npoll_minutes = 30\n'
+    )
+    app = Application(load_settings(path, environ={}).settings)
+    trigger = {job.id: job for job in app.scheduler.get_jobs()}["release-poll"].trigger
+    assert trigger.interval.total_seconds() == 1800
+    assert isinstance(app.services.upgrades._source, GitHubReleases)

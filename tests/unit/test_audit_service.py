@@ -34,6 +34,7 @@ class MemoryUow:
     health: Any = None
     incidents: Any = None
     alerts: Any = None
+    releases: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()

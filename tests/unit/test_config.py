@@ -336,3 +336,29 @@ mention_roles = { loud = [1] }
     assert any(p.startswith("alerts.watchdog_timeout: must be a duration") for p in found)
     assert any(p.startswith("alerts.mention_roles: keys must be severities") for p in found)
     assert not any("short" in p for p in found), "values are never echoed"
+
+
+KEY = "RWQ9GIRTdB00UQCXni26fLsETpGzSOdfcFmXhZKv6rVo6aVdNGTEoASW"
+
+
+def test_upgrades_are_optional_and_keys_come_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    loaded = load_settings(path, environ={})
+    assert loaded.settings.upgrades.trusted_keys == []
+    assert loaded.settings.upgrades.github_repo is None
+    assert loaded.settings.upgrades.poll_minutes == 60
+    env = {
+        "HH_DISCORD__TOKEN": "x.y.z",
+        "HH_UPGRADES__TRUSTED_KEYS": f'["{KEY}"]',
+        "HH_UPGRADES__GITHUB_REPO": "hyper-hash/releases",
+    }
+    loaded = load_settings(path, environ=env)
+    assert loaded.settings.upgrades.trusted_keys == [KEY]
+    assert loaded.settings.upgrades.github_repo == "hyper-hash/releases"
+
+
+def test_a_bad_trusted_key_or_repo_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '[upgrades]\ntrusted_keys = ["nope"]\ngithub_repo = "x"\n')
+    found = problems(path)
+    assert any("upgrades.trusted_keys" in p and "minisign public key" in p for p in found)
+    assert any("upgrades.github_repo" in p and "owner/name" in p for p in found)

@@ -29,6 +29,7 @@ def agent_figures(body: Any, now: datetime) -> dict[str, Figure]:
         raise ProbeFailure("unexpected answer: not a JSON object")
     figures: dict[str, Figure] = {}
     pick(figures, "agent_status", body, ("status",), str)
+    pick(figures, "version", body, ("version", "agent_version"), str)
     pick(figures, "block_height", body, ("block_height", "blocks", "height"), int)
     pick(figures, "template_latency_ms", body, ("template_latency_ms",), float)
     pick(figures, "rtt_ms", body, ("rtt_ms",), float)

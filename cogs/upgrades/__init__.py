@@ -1,0 +1,84 @@
+"""Upgrades (manual §8): /upgrade announce|status|history and the rollout approval button.
+
+Thin: the service verifies, records and decides; this turns results into embeds. `announce`
+and `status` fetch or probe over the network, so both defer at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.services.upgrades import UpgradeService
+from cogs.common import NO_MENTIONS, truncate
+from cogs.upgrades import render
+from cogs.upgrades.views import BUTTONS
+
+if TYPE_CHECKING:
+    from bot.client import OpsBot
+
+
+class UpgradeCog(commands.Cog, name="upgrades"):
+    upgrade = app_commands.Group(
+        name="upgrade", description="Signed releases and their rollout (manual §8)."
+    )
+
+    def __init__(self, bot: OpsBot) -> None:
+        self.bot = bot
+
+    @property
+    def service(self) -> UpgradeService:
+        return self.bot.services.upgrades
+
+    def _private(self, interaction: discord.Interaction) -> bool:
+        return interaction.channel_id != self.bot.settings.channels.operations
+
+    @upgrade.command(
+        name="announce", description="Verify a signed release manifest, then post it in #dev-log."
+    )
+    @app_commands.describe(url="The manifest's http(s) URL; its signature is at <url>.minisig")
+    async def announce(self, interaction: discord.Interaction, url: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = self.bot.actor_for(interaction.user)
+        release = await self.service.announce(actor, url)
+        interaction.extras["audited"] = True
+        await interaction.followup.send(
+            truncate(
+                f"Release **{render.plain(release.version, 64)}** verified (key "
+                f"`{release.key_id}`) and announced in <#{self.bot.settings.channels.dev_log}>. "
+                "A second Core Ops member must approve the rollout there.",
+                2000,
+            ),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @upgrade.command(name="status", description="Each node's version and health for a release.")
+    @app_commands.describe(version="A release version (default: the newest announced)")
+    async def status(self, interaction: discord.Interaction, version: str | None = None) -> None:
+        await interaction.response.defer(ephemeral=self._private(interaction), thinking=True)
+        rollout = await self.service.rollout(version)
+        await interaction.followup.send(
+            embed=render.rollout_embed(rollout),
+            ephemeral=self._private(interaction),
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @upgrade.command(name="history", description="Releases, who announced and approved, rollout.")
+    async def history(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=self._private(interaction))
+        history = await self.service.history()
+        await interaction.followup.send(
+            embed=render.history_embed(history),
+            ephemeral=self._private(interaction),
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+async def setup(bot: OpsBot) -> None:
+    bot.notice_templates.update(render.TEMPLATES)
+    bot.add_dynamic_items(*BUTTONS)
+    await bot.add_cog(UpgradeCog(bot))

@@ -1,0 +1,238 @@
+"""Embeds of the upgrades area: the release notice, the approval, the rollout, the history.
+
+Each render function is tested on its own against Discord's limits; notes and versions come
+from outside (a manifest, node agents), so they are truncated and kept out of code fences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import discord
+
+from bot.domain.releases import RolloutState
+from bot.services.upgrades import ReleaseHistory, Rollout
+from cogs.common import DESCRIPTION_MAX, FIELD_VALUE_MAX, Rendered, fit_embed, truncate
+from cogs.upgrades.views import ApproveRolloutButton
+
+COLOUR_RELEASE = discord.Colour.blurple()
+COLOUR_OK = discord.Colour.green()
+COLOUR_WARN = discord.Colour.orange()
+COLOUR_BAD = discord.Colour.red()
+BAR_WIDTH = 20
+NOTES_MAX = 1500
+TABLE_BUDGET = 3500
+STATE_ICONS = {
+    RolloutState.UPGRADED: "✅",
+    RolloutState.PENDING: "⏳",
+    RolloutState.UNHEALTHY: "❌",
+    RolloutState.UNREACHABLE: "❔",
+}
+STATE_LABELS = {
+    RolloutState.UPGRADED: "upgraded",
+    RolloutState.PENDING: "pending",
+    RolloutState.UNHEALTHY: "unhealthy after upgrade",
+    RolloutState.UNREACHABLE: "unreachable",
+}
+
+
+def plain(text: object, limit: int) -> str:
+    """Outside text made safe inside code spans and fences: no backticks, one line, bounded."""
+    return truncate(str(text).replace("`", "ˋ").replace("\n", " "), limit)
+
+
+def ts(value: object) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return plain(value, 40)
+    if isinstance(value, datetime):
+        return f"<t:{int(value.timestamp())}:f>"
+    return "unknown"
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    if total <= 0:
+        return "░" * width + " 0 %"
+    filled = round(width * done / total)
+    return "█" * filled + "░" * (width - filled) + f" {100 * done / total:.0f} %"
+
+
+def component_fields(components: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Components with their sha256, packed into as few ≤1024-character fields as they need."""
+    fields: list[tuple[str, str]] = []
+    lines: list[str] = []
+    for component in components:
+        name = plain(component.get("name", "?"), 64)
+        version = plain(component.get("version", "?"), 64)
+        line = f"**{name}** {version}\nsha256 `{plain(component.get('sha256', ''), 64)}`"
+        if lines and len("\n".join([*lines, line])) > FIELD_VALUE_MAX:
+            fields.append(("Components" if not fields else "Components (cont.)", "\n".join(lines)))
+            lines = []
+        lines.append(line)
+    if lines:
+        fields.append(("Components" if not fields else "Components (cont.)", "\n".join(lines)))
+    return fields
+
+
+def release_notice(data: Mapping[str, Any]) -> Rendered:
+    version = plain(data["version"], 64)
+    key_id = plain(data["key_id"], 16)
+    notes = str(data.get("notes") or "").strip()
+    if len(notes) > NOTES_MAX:
+        notes = truncate(notes, NOTES_MAX) + "\n*(notes truncated: see the manifest)*"
+    embed = discord.Embed(
+        title=truncate(f"Release {version} ({plain(data.get('channel', '?'), 16)})", 256),
+        description=notes or "*(no release notes)*",
+        colour=COLOUR_RELEASE,
+    )
+    embed.add_field(name="Released", value=ts(data.get("released_at")), inline=True)
+    embed.add_field(
+        name="Announced by", value=plain(data.get("announced_by_name", "?"), 100), inline=True
+    )
+    for name, value in component_fields(data.get("components", []))[:20]:
+        embed.add_field(name=name, value=value, inline=False)
+    embed.add_field(
+        name="Signature",
+        value=truncate(
+            f"✅ signature verified, key `{key_id}`\n"
+            f"trusted comment: {plain(data.get('trusted_comment', ''), 300)}",
+            FIELD_VALUE_MAX,
+        ),
+        inline=False,
+    )
+    embed.set_footer(text=truncate(f"manifest: {data.get('source', '')}", 300))
+    return Rendered(
+        content=truncate(
+            f"📦 Release **{version}**: signature verified, key `{key_id}`. "
+            "Rollout needs a second Core Ops member's approval (two-person rule).",
+            2000,
+        ),
+        embeds=[fit_embed(embed)],
+        items=[ApproveRolloutButton.make(int(data["release_id"]))],
+    )
+
+
+def approved_notice(data: Mapping[str, Any]) -> Rendered:
+    version = plain(data["version"], 64)
+    embed = discord.Embed(
+        title=truncate(f"Rollout approved: {version}", 256),
+        description=(
+            f"Announced by {plain(data.get('announced_by_name', '?'), 100)}, approved by "
+            f"{plain(data.get('approved_by_name', '?'), 100)}.\n"
+            f"**The fleet may upgrade** to {version}: node agents apply it at their next hourly "
+            "poll; manual upgrades run `hh-node-agent upgrade --verify-signature` (manual §8)."
+        ),
+        colour=COLOUR_OK,
+    )
+    return Rendered(embeds=[fit_embed(embed)])
+
+
+def unhealthy_notice(data: Mapping[str, Any]) -> Rendered:
+    node = plain(data["node"], 64)
+    version = plain(data["version"], 64)
+    reason = plain(data.get("reason") or "its health check failed", 300)
+    embed = discord.Embed(
+        title=truncate(f"Node {node} unhealthy after upgrading to {version}", 256),
+        description=(
+            f"{reason}.\nRollback expected: the node agent rolls back a failed upgrade "
+            "(manual §8). Check `/upgrade status` and `/health`."
+        ),
+        colour=COLOUR_BAD,
+    )
+    return Rendered(embeds=[fit_embed(embed)])
+
+
+def rollout_embed(rollout: Rollout) -> discord.Embed:
+    snapshot = rollout.snapshot
+    release = rollout.release
+    counts = " · ".join(
+        f"{STATE_ICONS[s]} {STATE_LABELS[s]} {rollout.count(s)}"
+        for s in (
+            RolloutState.UPGRADED,
+            RolloutState.PENDING,
+            RolloutState.UNHEALTHY,
+            RolloutState.UNREACHABLE,
+        )
+    )
+    header = f"`{progress_bar(snapshot.upgraded, snapshot.total)}`\n{counts}\n"
+    if not rollout.nodes:
+        body = "No registered nodes: `/node register` one, or add [health] nodes."
+    else:
+        rows: list[str] = []
+        width = min(max(len(n.name) for n in rollout.nodes), 32)
+        budget = min(TABLE_BUDGET, DESCRIPTION_MAX - len(header) - 200)
+        used = 0
+        shown = 0
+        for node in rollout.nodes:
+            row = (
+                f"{STATE_ICONS[node.state]} {plain(node.name, 32):<{width}} "
+                f"{plain(node.version or '—', 20):<12} {STATE_LABELS[node.state]}"
+            )
+            if used + len(row) + 1 > budget:
+                break
+            rows.append(row)
+            used += len(row) + 1
+            shown += 1
+        body = "```\n" + "\n".join(rows) + "\n```"
+        if shown < len(rollout.nodes):
+            body += f"\n…and {len(rollout.nodes) - shown} more nodes not shown (worst first)."
+    state_colour = (
+        COLOUR_BAD
+        if snapshot.unhealthy
+        else COLOUR_OK
+        if snapshot.total and snapshot.upgraded == snapshot.total
+        else COLOUR_WARN
+    )
+    embed = discord.Embed(
+        title=truncate(f"Rollout of {plain(release.version, 64)} ({release.channel})", 256),
+        description=truncate(header + body, DESCRIPTION_MAX),
+        colour=state_colour,
+    )
+    approval = (
+        f"approved by {plain(release.approved_by_name, 100)}"
+        if release.approved_at
+        else "not approved yet (two-person rule)"
+    )
+    embed.set_footer(text=truncate(f"key {release.key_id} · {approval}", 300))
+    return fit_embed(embed)
+
+
+def history_embed(history: Sequence[ReleaseHistory]) -> discord.Embed:
+    embed = discord.Embed(title="Releases", colour=COLOUR_RELEASE)
+    if not history:
+        embed.description = "No release was announced yet."
+        return embed
+    for item in history[:20]:
+        r = item.release
+        approval = (
+            f"approved by {plain(r.approved_by_name, 100)} {ts(r.approved_at)}"
+            if r.approved_at
+            else "not approved"
+        )
+        lines = [
+            f"announced by {plain(r.announced_by_name, 100)} {ts(r.announced_at)}, {approval}",
+            f"key `{plain(r.key_id, 16)}`",
+        ]
+        if item.snapshots:
+            points = " → ".join(f"{s.percent:.0f} %" for s in item.snapshots[-8:])
+            last = item.snapshots[-1]
+            lines.append(f"rollout: {points} (last {ts(last.at)}, {last.upgraded}/{last.total})")
+        else:
+            lines.append("rollout: not checked yet (`/upgrade status`)")
+        embed.add_field(
+            name=truncate(f"{plain(r.version, 64)} ({r.channel})", 256),
+            value=truncate("\n".join(lines), FIELD_VALUE_MAX),
+            inline=False,
+        )
+    return fit_embed(embed)
+
+
+TEMPLATES = {
+    "upgrade.release": release_notice,
+    "upgrade.approved": approved_notice,
+    "upgrade.unhealthy": unhealthy_notice,
+}

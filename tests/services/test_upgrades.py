@@ -1,0 +1,290 @@
+"""Upgrades over a real database: manifests signed by the real minisign, served on loopback,
+verified before anything is recorded or posted; the two-person approval; the rollout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import AccessSettings, UpgradeSettings
+from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.health import Target, TargetKind
+from bot.domain.outbox import OutboxItem
+from bot.domain.releases import RolloutState
+from bot.integrations.probes import ProbeRunner
+from bot.integrations.releases import HttpManifestFetcher
+from bot.services.container import Services
+from bot.services.health import HealthService
+from bot.services.notices import NOTICE
+from bot.services.upgrades import NotYours
+from bot.storage.database import Database
+from tests.conftest import FakeClock
+from tests.fakes.minisign_tool import KeyPair, generate
+from tests.fakes.network import JsonService
+from tests.fakes.releases import ReleaseFiles, manifest
+from tests.services.conftest import CORE_A, CORE_B, FakeRoles, audit_actions
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return generate(tmp_path_factory.mktemp("release-key"))
+
+
+@pytest.fixture(scope="module")
+def rogue(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return generate(tmp_path_factory.mktemp("rogue-key"))
+
+
+@pytest.fixture
+async def files(keys: KeyPair) -> AsyncIterator[ReleaseFiles]:
+    async with ReleaseFiles() as server:
+        yield server
+
+
+@pytest.fixture
+async def agents() -> AsyncIterator[list[JsonService]]:
+    started = [
+        JsonService({"status": "ok", "version": "1.4.0"}),
+        JsonService({"status": "ok", "version": "1.3.2"}),
+        JsonService({"status": "error", "version": "1.4.0"}),
+        JsonService({"status": "ok", "version": "1.4.0"}),
+    ]
+    for agent in started:
+        await agent.start()
+    yield started
+    for agent in started:
+        await agent.stop()
+
+
+class World:
+    def __init__(
+        self, database: Database, clock: FakeClock, keys: KeyPair, nodes: list[Target]
+    ) -> None:
+        self.database = database
+        self.notices: list[dict] = []
+        self.prober = ProbeRunner(clock, probe_timeout=1.0, budget=3.0)
+        self.health = HealthService(database.uow, clock, self.prober, nodes)
+        self.services = Services.build(
+            database.uow,
+            clock,
+            access_settings=AccessSettings(),
+            roles=FakeRoles(),
+            owner_ids=frozenset(),
+            upgrade_settings=UpgradeSettings(trusted_keys=[keys.public_line]),
+            fetcher=HttpManifestFetcher(timeout=2.0),
+            check_nodes=self.health.check,
+        )
+
+        async def notice(item: OutboxItem) -> dict:
+            self.notices.append(dict(item.payload))
+            return {}
+
+        self.services.outbox.register(NOTICE, notice)
+
+    async def posted(self) -> list[dict]:
+        await self.services.outbox.drain_all()
+        return self.notices
+
+
+@pytest.fixture
+async def world(database: Database, clock: FakeClock, keys: KeyPair) -> AsyncIterator[World]:
+    built = World(database, clock, keys, [])
+    yield built
+    await built.prober.close()
+
+
+async def releases(database: Database) -> list[str]:
+    async with database.uow() as uow:
+        return [r.version for r in await uow.releases.recent(50)]
+
+
+async def test_verified_manifest_is_recorded_and_noticed_in_dev_log(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    url = files.publish(keys, "1.4.0/manifest.json", manifest("1.4.0"), comment="hh 1.4.0")
+    release = await world.services.upgrades.announce(CORE_A, url)
+    assert release.version == "1.4.0" and release.key_id == keys.key_id
+    assert release.trusted_comment == "hh 1.4.0"
+    [notice] = await world.posted()
+    assert notice["channel"] == "dev_log" and notice["template"] == "upgrade.release"
+    assert notice["data"]["key_id"] == keys.key_id
+    assert [c["sha256"] for c in notice["data"]["components"]] == ["ab" * 32, "cd" * 32]
+    assert ("upgrade:announce", "ok") in await audit_actions(world.database)
+
+
+async def test_legacy_signatures_are_accepted_too(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    url = files.publish(keys, "m.json", manifest("1.4.1"), legacy=True)
+    assert (await world.services.upgrades.announce(CORE_A, url)).version == "1.4.1"
+
+
+def _tamper(files: ReleaseFiles, name: str) -> None:
+    files.files[name] = files.files[name].replace(b"1.4.0", b"1.4.9")
+
+
+def _truncate(files: ReleaseFiles, name: str) -> None:
+    files.files[f"{name}.minisig"] = files.files[f"{name}.minisig"][:-30]
+
+
+def _edit_comment(files: ReleaseFiles, name: str) -> None:
+    sig = files.files[f"{name}.minisig"]
+    files.files[f"{name}.minisig"] = sig.replace(b"trusted comment: hh", b"trusted comment: HH")
+
+
+def _drop_signature(files: ReleaseFiles, name: str) -> None:
+    del files.files[f"{name}.minisig"]
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (_tamper, "does not match the manifest"),
+        (_truncate, "truncated|malformed"),
+        (_edit_comment, "trusted comment"),
+        (_drop_signature, "HTTP 404"),
+    ],
+    ids=["tampered", "truncated", "edited-comment", "no-signature"],
+)
+async def test_every_failure_is_refused_audited_and_posts_nothing(
+    world: World, files: ReleaseFiles, keys: KeyPair, spoil: object, reason: str
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"), comment="hh 1.4.0")
+    assert callable(spoil)
+    spoil(files, "manifest.json")
+    with pytest.raises(InvalidInput, match=reason):
+        await world.services.upgrades.announce(CORE_A, url)
+    assert await world.posted() == []
+    assert await releases(world.database) == []
+    actions = await audit_actions(world.database)
+    assert [a for a, _ in actions] == ["upgrade:verify"]
+    assert actions[0][1] in ("refused", "unreachable")
+
+
+async def test_wrong_key_is_refused(world: World, files: ReleaseFiles, rogue: KeyPair) -> None:
+    url = files.publish(rogue, "manifest.json", manifest("1.4.0"))
+    with pytest.raises(InvalidInput, match=f"unknown key {rogue.key_id}"):
+        await world.services.upgrades.announce(CORE_A, url)
+    assert await world.posted() == [] and await releases(world.database) == []
+
+
+async def test_malformed_manifest_signed_correctly_is_refused(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("1.4.0", channel="nightly"))
+    with pytest.raises(InvalidInput, match="channel"):
+        await world.services.upgrades.announce(CORE_A, url)
+    assert await world.posted() == [] and await releases(world.database) == []
+
+
+async def test_unreachable_and_non_http_urls_are_refused(world: World) -> None:
+    with pytest.raises(InvalidInput, match=r"unreachable|did not answer"):
+        await world.services.upgrades.announce(CORE_A, "http://127.0.0.1:9/manifest.json")
+    with pytest.raises(InvalidInput, match="http"):
+        await world.services.upgrades.announce(CORE_A, "file:///etc/passwd")
+    assert await world.posted() == []
+
+
+async def test_oversized_manifest_is_refused(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    url = files.publish(keys, "big.json", b"{" + b" " * 300_000 + b"}")
+    with pytest.raises(InvalidInput, match="too large"):
+        await world.services.upgrades.announce(CORE_A, url)
+
+
+async def test_a_version_is_announced_once(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"))
+    await world.services.upgrades.announce(CORE_A, url)
+    with pytest.raises(InvalidInput, match="already announced"):
+        await world.services.upgrades.announce(CORE_B, url)
+    assert len(await world.posted()) == 1
+    assert await releases(world.database) == ["1.4.0"]
+    assert ("upgrade:verify", "duplicate") in await audit_actions(world.database)
+
+
+async def test_no_trusted_keys_refuses_everything(
+    database: Database, clock: FakeClock, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    services = Services.build(
+        database.uow,
+        clock,
+        access_settings=AccessSettings(),
+        roles=FakeRoles(),
+        owner_ids=frozenset(),
+        fetcher=HttpManifestFetcher(timeout=2.0),
+    )
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"))
+    with pytest.raises(InvalidInput, match="no trusted keys"):
+        await services.upgrades.announce(CORE_A, url)
+
+
+async def test_two_person_rule(world: World, files: ReleaseFiles, keys: KeyPair) -> None:
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"))
+    release = await world.services.upgrades.announce(CORE_A, url)
+    with pytest.raises(NotYours, match="second Core Ops member"):
+        await world.services.upgrades.approve(CORE_A, release.id)
+    approved = await world.services.upgrades.approve(CORE_B, release.id)
+    assert approved.approved_by == CORE_B.id
+    with pytest.raises(InvalidInput, match="already approved by core-b"):
+        await world.services.upgrades.approve(CORE_B, release.id)
+    with pytest.raises(NotFound):
+        await world.services.upgrades.approve(CORE_B, 9999)
+    templates = [(n["channel"], n["template"]) for n in await world.posted()]
+    assert templates == [("dev_log", "upgrade.release"), ("dev_log", "upgrade.approved")]
+    assert ("upgrade:approve", "ok") in await audit_actions(world.database)
+
+
+async def test_rollout_node_by_node_with_history(
+    database: Database,
+    clock: FakeClock,
+    files: ReleaseFiles,
+    keys: KeyPair,
+    agents: list[JsonService],
+    tmp_path: Path,
+) -> None:
+    nodes = [Target(f"node-{i}", TargetKind.NODE, agent.url) for i, agent in enumerate(agents)]
+    nodes.append(Target("node-gone", TargetKind.NODE, "http://127.0.0.1:9"))
+    world = World(database, clock, keys, nodes)
+    try:
+        url = files.publish(keys, "manifest.json", manifest("1.4.0"))
+        await world.services.upgrades.announce(CORE_A, url)
+        rollout = await world.services.upgrades.rollout()
+        states = {n.name: n.state for n in rollout.nodes}
+        assert states == {
+            "node-0": RolloutState.UPGRADED,
+            "node-1": RolloutState.PENDING,
+            "node-2": RolloutState.UNHEALTHY,
+            "node-3": RolloutState.UPGRADED,
+            "node-gone": RolloutState.UNREACHABLE,
+        }
+        assert rollout.nodes[0].name == "node-2"  # what needs eyes first
+        assert {n.name: n.version for n in rollout.nodes}["node-1"] == "1.3.2"
+        # node-1 upgrades; the unhealthy node is flagged once only.
+        agents[1].body = {"status": "ok", "version": "1.4.0"}
+        clock.advance(minutes=10)
+        second = await world.services.upgrades.rollout("1.4.0")
+        assert second.snapshot.upgraded == 3
+        flagged = [n for n in await world.posted() if n["template"] == "upgrade.unhealthy"]
+        assert len(flagged) == 1 and flagged[0]["channel"] == "operations"
+        assert flagged[0]["data"]["node"] == "node-2"
+        [history] = await world.services.upgrades.history()
+        assert [round(s.percent) for s in history.snapshots] == [40, 60]
+        with pytest.raises(NotFound):
+            await world.services.upgrades.rollout("9.9.9")
+    finally:
+        await world.prober.close()
+
+
+async def test_rollout_without_a_release_says_so(world: World) -> None:
+    with pytest.raises(NotFound, match="No release was announced"):
+        await world.services.upgrades.rollout()
+
+
+def test_manifest_fixture_is_valid_json() -> None:
+    assert json.loads(json.dumps(manifest()))["channel"] == "stable"
