@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -44,19 +44,25 @@ def _snowflake(value: object) -> int:
     return value
 
 
-def _id_list(value: object) -> object:
-    """Environment lists arrive as `1,2,3` or JSON `[1, 2]`."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                raise PydanticCustomError(
-                    "id_list", "must be a list of Discord ids (JSON or comma-separated)"
-                ) from None
-        return [part for part in (p.strip() for p in text.split(",")) if part]
-    return value
+def _env_list(problem: str) -> Callable[[object], object]:
+    """Environment lists arrive as JSON (`[1, 2]`, `["a", "b"]`) or comma-separated."""
+
+    def parse(value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError:
+                    raise PydanticCustomError("list", problem) from None
+            return [part for part in (p.strip() for p in text.split(",")) if part]
+        return value
+
+    return parse
+
+
+_id_list = _env_list("must be a list of Discord ids (JSON or comma-separated)")
+_str_list = _env_list("must be a list (JSON or comma-separated)")
 
 
 Snowflake = Annotated[int, BeforeValidator(_snowflake)]
@@ -415,21 +421,6 @@ class OutboxSettings(Section):
 
     max_backoff: Duration = Field(default=300.0, gt=0)
     idle_poll: Duration = Field(default=5.0, gt=0)
-
-
-def _str_list(value: object) -> object:
-    """Environment lists arrive as JSON `["a", "b"]` or comma-separated."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                raise PydanticCustomError(
-                    "str_list", "must be a list (JSON or comma-separated)"
-                ) from None
-        return [part for part in (p.strip() for p in text.split(",")) if part]
-    return value
 
 
 class UpgradeSettings(Section):
