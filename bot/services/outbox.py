@@ -198,6 +198,8 @@ class OutboxService:
     async def run(self, stop: asyncio.Event) -> None:
         """The worker loop: drain, then sleep until woken, the next poll, or stop."""
         while not stop.is_set():
+            # Cleared before draining: a wake() that lands while this round queries is kept.
+            self._wake.clear()
             try:
                 attempted = await self.drain_once()
             except Exception:
@@ -205,7 +207,6 @@ class OutboxService:
                 attempted = 0
             if attempted:
                 continue
-            self._wake.clear()
             waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
             timeout = await self._sleep_for()
             self._sleeping_until = time.monotonic() + timeout
