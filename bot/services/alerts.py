@@ -561,6 +561,7 @@ def updated_group(
             silence_ends_at=None,
             silenced_by_name=None,
             emailed_at=None,
+            incident_ref=None,  # a new episode may deserve a new incident
         )
     return replace(group, **changes)
 

@@ -254,3 +254,20 @@ async def test_the_storm_is_fifty_groups(client, database) -> None:
     assert [r.status for r in responses] == [200] * 50
     assert await count(database, AlertGroupRow) == 50
     assert await count(database, OutboxEntry) == 50
+
+
+async def test_a_new_episode_forgets_the_old_incident(client, service, database) -> None:
+    """A group that fires again after resolving offers Open incident again."""
+    first = await (await post(client, fixture_bytes("01_firing_single_nodeoffline.json"))).json()
+    async with database.uow() as uow:
+        await service.link_incident(uow, first["group_id"], "INC-2026-0001")
+        await uow.commit()
+    await post(client, fixture_bytes("03_resolved_single_nodeoffline.json"))
+    again = fixture("01_firing_single_nodeoffline.json")
+    again["alerts"][0]["startsAt"] = "2026-11-28T05:30:00.000Z"
+    body = await (await post(client, json.dumps(again).encode())).json()
+    assert body["group_id"] == first["group_id"]
+    async with database.sessions() as session:
+        row = await session.get(AlertGroupRow, body["group_id"])
+        assert row is not None and row.episode == 2
+        assert row.incident_ref is None
