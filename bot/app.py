@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -208,6 +209,8 @@ class Application:
             self.outbox.register(EMAIL, self.mailer.send_item)
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
+        self._processor_stop = asyncio.Event()
+        self._processor_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
         self._first_poll: asyncio.Task[None] | None = None
         self._stopped = False
@@ -217,7 +220,7 @@ class Application:
                 self.metrics,
                 HealthSources(self.discord_ready, self.database.ping),
                 alertmanager_token=am.webhook_token.get_secret_value() if am else None,
-                ingest=self.alerts.ingest if am else None,
+                ingest=self.alerts.receive if am else None,
             ),
             settings.web.host,
             settings.web.port,
@@ -295,8 +298,16 @@ class Application:
         )
         # Pending work from before a restart is delivered as soon as REST answers.
         self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop), name="outbox")
+        # Webhook bodies stored but not applied before a restart are applied first.
+        self._processor_task = asyncio.create_task(
+            self.alerts.run_processor(self._processor_stop), name="alerts-processor"
+        )
         # /status has figures from the start, not only after the first 30 s interval.
         self._first_poll = asyncio.create_task(self._poll_quietly(), name="first health poll")
+        # What start-up allocated (modules, config, compiled statements) lives as long as the
+        # process: out of the collector's sight, so a full collection in a storm stays short.
+        gc.collect()
+        gc.freeze()
 
     async def _poll_quietly(self) -> None:
         try:
@@ -340,6 +351,17 @@ class Application:
             ) from None
         raise failure
 
+    async def _stop_processor(self) -> None:
+        """No webhook arrives any more: apply what was stored, so its outbox work goes out
+        while the gateway is still open (what is left waits for the next start)."""
+        self._processor_stop.set()
+        try:
+            if self._processor_task is not None:
+                await asyncio.wait_for(self._processor_task, SHUTDOWN_TIMEOUT)
+            await asyncio.wait_for(self.alerts.process_pending(), SHUTDOWN_TIMEOUT)
+        except Exception:
+            log.exception("applying the last stored webhooks failed; they wait for the next start")
+
     async def shutdown(self) -> None:
         """Scheduler, web server, gateway, database: each bounded, none able to block the rest."""
         if self._stopped:
@@ -362,6 +384,7 @@ class Application:
             await self.web.stop()
         except Exception:
             log.exception("stopping the web server failed")
+        await self._stop_processor()
         # Commands and buttons being handled finish (and are audited) while REST still works.
         unfinished = await self.bot.drain(SHUTDOWN_TIMEOUT)
         if unfinished:

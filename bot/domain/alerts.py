@@ -235,14 +235,32 @@ class NotificationRow:
     payload: Mapping[str, Any]
 
 
-IngestOutcome = Literal["accepted", "duplicate", "stale", "watchdog"]
+@dataclass(frozen=True)
+class StoredNotification:
+    """A webhook body in the inbox, waiting for its group to be updated."""
+
+    id: int
+    dedupe_key: str
+    group_key_hash: str
+    payload: Mapping[str, Any]
+
+
+IngestOutcome = Literal["accepted", "duplicate", "stale", "watchdog", "invalid", "pending"]
 
 
 @dataclass(frozen=True)
 class IngestResult:
+    """What became of one webhook body.
+
+    From `receive()` (the webhook's answer) only "accepted" (stored, its group is updated
+    shortly) or "duplicate"; once processed also "stale", "watchdog" or "invalid", and the
+    group it updated.
+    """
+
     outcome: IngestOutcome
     group_id: int | None = None
     dedupe_key: str = ""
+    notification_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,15 @@ class NewOutboxItem:
 class RetryLater(Exception):
     """A transient failure: try again, after `retry_after` seconds when the other side said so."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, whole_kind: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.whole_kind = whole_kind
+        """Every item of this kind waits as long (a channel's pace, not this item's fault):
+        the worker postpones the rest of its round in one statement, without asking."""
 
 
 class PermanentFailure(Exception):

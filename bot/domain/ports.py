@@ -19,7 +19,13 @@ from bot.domain.access import (
     ReviewDecision,
     ReviewItem,
 )
-from bot.domain.alerts import AlertGroup, AlertMessage, NotificationRow, Silence
+from bot.domain.alerts import (
+    AlertGroup,
+    AlertMessage,
+    NotificationRow,
+    Silence,
+    StoredNotification,
+)
 from bot.domain.audit import AuditRecord
 from bot.domain.health import (
     MinuteAggregate,
@@ -127,6 +133,18 @@ class OutboxRepository(Protocol):
     ) -> None: ...
 
     async def reschedule(self, item_id: int, available_at: datetime, error: str) -> None: ...
+
+    async def postpone(self, item_ids: list[int], available_at: datetime, reason: str) -> None:
+        """Not due before `available_at`; not a failed attempt (pacing, not an error)."""
+        ...
+
+    async def pending_for_keys(self, kind: str, ordering_keys: list[str]) -> list[OutboxItem]:
+        """Pending items of `kind` under these ordering keys."""
+        ...
+
+    async def complete_many(
+        self, item_ids: list[int], now: datetime, result: Mapping[str, Any] | None
+    ) -> None: ...
 
     async def fail(self, item_id: int, now: datetime, error: str) -> None: ...
 
@@ -355,13 +373,20 @@ class IssueTracker(Protocol):
 
 class AlertRepository(Protocol):
     async def add_notifications(self, rows: list[NotificationRow], now: datetime) -> dict[str, int]:
-        """Store webhook bodies (unique dedupe keys); returns dedupe key -> id of the new ones.
-
-        The first statement of an ingest transaction: it takes the write lock at once.
-        """
+        """Store webhook bodies (unique dedupe keys, unprocessed); dedupe key -> id of new ones."""
         ...
 
-    async def set_notification_outcomes(self, outcomes: Mapping[int, str]) -> None: ...
+    async def unprocessed(self, limit: int) -> list[StoredNotification]:
+        """Stored bodies whose group is not updated yet, oldest first."""
+        ...
+
+    async def mark_processed(self, outcomes: Mapping[int, str], now: datetime) -> None: ...
+
+    async def count_unprocessed(self) -> int: ...
+
+    async def notification_result(self, notification_id: int) -> tuple[str, int | None] | None:
+        """(outcome, id of its group) of a stored body; None when there is no such body."""
+        ...
 
     async def groups_by_keys(self, key_hashes: list[str]) -> dict[str, AlertGroup]:
         """Locked for update (PostgreSQL) until the transaction ends."""

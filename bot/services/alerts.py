@@ -1,7 +1,10 @@
 """The alert relay's rules: durable idempotent ingest, what #alerts must show next, operators' acts.
 
-Ingest stores the webhook body, the group's new state and the outbox work in one transaction, so
-"200 OK" to Alertmanager means "it will reach Discord". The outbox handler (a transport in
+Ingest is two steps. `receive()` stores the webhook body and commits it: that short write is all
+Alertmanager waits for, and "200 OK" means "it will reach Discord". The processor then applies
+stored bodies, oldest first, to their groups: the group's new state, the outbox work and the
+body's outcome commit together, so a body is applied exactly once, even across a crash. The
+outbox handler (a transport in
 cogs/alerts) asks `plan()` what to send: an edit of the group's message, its own new message, or,
 during a storm, a digest that shows many new groups at once; then tells `record_*()` what Discord
 answered. Every plan is rendered from the latest stored state, so a replay sends nothing twice.
@@ -26,6 +29,7 @@ from bot.domain.alerts import (
     IngestResult,
     NotificationRow,
     Silence,
+    StoredNotification,
     WebhookAlert,
     WebhookPayload,
     group_key_hash,
@@ -43,6 +47,8 @@ ALERTS_DELIVER = "alerts.deliver"
 EMAIL_FALLBACK = "alerts.email_fallback"
 EMBEDS_PER_MESSAGE = 10
 SILENCE_HOURS = (1, 4, 24)
+PARSED_CACHE = 10_000
+"""Bodies parsed on arrival kept for the processor; beyond this it parses them again."""
 
 UowFactory = Callable[[], UnitOfWork]
 
@@ -59,6 +65,13 @@ class AlertPolicy:
     watchdog_alertname: str = "Watchdog"
     watchdog_timeout: float = 600.0
     batch_wait: float = 0.5
+    process_delay: float = 0.02
+    """After a body arrives, wait this long so a burst is applied in one transaction."""
+    process_batch: int = 10
+    """At most this many bodies per transaction: it runs on the event loop's thread on a
+    SQLite file, and webhooks wait while it does."""
+    process_poll: float = 5.0
+    process_retry: float = 1.0
     storm_threshold: int = 10
     digest_max_groups: int = 40
 
@@ -86,157 +99,251 @@ class AlertService:
         self._pending: list[
             tuple[WebhookPayload, Mapping[str, Any], asyncio.Future[IngestResult]]
         ] = []
-        self._ingester: asyncio.Task[None] | None = None
-        self._batch_delay = 0.0
+        self._receiver: asyncio.Task[None] | None = None
+        self._process_wake = asyncio.Event()
+        self._process_lock = asyncio.Lock()
+        self._watchdog_arrived = False
+        self._parsed: dict[int, WebhookPayload] = {}
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
 
-    async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
-        """Store one webhook body and everything it implies; return once it is committed.
+    async def receive(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
+        """Store one webhook body; return once it is committed ("accepted" or "duplicate").
 
-        Concurrent calls share a transaction (group commit): a burst of webhooks costs one
-        commit and a few multi-row statements, not a round trip per row per request.
+        This is all Alertmanager waits for. Its group is updated right after by the processor
+        (`run_processor`), from the stored body, so nothing stored is ever lost: a crash
+        between the two leaves the body waiting, and the next start applies it.
+        Concurrent calls share one write (group commit).
         """
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._pending.append((payload, raw, future))
-        if self._ingester is None or self._ingester.done():
-            self._ingester = asyncio.create_task(self._ingest_pending(), name="alerts-ingest")
+        if self._receiver is None or self._receiver.done():
+            self._receiver = asyncio.create_task(self._receive_pending(), name="alerts-receive")
         return await future
 
-    async def _ingest_pending(self) -> None:
+    async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
+        """`receive()`, then process it now: the full outcome and the group it updated."""
+        received = await self.receive(payload, raw)
+        await self.process_pending()  # a duplicate Watchdog still counts as an arrival
+        if received.notification_id is None:
+            return received
+        return await self.result_of(received.notification_id) or received
+
+    async def result_of(self, notification_id: int) -> IngestResult | None:
+        """What became of a stored body ("pending" while it waits for the processor)."""
+        async with self._uow_factory() as uow:
+            found = await uow.alerts.notification_result(notification_id)
+        if found is None:
+            return None
+        outcome, group_id = found
+        return IngestResult(
+            cast(IngestOutcome, outcome),
+            group_id=group_id if outcome not in ("watchdog", "invalid", "pending") else None,
+            notification_id=notification_id,
+        )
+
+    async def _receive_pending(self) -> None:
         while self._pending:
             batch = self._pending[: self.max_batch]
             del self._pending[: len(batch)]
             try:
-                results = await self._ingest_batch([(p, raw) for p, raw, _ in batch])
+                results = await self._store([p for p, _, _ in batch], [r for _, r, _ in batch])
             except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for (_, _, future), result in zip(batch, results, strict=True):
+                for (payload, _, future), result in zip(batch, results, strict=True):
+                    if result.notification_id is not None and len(self._parsed) < PARSED_CACHE:
+                        # The processor need not validate the stored body a second time.
+                        self._parsed[result.notification_id] = payload
                     if not future.done():
                         future.set_result(result)
-            self._outbox.wake(self._batch_delay)
+                watchdog = self.policy.watchdog_alertname
+                if any(
+                    a.name == watchdog and a.status is AlertStatus.FIRING
+                    for payload, _, _ in batch
+                    for a in payload.alerts
+                ):
+                    # Every arrival counts, a repeat too: the Watchdog's repeats are
+                    # byte-identical, so most of them are duplicates that store nothing.
+                    self._watchdog_arrived = True
+                    self._process_wake.set()
+                if any(r.outcome == "accepted" for r in results):
+                    self._process_wake.set()
 
-    async def _ingest_batch(
-        self, items: list[tuple[WebhookPayload, Mapping[str, Any]]]
+    async def _store(
+        self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any]]
     ) -> list[IngestResult]:
-        now = self._clock.now()
-        policy = self.policy
-        watchdog_name = policy.watchdog_alertname
-        keys = [payload.dedupe_key() for payload, _ in items]
-        hashes = [group_key_hash(payload.group_key) for payload, _ in items]
+        keys = [payload.dedupe_key() for payload in payloads]
         rows: dict[str, NotificationRow] = {}
-        for (payload, raw), key, key_hash in zip(items, keys, hashes, strict=True):
+        for payload, raw, key in zip(payloads, raws, keys, strict=True):
             rows.setdefault(
-                key, NotificationRow(key, key_hash, payload.status.value, payload.receiver, raw)
+                key,
+                NotificationRow(
+                    key,
+                    group_key_hash(payload.group_key),
+                    payload.status.value,
+                    payload.receiver,
+                    raw,
+                ),
             )
-        async with self._ingest_uow_factory() as uow:
-            inserted = await uow.alerts.add_notifications(list(rows.values()), now)
-            if any(
-                a.name == watchdog_name and a.status is AlertStatus.FIRING
-                for payload, _ in items
-                for a in payload.alerts
-            ):
-                # Even a duplicate counts: the Watchdog's repeats are byte-identical.
+        inserted = await _store_rows(
+            list(rows.values()), self._clock.now(), self._ingest_uow_factory
+        )
+        results = []
+        for key in keys:
+            # The first of several identical bodies in one batch is the one stored.
+            new_id = inserted.pop(key, None)
+            outcome: IngestOutcome = "accepted" if new_id is not None else "duplicate"
+            results.append(IngestResult(outcome, dedupe_key=key, notification_id=new_id))
+        return results
+
+    async def run_processor(self, stop: asyncio.Event) -> None:
+        """Update groups from stored bodies as they arrive, until `stop`; bodies left over
+        from before a restart first. A burst is taken in batches of `process_batch`."""
+        while not stop.is_set():
+            self._process_wake.clear()
+            try:
+                done = await self.process_pending()
+            except Exception:
+                log.exception("could not update alert groups from stored webhooks; retrying")
+                done = 0
+                await _wait_either(stop, None, self.policy.process_retry)
+                continue
+            if done:
+                await asyncio.sleep(0)  # let waiting webhooks in between two batches
+                continue
+            await _wait_either(stop, self._process_wake, self.policy.process_poll)
+            if self.policy.process_delay > 0 and not stop.is_set():
+                # Let a burst gather: one transaction for many bodies, not one each.
+                await _wait_either(stop, None, self.policy.process_delay)
+
+    async def process_pending(self, limit: int | None = None) -> int:
+        """Apply stored bodies to their groups, oldest first; returns how many were applied."""
+        async with self._process_lock:
+            watchdog, self._watchdog_arrived = self._watchdog_arrived, False
+            try:
+                applied, delay = await self._process(
+                    watchdog, limit or self.policy.process_batch, self._uow_factory
+                )
+            except BaseException:
+                self._watchdog_arrived = self._watchdog_arrived or watchdog
+                raise
+            if applied:
+                self._outbox.wake(delay)
+            return applied
+
+    async def _process(self, watchdog: bool, limit: int, uows: UowFactory) -> tuple[int, float]:
+        """One transaction."""
+        now = self._clock.now()
+        async with uows() as uow:
+            stored = await uow.alerts.unprocessed(limit)
+            if not stored and not watchdog:
+                return 0, 0.0
+            if watchdog:
                 outage_since = await uow.alerts.watchdog_seen(now)
                 if outage_since is not None:
                     await self._post_operations(uow, *pipeline_recovered(outage_since, now))
-
-            outcomes: list[str] = ["duplicate"] * len(items)
-            fresh: dict[int, AlertGroup] = {}
-            applied: set[str] = set()
-            for index, ((payload, _), key) in enumerate(zip(items, keys, strict=True)):
-                if key not in inserted or key in applied:
-                    continue
-                applied.add(key)
-                alerts = [a for a in payload.alerts if a.name != watchdog_name]
-                if not alerts:
-                    outcomes[index] = "watchdog"
-                    continue
-                fresh[index] = fresh_group(payload, alerts, now)
-            # New groups first, straight from their first notification (a storm is all new
-            # groups: one statement); only the groups that exist are read and locked.
-            first: dict[str, int] = {}
-            for index in fresh:
-                first.setdefault(hashes[index], index)
-            new_ids = await uow.alerts.create_groups([(h, fresh[i]) for h, i in first.items()])
-            groups: dict[str, AlertGroup] = {
-                h: replace(fresh[first[h]], id=group_id) for h, group_id in new_ids.items()
-            }
-            groups.update(await uow.alerts.groups_by_keys([h for h in first if h not in new_ids]))
-            email_check: set[str] = set()
-            touched: list[str] = []
-            dirty: set[str] = set()
-            for index, new in fresh.items():
-                key_hash = hashes[index]
-                if key_hash in new_ids and index == first[key_hash]:
-                    email_check.add(key_hash)
-                else:
-                    current = groups[key_hash]
-                    payload = items[index][0]
-                    if is_stale(current, payload):
-                        outcomes[index] = "stale"
-                        continue
-                    new_episode = (
-                        current.status is AlertStatus.RESOLVED
-                        and payload.status is AlertStatus.FIRING
-                    )
-                    if new_episode or current.severity != "critical":
-                        email_check.add(key_hash)
-                    groups[key_hash] = updated_group(current, new, now, new_episode=new_episode)
-                    dirty.add(key_hash)
-                outcomes[index] = "accepted"
-                if key_hash not in touched:
-                    touched.append(key_hash)
-            await uow.alerts.save_groups([groups[h] for h in touched if h in dirty])
-            deliveries: list[tuple[Mapping[str, Any], str | None, float]] = [
-                (
-                    {"group_id": groups[h].id, "version": groups[h].version},
-                    f"alerts:{groups[h].id}",
-                    policy.batch_wait if groups[h].message_ref is None else 0.0,
-                )
-                for h in touched
-            ]
-            await self._outbox.enqueue_many(uow, ALERTS_DELIVER, deliveries)
-            self._batch_delay = min((delay for _, _, delay in deliveries), default=0.0)
-            for key_hash in touched:
-                group = groups[key_hash]
-                if (
-                    policy.email_to
-                    and key_hash in email_check
-                    and group.firing
-                    and group.severity == "critical"
-                    and group.posted_at is None
-                ):
-                    await self._reminders.schedule(
-                        uow,
-                        EMAIL_FALLBACK,
-                        f"{group.id}:{group.episode}",
-                        now + timedelta(seconds=policy.email_fallback_after),
-                        {"group_id": group.id, "episode": group.episode},
-                    )
-            marks = {
-                inserted[keys[i]]: outcome
-                for i, outcome in enumerate(outcomes)
-                if outcome in ("stale", "watchdog") and keys[i] in inserted
-            }
-            if marks:
-                await uow.alerts.set_notification_outcomes(marks)
+            delay = await self._apply(uow, stored, now) if stored else 0.0
             await uow.commit()
-        results = []
-        for index, outcome in enumerate(outcomes):
-            shown = groups.get(hashes[index]) if outcome != "watchdog" else None
-            results.append(
-                IngestResult(
-                    cast(IngestOutcome, outcome),
-                    group_id=shown.id if shown is not None else None,
-                    dedupe_key=keys[index],
+        return len(stored) or int(watchdog), delay
+
+    async def backlog(self) -> int:
+        """Stored bodies not applied yet (a gauge for /metrics)."""
+        async with self._uow_factory() as uow:
+            return await uow.alerts.count_unprocessed()
+
+    async def _apply(
+        self, uow: UnitOfWork, stored: list[StoredNotification], now: datetime
+    ) -> float:
+        """Update groups, enqueue their delivery; returns when the first delivery is due."""
+        policy = self.policy
+        watchdog_name = policy.watchdog_alertname
+        outcomes: dict[int, str] = {}
+        items: list[tuple[StoredNotification, WebhookPayload]] = []
+        for notification in stored:
+            parsed = self._parsed.pop(notification.id, None)
+            if parsed is not None:
+                items.append((notification, parsed))
+                continue
+            try:
+                items.append((notification, WebhookPayload.model_validate(notification.payload)))
+            except ValueError:
+                # Validated when it arrived; only a body stored by another version gets here.
+                log.error("stored webhook body %s is not a valid payload", notification.id)
+                outcomes[notification.id] = "invalid"
+
+        fresh: dict[int, AlertGroup] = {}
+        for index, (notification, payload) in enumerate(items):
+            alerts = [a for a in payload.alerts if a.name != watchdog_name]
+            if not alerts:
+                outcomes[notification.id] = "watchdog"
+                continue
+            fresh[index] = fresh_group(payload, alerts, now)
+        hashes = [notification.group_key_hash for notification, _ in items]
+        # New groups first, straight from their first body (a storm is all new groups: one
+        # statement); only the groups that exist are read and locked.
+        first: dict[str, int] = {}
+        for index in fresh:
+            first.setdefault(hashes[index], index)
+        new_ids = await uow.alerts.create_groups([(h, fresh[i]) for h, i in first.items()])
+        groups: dict[str, AlertGroup] = {
+            h: replace(fresh[first[h]], id=group_id) for h, group_id in new_ids.items()
+        }
+        groups.update(await uow.alerts.groups_by_keys([h for h in first if h not in new_ids]))
+        email_check: set[str] = set()
+        touched: list[str] = []
+        dirty: set[str] = set()
+        for index, new in fresh.items():
+            notification, payload = items[index]
+            key_hash = hashes[index]
+            if key_hash in new_ids and index == first[key_hash]:
+                email_check.add(key_hash)
+            else:
+                current = groups[key_hash]
+                if is_stale(current, payload):
+                    outcomes[notification.id] = "stale"
+                    continue
+                new_episode = (
+                    current.status is AlertStatus.RESOLVED and payload.status is AlertStatus.FIRING
                 )
+                if new_episode or current.severity != "critical":
+                    email_check.add(key_hash)
+                groups[key_hash] = updated_group(current, new, now, new_episode=new_episode)
+                dirty.add(key_hash)
+            outcomes[notification.id] = "accepted"
+            if key_hash not in touched:
+                touched.append(key_hash)
+        await uow.alerts.save_groups([groups[h] for h in touched if h in dirty])
+        deliveries: list[tuple[Mapping[str, Any], str | None, float]] = [
+            (
+                {"group_id": groups[h].id, "version": groups[h].version},
+                f"alerts:{groups[h].id}",
+                policy.batch_wait if groups[h].message_ref is None else 0.0,
             )
-        return results
+            for h in touched
+        ]
+        await self._outbox.enqueue_many(uow, ALERTS_DELIVER, deliveries)
+        for key_hash in touched:
+            group = groups[key_hash]
+            if (
+                policy.email_to
+                and key_hash in email_check
+                and group.firing
+                and group.severity == "critical"
+                and group.posted_at is None
+            ):
+                await self._reminders.schedule(
+                    uow,
+                    EMAIL_FALLBACK,
+                    f"{group.id}:{group.episode}",
+                    now + timedelta(seconds=policy.email_fallback_after),
+                    {"group_id": group.id, "episode": group.episode},
+                )
+        await uow.alerts.mark_processed(outcomes, now)
+        return min((delay for _, _, delay in deliveries), default=0.0)
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -306,6 +413,7 @@ class AlertService:
             )
             await uow.alerts.mark_posted({g.id: g.version for g in plan.groups}, message.id, now)
             # Email fallbacks that come due now find `posted_at` set and send nothing.
+            await self._settle(uow, plan, now)
             await uow.commit()
 
     async def forget_message(self, plan: DeliveryPlan) -> None:
@@ -319,7 +427,20 @@ class AlertService:
     async def record_edited(self, plan: DeliveryPlan) -> None:
         async with self._uow_factory() as uow:
             await uow.alerts.mark_rendered({g.id: g.version for g in plan.groups})
+            await self._settle(uow, plan, self._clock.now())
             await uow.commit()
+
+    async def _settle(self, uow: UnitOfWork, plan: DeliveryPlan, now: datetime) -> None:
+        """The groups' waiting items that this message already shows are done: a digest of
+        forty groups settles forty items in one statement instead of forty plans."""
+        shown = {f"alerts:{g.id}": g.version for g in plan.groups}
+        items = await uow.outbox.pending_for_keys(ALERTS_DELIVER, list(shown))
+        done = [
+            item.id
+            for item in items
+            if int(item.payload.get("version", 0)) <= shown[item.ordering_key or ""]
+        ]
+        await uow.outbox.complete_many(done, now, {"shown": True})
 
     # -- operators' acts --------------------------------------------------------------------
 
@@ -493,6 +614,27 @@ class AlertService:
                 "mention_user_ids": [],
             },
         )
+
+
+async def _store_rows(
+    rows: list[NotificationRow], now: datetime, uows: UowFactory
+) -> dict[str, int]:
+    async with uows() as uow:
+        inserted = await uow.alerts.add_notifications(rows, now)
+        await uow.commit()
+    return inserted
+
+
+async def _wait_either(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep until `stop` (or `wake`) is set, at most `seconds`."""
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def fresh_group(

@@ -132,12 +132,24 @@ class OutboxService:
         if not items:
             return 0
         semaphore = asyncio.Semaphore(self._concurrency)
+        paused: dict[str, tuple[float, str]] = {}
+        postponed: dict[str, list[int]] = {}
 
         async def bounded(item: OutboxItem) -> None:
             async with semaphore:
-                await self._deliver(item)
+                if item.kind in paused:
+                    postponed.setdefault(item.kind, []).append(item.id)
+                    return
+                await self._deliver(item, paused)
 
         await asyncio.gather(*(bounded(item) for item in items))
+        if postponed:
+            async with self._uow_factory() as uow:
+                for kind, ids in postponed.items():
+                    delay, reason = paused[kind]
+                    when = self._clock.now() + timedelta(seconds=max(delay, 0.0))
+                    await uow.outbox.postpone(ids, when, reason[:MAX_ERROR])
+                await uow.commit()
         return len(items)
 
     async def drain_all(self, max_rounds: int = 100) -> None:
@@ -146,7 +158,9 @@ class OutboxService:
             if not await self.drain_once():
                 return
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(
+        self, item: OutboxItem, paused: dict[str, tuple[float, str]] | None = None
+    ) -> None:
         handler = self._handlers.get(item.kind)
         try:
             if handler is None:
@@ -154,6 +168,8 @@ class OutboxService:
             result = await handler(item)
         except RetryLater as exc:
             delay = exc.retry_after if exc.retry_after is not None else self._backoff(item)
+            if exc.whole_kind and paused is not None:
+                paused[item.kind] = (delay, exc.reason)
             await self._reschedule(item, delay, exc.reason)
         except PermanentFailure as exc:
             self.failed += 1

@@ -15,12 +15,15 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from bot.storage.syncbridge import SyncSqlite
 from bot.storage.uow import SqlUnitOfWork, TaskLock
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
+        # No pre-ping: a file cannot drop the connection, and every checkout would pay a
+        # round trip through aiosqlite's thread for nothing.
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
             # One shared connection, or every session would see its own empty database.
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -30,7 +33,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
-    kwargs.update(pool_size=5, max_overflow=5, pool_timeout=10)
+    kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=10)
     return create_async_engine(url, **kwargs)
 
 
@@ -62,17 +65,29 @@ class Database:
         # (1 ms, 2 ms, ... 100 ms), which is what a burst of webhooks would see as latency.
         # Taking turns in the process instead keeps each transaction a few milliseconds.
         self.transaction_lock = TaskLock() if engine.dialect.name == "sqlite" else None
+        # On a SQLite file, units of work run synchronously on the loop's thread (syncbridge).
+        url = engine.url
+        self._bridge = (
+            SyncSqlite(url, echo=bool(engine.echo))
+            if engine.dialect.name == "sqlite"
+            and not isinstance(engine.pool, StaticPool)
+            and url.database not in (None, "", ":memory:")
+            else None
+        )
+        self._bridged = self._bridge.session_factory() if self._bridge is not None else None
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
         return cls(make_engine(url, echo=echo))
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessions, self.transaction_lock)
+        return SqlUnitOfWork(self.sessions, self.transaction_lock, bridge=self._bridged)
 
     def priority_uow(self) -> SqlUnitOfWork:
         """A unit of work that goes first when transactions queue (webhook ingest)."""
-        return SqlUnitOfWork(self.sessions, self.transaction_lock, priority=True)
+        return SqlUnitOfWork(
+            self.sessions, self.transaction_lock, priority=True, bridge=self._bridged
+        )
 
     async def ping(self, limit: float = 2.0) -> float:
         """Round-trip time of `SELECT 1` in seconds; raises when the database does not answer."""
@@ -82,4 +97,6 @@ class Database:
         return time.perf_counter() - start
 
     async def close(self) -> None:
+        if self._bridge is not None:
+            self._bridge.close()
         await self.engine.dispose()

@@ -346,10 +346,17 @@ class IncidentTimelineEntry(Base):
 
 
 class AlertNotification(Base):
-    """Every webhook body Alertmanager delivered, once: the dedupe key is its content."""
+    """Every webhook body Alertmanager delivered, once: the dedupe key is its content.
+
+    Also the inbox: the webhook answers once the row is committed; `processed_at` is set when
+    its group has been updated from it (outcome "pending" until then).
+    """
 
     __tablename__ = "alert_notifications"
-    __table_args__ = (Index("ix_alert_notifications_group_key_hash", "group_key_hash"),)
+    __table_args__ = (
+        Index("ix_alert_notifications_group_key_hash", "group_key_hash"),
+        Index("ix_alert_notifications_processed_at", "processed_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -359,6 +366,7 @@ class AlertNotification(Base):
     received_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]]
+    processed_at: Mapped[datetime | None]
 
 
 class AlertGroupRow(Base):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.repositories import (
     SqlAlertRepository,
@@ -22,6 +23,7 @@ from bot.storage.repositories import (
     SqlReminderRepository,
     SqlReviewRepository,
 )
+from bot.storage.syncbridge import is_busy
 
 
 class TaskLock:
@@ -96,12 +98,14 @@ class SqlUnitOfWork:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Callable[[], AsyncSession],
         lock: TaskLock | None = None,
         *,
         priority: bool = False,
+        bridge: Callable[[], AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._bridge = bridge
         self._session: AsyncSession | None = None
         self._lock = lock
         self._priority = priority
@@ -115,7 +119,12 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._lock is not None:
             await self._lock.acquire(priority=self._priority)
-        self._session = self._sessions()
+        try:
+            self._session = await self._open()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self.audit = SqlAuditRepository(self._session)
         self.outbox = SqlOutboxRepository(self._session)
         self.reminders = SqlReminderRepository(self._session)
@@ -128,6 +137,21 @@ class SqlUnitOfWork:
         self.alerts = SqlAlertRepository(self._session)
         self.releases = SqlReleaseRepository(self._session)
         return self
+
+    async def _open(self) -> AsyncSession:
+        """A bridged session on a SQLite file (see syncbridge), begun at once; the aiosqlite
+        one when another process holds the write lock (it waits its turn in its thread)."""
+        if self._bridge is not None:
+            bridged = self._bridge()
+            try:
+                await bridged.connection()
+            except Exception as exc:
+                await bridged.close()
+                if not is_busy(exc):
+                    raise
+            else:
+                return bridged
+        return self._sessions()
 
     async def __aexit__(
         self,

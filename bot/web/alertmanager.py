@@ -1,7 +1,8 @@
 """`POST /webhooks/alertmanager`: Alertmanager's webhook, authorised, validated, stored, then 2xx.
 
 Answers (always JSON):
-- 200 `{"status": "accepted" | "duplicate" | "stale" | "watchdog", ...}`: stored (or already).
+- 200 `{"status": "accepted" | "duplicate", "dedupe_key", "notification_id"}`: stored (or
+  already); the group is updated from the stored body right after, by the processor.
 - 400 malformed JSON or a payload that is not Alertmanager's version 4, naming the field.
 - 401 without the right `Authorization: Bearer <[alertmanager] webhook_token>`.
 - 413 body over 1 MiB. 415 not JSON.
@@ -120,6 +121,8 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         return _error(503, "not stored: Alertmanager should retry")
     received.labels(result.outcome).inc()
     body: dict[str, Any] = {"status": result.outcome, "dedupe_key": result.dedupe_key}
+    if result.notification_id is not None:
+        body["notification_id"] = result.notification_id
     if result.group_id is not None:
         body["group_id"] = result.group_id
     return web.json_response(body, status=200, headers={"Cache-Control": "no-store"})

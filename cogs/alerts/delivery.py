@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 INLINE_WAIT = 0.25
 """A wait this short is slept; a longer one goes back to the worker as RetryLater."""
+PACING = "pacing #alerts under Discord's channel limit"
 
 
 class ChannelPacer:
@@ -77,6 +78,11 @@ class AlertDelivery:
     async def deliver(self, item: OutboxItem) -> Mapping[str, Any]:
         async with self._lock:
             channel_id = self.service.policy.alerts_channel_id
+            wait = self.pacer.wait(channel_id)
+            if wait > INLINE_WAIT:
+                # The channel is full for a while: this item and every other one wait, without
+                # a query each (a storm has a thousand of them).
+                raise RetryLater(PACING, retry_after=wait, whole_kind=True)
             plan = await self.service.plan(
                 item.payload, capacity=self.pacer.capacity(channel_id, self.horizon)
             )
@@ -84,7 +90,7 @@ class AlertDelivery:
                 return {"shown": True}
             wait = self.pacer.wait(plan.channel_id)
             if wait > INLINE_WAIT:
-                raise RetryLater("pacing #alerts under Discord's channel limit", retry_after=wait)
+                raise RetryLater(PACING, retry_after=wait, whole_kind=True)
             if wait > 0:
                 await asyncio.sleep(wait)
             return await self._send(plan, item)

@@ -100,12 +100,24 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
 
 
 async def send(app: Application, body: bytes) -> dict[str, Any]:
+    """POST like Alertmanager; then, once the processor has applied the stored body, its
+    outcome ("accepted", "stale", "watchdog") and group instead of the webhook's "accepted"."""
     url = f"http://127.0.0.1:{app.settings.web.port}/webhooks/alertmanager"
     headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
     async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
         assert r.status == 200, await r.text()
         data: dict[str, Any] = await r.json()
-        return data
+    if data["status"] == "accepted":
+        assert "group_id" not in data, "the webhook answers before the group is updated"
+        async with asyncio.timeout(10):
+            while (result := await app.alerts.result_of(data["notification_id"])) is None or (
+                result.outcome == "pending"
+            ):
+                await asyncio.sleep(0.01)
+        data["status"] = result.outcome
+        if result.group_id is not None:
+            data["group_id"] = result.group_id
+    return data
 
 
 def alerts_in(world: World) -> list[dict[str, Any]]:
