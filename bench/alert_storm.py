@@ -269,6 +269,10 @@ async def run_bot(
             out, _ = await proc.communicate()
             sent = json.loads(out)
             latencies = [float(x) for x in sent["latencies_ms"]]
+            with contextlib.suppress(OSError):
+                (Path(tempfile.gettempdir()) / f"hh-bench-{name}-latencies.json").write_text(
+                    json.dumps(sent)
+                )
             statuses = {str(k): int(v) for k, v in sent["statuses"].items()}
             last_webhook = time.perf_counter()
             ingest_seconds = float(sent["seconds"])

@@ -23,6 +23,7 @@ async def send_all(
 ) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     latencies: list[float] = []
+    sent_at: list[float] = []
     statuses: dict[str, int] = {}
     queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
     for index, body in enumerate(bodies):
@@ -42,6 +43,7 @@ async def send_all(
             async with http.post(url, data=body, headers=headers) as response:
                 data = await response.json(content_type=None)
             latencies.append((time.perf_counter() - sent) * 1000)
+            sent_at.append(sent - start)
             status = str(data.get("status", response.status))
             statuses[status] = statuses.get(status, 0) + 1
 
@@ -50,6 +52,7 @@ async def send_all(
         await asyncio.gather(*(sender(http) for _ in range(senders)))
     return {
         "latencies_ms": latencies,
+        "sent_at_s": sent_at,
         "statuses": statuses,
         "seconds": time.perf_counter() - start,
     }

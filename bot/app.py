@@ -153,6 +153,7 @@ class Application:
         self.scheduler = build_scheduler(
             [
                 Job("database-health", self.check_database, IntervalTrigger(seconds=30)),
+                Job("database-checkpoint", self.checkpoint_database, IntervalTrigger(seconds=2)),
                 Job("reminders", self.fire_reminders, IntervalTrigger(seconds=30)),
                 Job("access-sweep", self.access_sweep, IntervalTrigger(seconds=60)),
                 Job(
@@ -228,6 +229,12 @@ class Application:
 
     def discord_ready(self) -> bool:
         return self.bot.is_ready() and not self.bot.is_closed()
+
+    async def checkpoint_database(self) -> None:
+        try:
+            await self.database.checkpoint()
+        except Exception as exc:
+            log.warning("SQLite checkpoint failed (%s); retried shortly", type(exc).__name__)
 
     async def check_database(self) -> None:
         try:
@@ -358,9 +365,13 @@ class Application:
         try:
             if self._processor_task is not None:
                 await asyncio.wait_for(self._processor_task, SHUTDOWN_TIMEOUT)
-            await asyncio.wait_for(self.alerts.process_pending(), SHUTDOWN_TIMEOUT)
+            await asyncio.wait_for(self._apply_stored(), SHUTDOWN_TIMEOUT)
         except Exception:
             log.exception("applying the last stored webhooks failed; they wait for the next start")
+
+    async def _apply_stored(self) -> None:
+        while await self.alerts.process_pending():
+            pass
 
     async def shutdown(self) -> None:
         """Scheduler, web server, gateway, database: each bounded, none able to block the rest."""

@@ -5,7 +5,7 @@ Storage implements them with SQLAlchemy; tests may implement them with anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -376,8 +376,9 @@ class AlertRepository(Protocol):
         """Store webhook bodies (unique dedupe keys, unprocessed); dedupe key -> id of new ones."""
         ...
 
-    async def unprocessed(self, limit: int) -> list[StoredNotification]:
-        """Stored bodies whose group is not updated yet, oldest first."""
+    async def unprocessed(self, limit: int, known: Container[int] = ()) -> list[StoredNotification]:
+        """Stored bodies whose group is not updated yet, oldest first; the payload is left
+        empty for the ids in `known` (the caller has it parsed already)."""
         ...
 
     async def mark_processed(self, outcomes: Mapping[int, str], now: datetime) -> None: ...

@@ -147,58 +147,40 @@ class AlertService:
         while self._pending:
             batch = self._pending[: self.max_batch]
             del self._pending[: len(batch)]
+            payloads = [p for p, _, _ in batch]
             try:
-                results = await self._store([p for p, _, _ in batch], [r for _, r, _ in batch])
+                results = await store_bodies(
+                    payloads, [r for _, r, _ in batch], self._clock, self._ingest_uow_factory
+                )
             except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for (payload, _, future), result in zip(batch, results, strict=True):
-                    if result.notification_id is not None and len(self._parsed) < PARSED_CACHE:
-                        # The processor need not validate the stored body a second time.
-                        self._parsed[result.notification_id] = payload
+                self.received(payloads, results)
+                for (_, _, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
-                watchdog = self.policy.watchdog_alertname
-                if any(
-                    a.name == watchdog and a.status is AlertStatus.FIRING
-                    for payload, _, _ in batch
-                    for a in payload.alerts
-                ):
-                    # Every arrival counts, a repeat too: the Watchdog's repeats are
-                    # byte-identical, so most of them are duplicates that store nothing.
-                    self._watchdog_arrived = True
-                    self._process_wake.set()
-                if any(r.outcome == "accepted" for r in results):
-                    self._process_wake.set()
 
-    async def _store(
-        self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any]]
-    ) -> list[IngestResult]:
-        keys = [payload.dedupe_key() for payload in payloads]
-        rows: dict[str, NotificationRow] = {}
-        for payload, raw, key in zip(payloads, raws, keys, strict=True):
-            rows.setdefault(
-                key,
-                NotificationRow(
-                    key,
-                    group_key_hash(payload.group_key),
-                    payload.status.value,
-                    payload.receiver,
-                    raw,
-                ),
-            )
-        inserted = await _store_rows(
-            list(rows.values()), self._clock.now(), self._ingest_uow_factory
-        )
-        results = []
-        for key in keys:
-            # The first of several identical bodies in one batch is the one stored.
-            new_id = inserted.pop(key, None)
-            outcome: IngestOutcome = "accepted" if new_id is not None else "duplicate"
-            results.append(IngestResult(outcome, dedupe_key=key, notification_id=new_id))
-        return results
+    def received(self, payloads: Sequence[WebhookPayload], results: Sequence[IngestResult]) -> None:
+        """Bodies were stored (by `receive()`, or by `store_bodies()` on the web server's own
+        thread, which calls this on the service's loop): wake the processor."""
+        for payload, result in zip(payloads, results, strict=True):
+            if result.notification_id is not None and len(self._parsed) < PARSED_CACHE:
+                # The processor need not validate the stored body a second time.
+                self._parsed[result.notification_id] = payload
+        watchdog = self.policy.watchdog_alertname
+        if any(
+            a.name == watchdog and a.status is AlertStatus.FIRING
+            for payload in payloads
+            for a in payload.alerts
+        ):
+            # Every arrival counts, a repeat too: the Watchdog's repeats are byte-identical,
+            # so most of them are duplicates that store nothing.
+            self._watchdog_arrived = True
+            self._process_wake.set()
+        if any(r.outcome == "accepted" for r in results):
+            self._process_wake.set()
 
     async def run_processor(self, stop: asyncio.Event) -> None:
         """Update groups from stored bodies as they arrive, until `stop`; bodies left over
@@ -239,7 +221,7 @@ class AlertService:
         """One transaction."""
         now = self._clock.now()
         async with uows() as uow:
-            stored = await uow.alerts.unprocessed(limit)
+            stored = await uow.alerts.unprocessed(limit, self._parsed.keys())
             if not stored and not watchdog:
                 return 0, 0.0
             if watchdog:
@@ -614,6 +596,36 @@ class AlertService:
                 "mention_user_ids": [],
             },
         )
+
+
+async def store_bodies(
+    payloads: Sequence[WebhookPayload],
+    raws: Sequence[Mapping[str, Any]],
+    clock: Clock,
+    uows: UowFactory,
+) -> list[IngestResult]:
+    """Store webhook bodies in one short transaction: "accepted" (new) or "duplicate" each.
+
+    Touches nothing but `uows`, so it can run on another thread's loop with a unit of work
+    of its own (the web server's thread); tell the service with `AlertService.received()`.
+    """
+    keys = [payload.dedupe_key() for payload in payloads]
+    rows: dict[str, NotificationRow] = {}
+    for payload, raw, key in zip(payloads, raws, keys, strict=True):
+        rows.setdefault(
+            key,
+            NotificationRow(
+                key, group_key_hash(payload.group_key), payload.status.value, payload.receiver, raw
+            ),
+        )
+    inserted = await _store_rows(list(rows.values()), clock.now(), uows)
+    results = []
+    for key in keys:
+        # The first of several identical bodies in one batch is the one stored.
+        new_id = inserted.pop(key, None)
+        outcome: IngestOutcome = "accepted" if new_id is not None else "duplicate"
+        results.append(IngestResult(outcome, dedupe_key=key, notification_id=new_id))
+    return results
 
 
 async def _store_rows(

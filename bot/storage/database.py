@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from typing import Any
 
@@ -95,6 +96,29 @@ class Database:
         async with asyncio.timeout(limit), self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return time.perf_counter() - start
+
+    async def checkpoint(self) -> int | None:
+        """Copy SQLite's write-ahead log into the database file, off the loop's thread.
+
+        The loop's own connections never checkpoint (an fsync on the loop would stall every
+        webhook behind it), so this runs every few seconds. PASSIVE: it waits for nobody and
+        blocks no writer. Returns the WAL pages left over (None when not a SQLite file)."""
+        if self._bridge is None:
+            return None
+        path = self.engine.url.database
+        assert path is not None
+
+        def run() -> int:
+            connection = sqlite3.connect(path, timeout=1)
+            try:
+                _busy, log_pages, done = connection.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+                return int(log_pages) - int(done)
+            finally:
+                connection.close()
+
+        return await asyncio.to_thread(run)
 
     async def close(self) -> None:
         if self._bridge is not None:

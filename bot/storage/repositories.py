@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -69,6 +69,7 @@ from bot.storage.models import (
     RolloutSnapshotEntry,
     StrikeEntry,
 )
+from bot.storage.syncbridge import BridgedSession
 
 
 class SqlAuditRepository:
@@ -207,24 +208,8 @@ class SqlOutboxRepository:
         )
 
     async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
-        pending = OutboxStatus.PENDING.value
-        older = aliased(OutboxEntry)
-        head_of_key = (
-            select(func.min(older.id))
-            .where(older.ordering_key == OutboxEntry.ordering_key, older.status == pending)
-            .scalar_subquery()
-        )
-        query = (
-            select(*_OUTBOX.c)  # rows, not ORM objects: the worker polls this in a storm
-            .where(
-                OutboxEntry.status == pending,
-                OutboxEntry.available_at <= now,
-                or_(OutboxEntry.ordering_key.is_(None), OutboxEntry.id == head_of_key),
-            )
-            .order_by(OutboxEntry.id)
-            .limit(limit)
-        )
-        return [_to_item(row) for row in (await self._session.execute(query)).all()]
+        result = await self._session.execute(_DUE, {"due_now": now, "due_limit": limit})
+        return [_to_item(row) for row in result.all()]
 
     async def get(self, item_id: int) -> OutboxItem | None:
         row = await self._session.get(OutboxEntry, item_id)
@@ -266,7 +251,7 @@ class SqlOutboxRepository:
         if not ordering_keys:
             return []
         query = (
-            select(OutboxEntry)
+            select(*_OUTBOX.c)
             .where(
                 OutboxEntry.kind == kind,
                 OutboxEntry.status == OutboxStatus.PENDING.value,
@@ -274,7 +259,7 @@ class SqlOutboxRepository:
             )
             .order_by(OutboxEntry.id)
         )
-        return [_to_item(row) for row in (await self._session.scalars(query)).all()]
+        return [_to_item(row) for row in (await self._session.execute(query)).all()]
 
     async def complete_many(
         self, item_ids: list[int], now: datetime, result: Mapping[str, Any] | None
@@ -339,6 +324,30 @@ def _to_item(row: Any) -> OutboxItem:
         last_error=row.last_error,
         result=row.result,
     )
+
+
+def _due_query() -> Any:
+    """Built once: the worker asks it every round, and in a storm a round is short."""
+    pending = OutboxStatus.PENDING.value
+    older = aliased(OutboxEntry)
+    head_of_key = (
+        select(func.min(older.id))
+        .where(older.ordering_key == OutboxEntry.ordering_key, older.status == pending)
+        .scalar_subquery()
+    )
+    return (
+        select(*_OUTBOX.c)  # rows, not ORM objects
+        .where(
+            OutboxEntry.status == pending,
+            OutboxEntry.available_at <= bindparam("due_now"),
+            or_(OutboxEntry.ordering_key.is_(None), OutboxEntry.id == head_of_key),
+        )
+        .order_by(OutboxEntry.id)
+        .limit(bindparam("due_limit"))
+    )
+
+
+_DUE = _due_query()
 
 
 class SqlReminderRepository:
@@ -1087,6 +1096,52 @@ def _insert_ignoring_conflicts(session: AsyncSession, table: Table) -> Any:
     return module.insert(table).on_conflict_do_nothing()
 
 
+_NOTIFICATION_INSERT = (
+    "INSERT INTO alert_notifications (dedupe_key, group_key_hash, status, receiver,"
+    " received_at, outcome, payload, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)"
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+)
+
+
+def _add_notifications_sqlite(
+    session: BridgedSession, rows: list[NotificationRow], now: datetime
+) -> dict[str, int]:
+    """The webhook's insert straight through sqlite3, in the session's transaction.
+
+    Through the ORM it costs about a millisecond of the event loop's time per webhook; here a
+    tenth of that. Values are bound by the columns' own SQLAlchemy types, as the ORM would.
+    """
+    connection = session.sync_session.connection()
+    dialect = connection.dialect
+    columns = _NOTIFICATIONS.c
+    when = columns.received_at.type.bind_processor(dialect)
+    as_json = columns.payload.type.bind_processor(dialect)
+    received_at = when(now) if when else now
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    inserted: dict[str, int] = {}
+    try:
+        for row in rows:
+            payload = dict(row.payload)
+            cursor.execute(
+                _NOTIFICATION_INSERT,
+                (
+                    row.dedupe_key,
+                    row.group_key_hash,
+                    row.status,
+                    row.receiver[:500],
+                    received_at,
+                    PENDING,
+                    as_json(payload) if as_json else payload,
+                ),
+            )
+            found = cursor.fetchone()
+            if found is not None:
+                inserted[row.dedupe_key] = int(found[0])
+    finally:
+        cursor.close()
+    return inserted
+
+
 class SqlAlertRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -1094,6 +1149,8 @@ class SqlAlertRepository:
     async def add_notifications(self, rows: list[NotificationRow], now: datetime) -> dict[str, int]:
         if not rows:
             return {}
+        if isinstance(self._session, BridgedSession):
+            return _add_notifications_sqlite(self._session, rows, now)
         table = _NOTIFICATIONS
         statement = _insert_ignoring_conflicts(self._session, table).returning(
             table.c.dedupe_key, table.c.id
@@ -1116,17 +1173,26 @@ class SqlAlertRepository:
         )
         return {key: int(new_id) for key, new_id in result.all()}
 
-    async def unprocessed(self, limit: int) -> list[StoredNotification]:
+    async def unprocessed(self, limit: int, known: Container[int] = ()) -> list[StoredNotification]:
         table = _NOTIFICATIONS
-        rows = await self._session.execute(
-            select(table.c.id, table.c.dedupe_key, table.c.group_key_hash, table.c.payload)
-            .where(table.c.processed_at.is_(None))
-            .order_by(table.c.id)
-            .limit(limit)
-        )
+        rows = (
+            await self._session.execute(
+                select(table.c.id, table.c.dedupe_key, table.c.group_key_hash)
+                .where(table.c.processed_at.is_(None))
+                .order_by(table.c.id)
+                .limit(limit)
+            )
+        ).all()
+        wanted = [int(row.id) for row in rows if row.id not in known]
+        payloads: dict[int, Mapping[str, Any]] = {}
+        if wanted:
+            found = await self._session.execute(
+                select(table.c.id, table.c.payload).where(table.c.id.in_(wanted))
+            )
+            payloads = {int(i): payload for i, payload in found.all()}
         return [
-            StoredNotification(int(i), key, key_hash, payload)
-            for i, key, key_hash, payload in rows.all()
+            StoredNotification(int(i), key, key_hash, payloads.get(int(i), {}))
+            for i, key, key_hash in rows
         ]
 
     async def mark_processed(self, outcomes: Mapping[int, str], now: datetime) -> None:
@@ -1295,10 +1361,7 @@ class SqlAlertRepository:
             .values(posted_at=now)
         )
         await self._session.execute(
-            update(table)
-            .where(table.c.id == bindparam("group_id"))
-            .values(message_ref=message_ref),
-            [{"group_id": group_id} for group_id in versions],
+            update(table).where(table.c.id.in_(list(versions))).values(message_ref=message_ref)
         )
         await self.mark_rendered(versions)
 

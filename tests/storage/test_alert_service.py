@@ -153,3 +153,102 @@ async def test_transaction_lock_priority_and_reentrance() -> None:
     await asyncio.gather(*tasks)
     assert order == ["high", "low1", "low2"]
     assert not lock.locked
+
+
+# -- the inbox: stored first, applied after --------------------------------------------------
+
+
+async def test_receive_stores_and_the_processor_applies_later(database, clock) -> None:
+    from bot.storage.models import AlertGroupRow, AlertNotification
+
+    service, _ = wire(database, clock)
+    received = await service.receive(*parsed("04_firing_group_4_alerts.json"))
+    assert received.outcome == "accepted" and received.notification_id is not None
+    assert received.group_id is None, "answered before the group is updated"
+    async with database.sessions() as session:
+        row = await session.get(AlertNotification, received.notification_id)
+        assert row is not None and row.outcome == "pending" and row.processed_at is None
+        assert (await session.scalars(select(AlertGroupRow))).all() == []
+    waiting = await service.result_of(received.notification_id)
+    assert waiting is not None and waiting.outcome == "pending"
+    assert await service.process_pending() == 1
+    result = await service.result_of(received.notification_id)
+    assert result is not None and result.outcome == "accepted" and result.group_id
+    assert len(await outbox_rows(database, ALERTS_DELIVER)) == 1
+    assert await service.process_pending() == 0, "applied once"
+    again = await service.receive(*parsed("04_firing_group_4_alerts.json"))
+    assert again.outcome == "duplicate" and again.notification_id is None
+
+
+async def test_bodies_stored_before_a_crash_are_applied_at_the_next_start(database, clock) -> None:
+    """The webhook answered 200, the process died before the processor ran: nothing lost."""
+    first, _ = wire(database, clock)
+    names = [
+        "04_firing_group_4_alerts.json",
+        "05_firing_group_partially_resolved.json",
+        "06_resolved_group_4_alerts.json",
+    ]
+    for name in names:
+        assert (await first.receive(*parsed(name))).outcome == "accepted"
+    assert await first.backlog() == 3
+
+    restarted, _ = wire(database, clock)  # a new process: nothing parsed in memory
+    stop = asyncio.Event()
+    runner = asyncio.create_task(restarted.run_processor(stop))
+    async with asyncio.timeout(10):
+        while await restarted.backlog():
+            await asyncio.sleep(0.01)
+    stop.set()
+    await runner
+    (item,) = await outbox_rows(database, ALERTS_DELIVER)  # one batch: one delivery
+    group = await restarted.get_group(item.payload["group_id"])
+    assert (group.status.value, group.version) == ("resolved", 3), "each applied once, in order"
+    assert item.payload["version"] == 3
+
+
+async def test_the_processor_wakes_when_a_body_arrives(database, clock) -> None:
+    service, _ = wire(database, clock)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(service.run_processor(stop))
+    try:
+        received = await service.receive(*parsed("01_firing_single_nodeoffline.json"))
+        assert received.notification_id is not None
+        async with asyncio.timeout(5):  # well before the 5 s idle poll
+            while True:
+                result = await service.result_of(received.notification_id)
+                assert result is not None
+                if result.outcome != "pending":
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await runner
+
+
+async def test_a_posted_digest_settles_the_items_it_shows(database, clock) -> None:
+    from bot.domain.outbox import OutboxStatus
+
+    service, _ = wire(database, clock, storm_threshold=10)
+    for line in storm("firing")[:30]:
+        raw = json.loads(line)
+        await service.ingest(WebhookPayload.model_validate(raw), raw)
+    items = await outbox_rows(database, ALERTS_DELIVER)
+    plan = await service.plan(items[0].payload, capacity=5)
+    assert plan is not None and plan.digest and len(plan.groups) > 1
+    await service.record_posted(plan, 999)
+    shown = {g.id for g in plan.groups}
+    after = await outbox_rows(database, ALERTS_DELIVER)
+    for item in after:
+        settled = item.status == OutboxStatus.DONE.value
+        assert settled == (item.payload["group_id"] in shown), item.payload
+    # A newer version of a shown group still goes out (an edit).
+    group = await service.get_group(next(iter(shown)))
+    async with database.uow() as uow:
+        await service.acknowledge(uow, group.id, Actor(1, "ops", frozenset({OpsRole.CORE_OPS})))
+        await uow.commit()
+    pending = [
+        i
+        for i in await outbox_rows(database, ALERTS_DELIVER)
+        if i.status == "pending" and i.payload["group_id"] == group.id
+    ]
+    assert len(pending) == 1

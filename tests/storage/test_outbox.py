@@ -266,3 +266,35 @@ async def test_cancel_and_reschedule(database, clock) -> None:
     clock.advance(days=1)
     assert await service.fire_due() == 1
     assert fired == [{"v": 2}]
+
+
+async def test_pacing_postpones_the_rest_of_the_kind_without_asking(
+    database, outbox, recorder, clock
+) -> None:
+    """A channel's pace holds every item of the kind: one statement, no handler call each,
+    and no attempt counted against them."""
+    other: list[int] = []
+
+    async def other_kind(item: OutboxItem) -> Mapping[str, Any]:
+        other.append(item.id)
+        return {}
+
+    outbox.register("other", other_kind)
+    recorder.script = [RetryLater("pacing", retry_after=4.0, whole_kind=True)]
+    ids = [await enqueue(database, outbox, n) for n in range(5)]
+    async with database.uow() as uow:
+        unrelated = await outbox.enqueue(uow, "other", {})
+        await uow.commit()
+    assert unrelated is not None
+    await outbox.drain_once()
+    assert len(recorder.seen) == 1, "asked once for the whole kind"
+    assert other == [unrelated.id], "another kind is not held"
+    items = [await status_of(database, i) for i in ids if i is not None]
+    assert all(i.status is OutboxStatus.PENDING for i in items)
+    assert all(i.available_at == clock.now() + timedelta(seconds=4) for i in items)
+    assert [i.attempts for i in items] == [1, 0, 0, 0, 0]
+    assert await outbox.drain_once() == 0
+    clock.advance(seconds=4)
+    await outbox.drain_once()
+    done = [(await status_of(database, i)).status for i in ids if i is not None]
+    assert done == [OutboxStatus.DONE] * 5

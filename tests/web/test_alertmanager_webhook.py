@@ -271,3 +271,30 @@ async def test_a_new_episode_forgets_the_old_incident(client, service, database)
         row = await session.get(AlertGroupRow, body["group_id"])
         assert row is not None and row.episode == 2
         assert row.incident_ref is None
+
+
+# -- as the bot wires it: the answer comes once the body is stored ----------------------------
+
+
+async def test_the_bots_webhook_answers_once_stored_and_the_group_follows(
+    service, database
+) -> None:
+    app = create_app(
+        Metrics(),
+        HealthSources(lambda: True, _ready),
+        alertmanager_token=WEBHOOK_TOKEN,
+        ingest=service.receive,
+    )
+    async with TestClient(TestServer(app)) as client:
+        response = await post(client, fixture_bytes("04_firing_group_4_alerts.json"))
+        assert response.status == 200
+        body = await response.json()
+        assert body["status"] == "accepted" and body["notification_id"] >= 1
+        assert "group_id" not in body
+        assert await count(database, AlertNotification) == 1
+        assert await count(database, AlertGroupRow) == 0, "not applied yet"
+        again = await (await post(client, fixture_bytes("04_firing_group_4_alerts.json"))).json()
+        assert again["status"] == "duplicate" and "notification_id" not in again
+    assert await service.process_pending() == 1
+    assert await count(database, AlertGroupRow) == 1
+    assert await count(database, OutboxEntry, OutboxEntry.kind == ALERTS_DELIVER) == 1
