@@ -556,9 +556,13 @@ async def main() -> None:
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
         marker = "## Alert storm (`bench/alert_storm.py`)"
-        head = existing.split(marker)[0].rstrip() + "\n\n"
+        head, _, rest = existing.partition(marker)
+        # Keep the sections after this one (the next "## " heading on).
+        tail = rest[rest.find("\n## ") + 1 :] if "\n## " in rest else ""
         args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(head + text)
+        args.write.write_text(
+            head.rstrip() + "\n\n" + text.rstrip() + "\n" + ("\n" + tail if tail else "")
+        )
 
 
 if __name__ == "__main__":
