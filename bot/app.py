@@ -282,9 +282,10 @@ class Application:
             log.info("scheduled access review not started: %s", exc.user_message)
 
     async def check_alerts(self) -> None:
-        """Email fallbacks that came due, and the dead man's switch."""
+        """Email fallbacks that came due, the dead man's switch, the inbox's backlog."""
         await self.fire_reminders()
         await self.alerts.check_watchdog()
+        self.metrics.alert_backlog.set(await self.alerts.backlog())
 
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""

@@ -80,9 +80,14 @@ class Metrics:
         )
         self.alert_notifications = Counter(
             "hh_opsbot_alert_notifications_total",
-            "Alertmanager webhook calls, by result (accepted, duplicate, stale, watchdog, "
-            "invalid, unauthorized, too_large, error).",
+            "Alertmanager webhook calls, by result (accepted, duplicate, invalid, "
+            "unauthorized, too_large, error).",
             ["result"],
+            registry=r,
+        )
+        self.alert_backlog = Gauge(
+            "hh_opsbot_alert_backlog",
+            "Webhook bodies stored but not yet applied to their groups (should stay near 0).",
             registry=r,
         )
         self.alert_messages = Counter(

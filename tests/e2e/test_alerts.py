@@ -567,3 +567,15 @@ def iso(epoch: float) -> str:
 
 def datetime_of(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_the_backlog_of_stored_bodies_is_a_metric(world, start_app) -> None:
+    """Operators see whether the processor keeps up: stored but not applied bodies."""
+    app = await start_app()
+    app.metrics.alert_backlog.set(99)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))  # waits until applied
+    await app.check_alerts()
+    url = f"http://127.0.0.1:{app.settings.web.port}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        text = await response.text()
+    assert "hh_opsbot_alert_backlog 0.0" in text
