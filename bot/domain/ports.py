@@ -5,7 +5,7 @@ Storage implements them with SQLAlchemy; tests may implement them with anything.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -122,8 +122,11 @@ class OutboxRepository(Protocol):
         """Several items without dedupe keys, in one statement."""
         ...
 
-    async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
-        """Pending items whose time has come, at most one per ordering key: its oldest."""
+    async def due(
+        self, now: datetime, limit: int, exclude_kinds: Collection[str] = ()
+    ) -> list[OutboxItem]:
+        """Pending items whose time has come, at most one per ordering key: its oldest;
+        none of `exclude_kinds`."""
         ...
 
     async def get(self, item_id: int) -> OutboxItem | None: ...
@@ -150,8 +153,8 @@ class OutboxRepository(Protocol):
 
     async def count(self, status: OutboxStatus) -> int: ...
 
-    async def next_due(self) -> datetime | None:
-        """When the earliest pending item becomes due."""
+    async def next_due(self, exclude_kinds: Collection[str] = ()) -> datetime | None:
+        """When the earliest pending item (of a kind not excluded) becomes due."""
         ...
 
 

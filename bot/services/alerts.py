@@ -214,7 +214,7 @@ class AlertService:
                 self._watchdog_arrived = self._watchdog_arrived or watchdog
                 raise
             if applied:
-                self._outbox.wake(delay)
+                self._outbox.wake(delay, kind=ALERTS_DELIVER)
             return applied
 
     async def _process(self, watchdog: bool, limit: int, uows: UowFactory) -> tuple[int, float]:

@@ -64,6 +64,9 @@ class OutboxService:
         self.delivered = 0
         self.failed = 0
         self.retried = 0
+        self._paused: dict[str, datetime] = {}
+        """Kinds held by a `RetryLater(whole_kind=True)`: kind -> when the hold ends.
+        Rounds leave them out of their query until then, and wakes for them are ignored."""
 
     def register(self, kind: str, handler: OutboxHandler) -> None:
         if kind in self._handlers:
@@ -114,21 +117,27 @@ class OutboxService:
             now,
         )
 
-    def wake(self, delay: float = 0.0) -> None:
+    def wake(self, delay: float = 0.0, *, kind: str | None = None) -> None:
         """Call after committing an enqueue, so delivery starts now rather than at the next poll.
 
         `delay` is when the new work becomes due; a worker already sleeping until then is left
-        alone (a burst of enqueues then costs no database round trips of the worker's).
+        alone (a burst of enqueues then costs no database round trips of the worker's), and so
+        is one whose `kind` is held until after then.
         """
+        if kind is not None:
+            held = self._paused.get(kind)
+            if held is not None and held > self._clock.now() + timedelta(seconds=delay):
+                return
+        now = time.monotonic()
         until = self._sleeping_until
-        if until is not None and time.monotonic() + delay >= until - 0.005:
+        if until is not None and now + delay >= until - 0.005:
             return
         self._wake.set()
 
     async def drain_once(self) -> int:
         """Deliver what is due now; returns how many items were attempted."""
         async with self._uow_factory() as uow:
-            items = await uow.outbox.due(self._clock.now(), self._batch)
+            items = await uow.outbox.due(self._clock.now(), self._batch, self._held())
         if not items:
             return 0
         semaphore = asyncio.Semaphore(self._concurrency)
@@ -168,8 +177,11 @@ class OutboxService:
             result = await handler(item)
         except RetryLater as exc:
             delay = exc.retry_after if exc.retry_after is not None else self._backoff(item)
-            if exc.whole_kind and paused is not None:
-                paused[item.kind] = (delay, exc.reason)
+            if exc.whole_kind:
+                until = self._clock.now() + timedelta(seconds=max(delay, 0.0))
+                self._paused[item.kind] = max(self._paused.get(item.kind, until), until)
+                if paused is not None:
+                    paused[item.kind] = (delay, exc.reason)
             await self._reschedule(item, delay, exc.reason)
         except PermanentFailure as exc:
             self.failed += 1
@@ -200,16 +212,25 @@ class OutboxService:
 
     async def _sleep_for(self) -> float:
         """Until the next item is due (a retry_after that ends soon), at most `idle_poll`."""
+        held = self._held()
         try:
             async with self._uow_factory() as uow:
-                due = await uow.outbox.next_due()
+                due = await uow.outbox.next_due(held)
         except Exception:
             log.warning("outbox worker could not read the next due time", exc_info=True)
             return self._idle_poll
-        if due is None:
-            return self._idle_poll
-        wait = (due - self._clock.now()).total_seconds()
+        wait = self._idle_poll if due is None else (due - self._clock.now()).total_seconds()
+        if held:
+            first = min(self._paused[k] for k in held)
+            wait = min(wait, (first - self._clock.now()).total_seconds())
         return min(max(wait, 0.01), self._idle_poll)
+
+    def _held(self) -> list[str]:
+        """Kinds still held by a whole-kind RetryLater (expired holds are forgotten)."""
+        now = self._clock.now()
+        for kind in [k for k, until in self._paused.items() if until <= now]:
+            del self._paused[kind]
+        return list(self._paused)
 
     async def run(self, stop: asyncio.Event) -> None:
         """The worker loop: drain, then sleep until woken, the next poll, or stop."""

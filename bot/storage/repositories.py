@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -207,8 +207,12 @@ class SqlOutboxRepository:
             ],
         )
 
-    async def due(self, now: datetime, limit: int) -> list[OutboxItem]:
-        result = await self._session.execute(_DUE, {"due_now": now, "due_limit": limit})
+    async def due(
+        self, now: datetime, limit: int, exclude_kinds: Collection[str] = ()
+    ) -> list[OutboxItem]:
+        result = await self._session.execute(
+            _DUE, {"due_now": now, "due_limit": limit, "due_excluded": list(exclude_kinds)}
+        )
         return [_to_item(row) for row in result.all()]
 
     async def get(self, item_id: int) -> OutboxItem | None:
@@ -296,10 +300,12 @@ class SqlOutboxRepository:
         query = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == status)
         return int(await self._session.scalar(query) or 0)
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, exclude_kinds: Collection[str] = ()) -> datetime | None:
         query = select(func.min(OutboxEntry.available_at)).where(
             OutboxEntry.status == OutboxStatus.PENDING.value
         )
+        if exclude_kinds:
+            query = query.where(OutboxEntry.kind.not_in(list(exclude_kinds)))
         value = await self._session.scalar(query)
         if value is None:
             return None
@@ -340,6 +346,7 @@ def _due_query() -> Any:
         .where(
             OutboxEntry.status == pending,
             OutboxEntry.available_at <= bindparam("due_now"),
+            OutboxEntry.kind.not_in(bindparam("due_excluded", expanding=True)),
             or_(OutboxEntry.ordering_key.is_(None), OutboxEntry.id == head_of_key),
         )
         .order_by(OutboxEntry.id)
