@@ -50,10 +50,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+READ_ONLY = "hh_read_only"
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
     """Take SQLite's write lock at BEGIN: a transaction that read and then writes cannot fail
-    with a stale snapshot (SQLITE_BUSY_SNAPSHOT); it waits its turn, as on PostgreSQL."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    with a stale snapshot (SQLITE_BUSY_SNAPSHOT); it waits its turn, as on PostgreSQL.
+    A connection marked `read_only` (the health ping) begins a plain read transaction."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -94,6 +99,8 @@ class Database:
         """Round-trip time of `SELECT 1` in seconds; raises when the database does not answer."""
         start = time.perf_counter()
         async with asyncio.timeout(limit), self.engine.connect() as conn:
+            # A read: on SQLite it must not take the write lock from the bot's transactions.
+            conn = await conn.execution_options(**{READ_ONLY: True})
             await conn.execute(text("SELECT 1"))
         return time.perf_counter() - start
 

@@ -112,3 +112,16 @@ def test_a_stored_alert_in_another_shape_is_still_read() -> None:
     }
     view = _alert_view(odd)
     assert view.name == "X" and view.ends_at is None and view.generator_url == ""
+
+
+async def test_the_health_ping_does_not_take_the_write_lock(sqlite_file) -> None:
+    """/healthz and the database job ping while the bot writes: a read, never a writer."""
+    db, path = sqlite_file
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        async with asyncio.timeout(2):
+            assert await db.ping() < 2
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
