@@ -416,8 +416,8 @@ class AlertRepository(Protocol):
 
     async def groups(self, group_ids: list[int]) -> list[AlertGroup]: ...
 
-    async def pending_new(self, limit: int) -> list[AlertGroup]:
-        """Groups without a message yet, oldest first."""
+    async def pending_new_versions(self, limit: int) -> list[tuple[int, int]]:
+        """(id, version) of the groups without a message yet, oldest first."""
         ...
 
     async def count_pending_new(self) -> int: ...

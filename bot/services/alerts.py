@@ -48,6 +48,9 @@ EMAIL_FALLBACK = "alerts.email_fallback"
 EMBEDS_PER_MESSAGE = 10
 SILENCE_HOURS = (1, 4, 24)
 PARSED_CACHE = 10_000
+FRESH_CACHE = 5_000
+RENDERED_CACHE = 10_000
+"""New groups kept for their first digest (a plan checks each one's version first)."""
 """Bodies parsed on arrival kept for the processor; beyond this it parses them again."""
 
 UowFactory = Callable[[], UnitOfWork]
@@ -104,6 +107,8 @@ class AlertService:
         self._process_lock = asyncio.Lock()
         self._watchdog_arrived = False
         self._parsed: dict[int, WebhookPayload] = {}
+        self._fresh: dict[int, AlertGroup] = {}
+        self._rendered: dict[int, int] = {}
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
@@ -228,9 +233,20 @@ class AlertService:
                 outage_since = await uow.alerts.watchdog_seen(now)
                 if outage_since is not None:
                     await self._post_operations(uow, *pipeline_recovered(outage_since, now))
-            delay = await self._apply(uow, stored, now) if stored else 0.0
+            delay, touched = await self._apply(uow, stored, now) if stored else (0.0, [])
             await uow.commit()
+        self._remember(touched)
         return len(stored) or int(watchdog), delay
+
+    def _remember(self, groups: Sequence[AlertGroup]) -> None:
+        """Keep the new groups just committed, for the digest that will show them (it would
+        otherwise read and decode forty groups again, on the loop that answers webhooks)."""
+        for group in groups:
+            if group.message_ref is None:
+                self._fresh.pop(group.id, None)
+                self._fresh[group.id] = group
+        while len(self._fresh) > FRESH_CACHE:
+            del self._fresh[next(iter(self._fresh))]
 
     async def backlog(self) -> int:
         """Stored bodies not applied yet (a gauge for /metrics)."""
@@ -239,7 +255,7 @@ class AlertService:
 
     async def _apply(
         self, uow: UnitOfWork, stored: list[StoredNotification], now: datetime
-    ) -> float:
+    ) -> tuple[float, list[AlertGroup]]:
         """Update groups, enqueue their delivery; returns when the first delivery is due."""
         policy = self.policy
         watchdog_name = policy.watchdog_alertname
@@ -325,7 +341,8 @@ class AlertService:
                     {"group_id": group.id, "episode": group.episode},
                 )
         await uow.alerts.mark_processed(outcomes, now)
-        return min((delay for _, _, delay in deliveries), default=0.0)
+        delay = min((delay for _, _, delay in deliveries), default=0.0)
+        return delay, [groups[h] for h in touched]
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -338,6 +355,8 @@ class AlertService:
         knows its rate budget); when more new groups wait than that, they go out as digests.
         """
         group_id, version = int(payload["group_id"]), int(payload["version"])
+        if self._rendered.get(group_id, 0) >= version:
+            return None  # shown by a message this process sent (a digest's other items)
         policy = self.policy
         threshold = policy.storm_threshold if capacity is None else max(capacity, 1)
         async with self._uow_factory() as uow:
@@ -369,7 +388,15 @@ class AlertService:
                     mention_role_ids=self.mentions_for([group]),
                 )
             size = digest_size(pending, threshold, policy.digest_max_groups)
-            others = await uow.alerts.pending_new(size)
+            waiting = await uow.alerts.pending_new_versions(size)
+            known = {
+                group_id: cached
+                for group_id, version in waiting
+                if (cached := self._fresh.get(group_id)) is not None and cached.version == version
+            }
+            loaded = await uow.alerts.groups([i for i, _ in waiting if i not in known])
+            by_id = {**known, **{g.id: g for g in loaded}}
+            others = [by_id[i] for i, _ in waiting if i in by_id]
         members = [group, *[g for g in others if g.id != group.id]][:size]
         return DeliveryPlan(
             channel_id=policy.alerts_channel_id,
@@ -394,9 +421,12 @@ class AlertService:
                 plan.channel_id, message_id, plan.digest, [g.id for g in plan.groups], now
             )
             await uow.alerts.mark_posted({g.id: g.version for g in plan.groups}, message.id, now)
+            for shown in plan.groups:
+                self._fresh.pop(shown.id, None)
             # Email fallbacks that come due now find `posted_at` set and send nothing.
             await self._settle(uow, plan, now)
             await uow.commit()
+        self._shown(plan)
 
     async def forget_message(self, plan: DeliveryPlan) -> None:
         """The message is gone from Discord: its groups will be posted again."""
@@ -405,12 +435,23 @@ class AlertService:
         async with self._uow_factory() as uow:
             await uow.alerts.clear_message(plan.message.id)
             await uow.commit()
+        self._rendered.clear()  # rare: let every plan ask the database again
 
     async def record_edited(self, plan: DeliveryPlan) -> None:
         async with self._uow_factory() as uow:
             await uow.alerts.mark_rendered({g.id: g.version for g in plan.groups})
             await self._settle(uow, plan, self._clock.now())
             await uow.commit()
+        self._shown(plan)
+
+    def _shown(self, plan: DeliveryPlan) -> None:
+        """Remember what Discord shows now, so the other waiting items of a digest's groups
+        are answered without a transaction each."""
+        for group in plan.groups:
+            self._rendered.pop(group.id, None)
+            self._rendered[group.id] = group.version
+        while len(self._rendered) > RENDERED_CACHE:
+            del self._rendered[next(iter(self._rendered))]
 
     async def _settle(self, uow: UnitOfWork, plan: DeliveryPlan, now: datetime) -> None:
         """The groups' waiting items that this message already shows are done: a digest of

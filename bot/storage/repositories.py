@@ -1312,16 +1312,14 @@ class SqlAlertRepository:
         by_id = {row.id: _to_group(row) for row in rows}
         return [by_id[i] for i in group_ids if i in by_id]
 
-    async def pending_new(self, limit: int) -> list[AlertGroup]:
-        rows = (
-            await self._session.execute(
-                select(*_GROUPS.c)
-                .where(_GROUPS.c.message_ref.is_(None))
-                .order_by(_GROUPS.c.id)
-                .limit(limit)
-            )
-        ).all()
-        return [_to_group(row) for row in rows]
+    async def pending_new_versions(self, limit: int) -> list[tuple[int, int]]:
+        rows = await self._session.execute(
+            select(_GROUPS.c.id, _GROUPS.c.version)
+            .where(_GROUPS.c.message_ref.is_(None))
+            .order_by(_GROUPS.c.id)
+            .limit(limit)
+        )
+        return [(int(i), int(v)) for i, v in rows.all()]
 
     async def count_pending_new(self) -> int:
         query = (

@@ -252,3 +252,52 @@ async def test_a_posted_digest_settles_the_items_it_shows(database, clock) -> No
         if i.status == "pending" and i.payload["group_id"] == group.id
     ]
     assert len(pending) == 1
+
+
+async def test_a_digest_from_the_processors_groups_equals_one_read_back(database, clock) -> None:
+    """The groups the processor just built stand in for a read of the database: the same
+    digest either way, and an acknowledged (newer) group is read again."""
+    service, _ = wire(database, clock)
+    for line in storm("firing")[:30]:
+        raw = json.loads(line)
+        await service.ingest(WebhookPayload.model_validate(raw), raw)
+    items = await outbox_rows(database, ALERTS_DELIVER)
+    acked = items[3].payload["group_id"]
+    async with database.uow() as uow:
+        await service.acknowledge(uow, acked, Actor(1, "ops", frozenset({OpsRole.CORE_OPS})))
+        await uow.commit()
+    cached = await service.plan(items[0].payload, capacity=5)
+    restarted, _ = wire(database, clock)  # nothing in memory: every group read back
+    read = await restarted.plan(items[0].payload, capacity=5)
+    assert cached is not None and read is not None and cached.digest
+    assert cached.groups == read.groups
+    assert next(g for g in cached.groups if g.id == acked).acked_by_name == "ops"
+
+
+async def test_items_shown_by_a_message_just_sent_need_no_transaction(database, clock) -> None:
+    from bot.services.alerts import AlertService
+    from bot.services.outbox import OutboxService
+    from tests.alerting import policy
+
+    opened = 0
+
+    def counting():
+        nonlocal opened
+        opened += 1
+        return database.uow()
+
+    outbox = OutboxService(database.uow, clock)
+    service = AlertService(counting, clock, outbox, ReminderService(database.uow, clock), policy())
+    for line in storm("firing")[:20]:
+        raw = json.loads(line)
+        await service.ingest(WebhookPayload.model_validate(raw), raw)
+    items = await outbox_rows(database, ALERTS_DELIVER)
+    plan = await service.plan(items[0].payload, capacity=5)
+    assert plan is not None and plan.digest
+    await service.record_posted(plan, 333)
+    shown = {g.id for g in plan.groups}
+    before = opened
+    for item in items:
+        if item.payload["group_id"] in shown:
+            assert await service.plan(item.payload, capacity=5) is None
+    assert opened == before, "answered from what this process just sent"
