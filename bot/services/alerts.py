@@ -154,22 +154,49 @@ class AlertService:
             del self._pending[: len(batch)]
             payloads = [p for p, _, _ in batch]
             try:
-                results = await store_bodies(
-                    payloads, [r for _, r, _ in batch], self._clock, self._ingest_uow_factory
-                )
+                results = await self._store(payloads, [r for _, r, _ in batch])
             except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                self.received(payloads, results)
+                self._received(payloads, results)
                 for (_, _, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
 
-    def received(self, payloads: Sequence[WebhookPayload], results: Sequence[IngestResult]) -> None:
-        """Bodies were stored (by `receive()`, or by `store_bodies()` on the web server's own
-        thread, which calls this on the service's loop): wake the processor."""
+    async def _store(
+        self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any]]
+    ) -> list[IngestResult]:
+        """One short transaction: "accepted" (new) or "duplicate" for each body."""
+        keys = [payload.dedupe_key() for payload in payloads]
+        rows: dict[str, NotificationRow] = {}
+        for payload, raw, key in zip(payloads, raws, keys, strict=True):
+            rows.setdefault(
+                key,
+                NotificationRow(
+                    key,
+                    group_key_hash(payload.group_key),
+                    payload.status.value,
+                    payload.receiver,
+                    raw,
+                ),
+            )
+        async with self._ingest_uow_factory() as uow:
+            inserted = await uow.alerts.add_notifications(list(rows.values()), self._clock.now())
+            await uow.commit()
+        results = []
+        for key in keys:
+            # The first of several identical bodies in one batch is the one stored.
+            new_id = inserted.pop(key, None)
+            outcome: IngestOutcome = "accepted" if new_id is not None else "duplicate"
+            results.append(IngestResult(outcome, dedupe_key=key, notification_id=new_id))
+        return results
+
+    def _received(
+        self, payloads: Sequence[WebhookPayload], results: Sequence[IngestResult]
+    ) -> None:
+        """Bodies were stored: keep them parsed for the processor, and wake it."""
         for payload, result in zip(payloads, results, strict=True):
             if result.notification_id is not None and len(self._parsed) < PARSED_CACHE:
                 # The processor need not validate the stored body a second time.
@@ -637,45 +664,6 @@ class AlertService:
                 "mention_user_ids": [],
             },
         )
-
-
-async def store_bodies(
-    payloads: Sequence[WebhookPayload],
-    raws: Sequence[Mapping[str, Any]],
-    clock: Clock,
-    uows: UowFactory,
-) -> list[IngestResult]:
-    """Store webhook bodies in one short transaction: "accepted" (new) or "duplicate" each.
-
-    Touches nothing but `uows`, so it can run on another thread's loop with a unit of work
-    of its own (the web server's thread); tell the service with `AlertService.received()`.
-    """
-    keys = [payload.dedupe_key() for payload in payloads]
-    rows: dict[str, NotificationRow] = {}
-    for payload, raw, key in zip(payloads, raws, keys, strict=True):
-        rows.setdefault(
-            key,
-            NotificationRow(
-                key, group_key_hash(payload.group_key), payload.status.value, payload.receiver, raw
-            ),
-        )
-    inserted = await _store_rows(list(rows.values()), clock.now(), uows)
-    results = []
-    for key in keys:
-        # The first of several identical bodies in one batch is the one stored.
-        new_id = inserted.pop(key, None)
-        outcome: IngestOutcome = "accepted" if new_id is not None else "duplicate"
-        results.append(IngestResult(outcome, dedupe_key=key, notification_id=new_id))
-    return results
-
-
-async def _store_rows(
-    rows: list[NotificationRow], now: datetime, uows: UowFactory
-) -> dict[str, int]:
-    async with uows() as uow:
-        inserted = await uow.alerts.add_notifications(rows, now)
-        await uow.commit()
-    return inserted
 
 
 async def _wait_either(stop: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:

@@ -64,8 +64,8 @@ class OutboxService:
         self.delivered = 0
         self.failed = 0
         self.retried = 0
-        self._paused: dict[str, datetime] = {}
-        """Kinds held by a `RetryLater(whole_kind=True)`: kind -> when the hold ends.
+        self._paused: dict[str, tuple[datetime, str]] = {}
+        """Kinds held by a `RetryLater(whole_kind=True)`: kind -> (when it ends, why).
         Rounds leave them out of their query until then, and wakes for them are ignored."""
 
     def register(self, kind: str, handler: OutboxHandler) -> None:
@@ -126,7 +126,7 @@ class OutboxService:
         """
         if kind is not None:
             held = self._paused.get(kind)
-            if held is not None and held > self._clock.now() + timedelta(seconds=delay):
+            if held is not None and held[0] > self._clock.now() + timedelta(seconds=delay):
                 return
         now = time.monotonic()
         until = self._sleeping_until
@@ -141,23 +141,22 @@ class OutboxService:
         if not items:
             return 0
         semaphore = asyncio.Semaphore(self._concurrency)
-        paused: dict[str, tuple[float, str]] = {}
         postponed: dict[str, list[int]] = {}
 
         async def bounded(item: OutboxItem) -> None:
             async with semaphore:
-                if item.kind in paused:
+                if item.kind in self._held():
                     postponed.setdefault(item.kind, []).append(item.id)
                     return
-                await self._deliver(item, paused)
+                await self._deliver(item)
 
         await asyncio.gather(*(bounded(item) for item in items))
         if postponed:
             async with self._uow_factory() as uow:
                 for kind, ids in postponed.items():
-                    delay, reason = paused[kind]
-                    when = self._clock.now() + timedelta(seconds=max(delay, 0.0))
-                    await uow.outbox.postpone(ids, when, reason[:MAX_ERROR])
+                    held = self._paused.get(kind)
+                    if held is not None:  # else the hold ended: they are due as they are
+                        await uow.outbox.postpone(ids, held[0], held[1][:MAX_ERROR])
                 await uow.commit()
         return len(items)
 
@@ -167,9 +166,7 @@ class OutboxService:
             if not await self.drain_once():
                 return
 
-    async def _deliver(
-        self, item: OutboxItem, paused: dict[str, tuple[float, str]] | None = None
-    ) -> None:
+    async def _deliver(self, item: OutboxItem) -> None:
         handler = self._handlers.get(item.kind)
         try:
             if handler is None:
@@ -179,9 +176,9 @@ class OutboxService:
             delay = exc.retry_after if exc.retry_after is not None else self._backoff(item)
             if exc.whole_kind:
                 until = self._clock.now() + timedelta(seconds=max(delay, 0.0))
-                self._paused[item.kind] = max(self._paused.get(item.kind, until), until)
-                if paused is not None:
-                    paused[item.kind] = (delay, exc.reason)
+                held = self._paused.get(item.kind)
+                if held is None or held[0] < until:
+                    self._paused[item.kind] = (until, exc.reason)
             await self._reschedule(item, delay, exc.reason)
         except PermanentFailure as exc:
             self.failed += 1
@@ -221,14 +218,14 @@ class OutboxService:
             return self._idle_poll
         wait = self._idle_poll if due is None else (due - self._clock.now()).total_seconds()
         if held:
-            first = min(self._paused[k] for k in held)
+            first = min(self._paused[k][0] for k in held)
             wait = min(wait, (first - self._clock.now()).total_seconds())
         return min(max(wait, 0.01), self._idle_poll)
 
     def _held(self) -> list[str]:
         """Kinds still held by a whole-kind RetryLater (expired holds are forgotten)."""
         now = self._clock.now()
-        for kind in [k for k, until in self._paused.items() if until <= now]:
+        for kind in [k for k, (until, _) in self._paused.items() if until <= now]:
             del self._paused[kind]
         return list(self._paused)
 

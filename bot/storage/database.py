@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
-from bot.storage.syncbridge import SyncSqlite
+from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
 from bot.storage.uow import SqlUnitOfWork, TaskLock
 
 
@@ -31,34 +31,16 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         else:
             kwargs.update(connect_args={"timeout": 30})
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        # aiosqlite waits in its own thread, so it may wait for the lock (the fallback path).
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            sqlite_pragmas(busy_timeout_ms=5000, autocheckpoint=True),
+        )
+        event.listen(engine.sync_engine, "begin", begin_immediate)
         return engine
     kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=10)
     return create_async_engine(url, **kwargs)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets the web server read while the bot writes; foreign keys are off by default."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-    # We issue BEGIN ourselves (below), so the driver must not open transactions of its own.
-    dbapi_connection.isolation_level = None
-
-
-READ_ONLY = "hh_read_only"
-
-
-def _sqlite_begin_immediate(connection: Any) -> None:
-    """Take SQLite's write lock at BEGIN: a transaction that read and then writes cannot fail
-    with a stale snapshot (SQLITE_BUSY_SNAPSHOT); it waits its turn, as on PostgreSQL.
-    A connection marked `read_only` (the health ping) begins a plain read transaction."""
-    read_only = connection.get_execution_options().get(READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:

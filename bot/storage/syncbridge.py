@@ -80,20 +80,34 @@ class BridgedSession:
         self.sync_session.close()
 
 
-def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=0")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    # Checkpoints (an fsync) are left to the other connections: not on the loop's thread.
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
-    cursor.close()
-    dbapi_connection.isolation_level = None
+READ_ONLY = "hh_read_only"
+"""Execution option: a connection that only reads (the health ping) begins without the lock."""
 
 
-def _begin_immediate(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def sqlite_pragmas(*, busy_timeout_ms: int, autocheckpoint: bool) -> Callable[[Any, Any], None]:
+    """The `connect` listener for every SQLite connection of the bot: WAL (readers never block
+    the writer), foreign keys on, and BEGIN issued by `begin_immediate`, not the driver."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+        dbapi_connection.isolation_level = None
+
+    return on_connect
+
+
+def begin_immediate(connection: Any) -> None:
+    """Take SQLite's write lock at BEGIN: a transaction that read and then writes cannot fail
+    with a stale snapshot (SQLITE_BUSY_SNAPSHOT); it waits its turn, as on PostgreSQL.
+    A connection marked `READ_ONLY` begins a plain read transaction."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class SyncSqlite:
@@ -105,8 +119,12 @@ class SyncSqlite:
         self.engine = create_engine(
             url.set(drivername="sqlite"), pool_size=1, max_overflow=4, echo=echo
         )
-        event.listen(self.engine, "connect", _pragmas)
-        event.listen(self.engine, "begin", _begin_immediate)
+        # Busy timeout 0: waiting would block the loop. No checkpoints (an fsync) on the
+        # loop's thread either: Database.checkpoint() does them in a thread.
+        event.listen(
+            self.engine, "connect", sqlite_pragmas(busy_timeout_ms=0, autocheckpoint=False)
+        )
+        event.listen(self.engine, "begin", begin_immediate)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session_factory(self) -> Callable[[], AsyncSession]:
