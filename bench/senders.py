@@ -4,7 +4,9 @@
 
 Each line of BODIES is one request body, sent at `index / rate` seconds after the start by one
 of `senders` connections; latency is request sent to answer read. Prints one JSON object:
-{"latencies_ms": [...], "statuses": {...}, "seconds": ...}. Loopback only, bounded by count.
+{"latencies_ms": [...], "sent_at_s": [...], "statuses": {...}, "seconds": ...,
+"start_monotonic": ...} (the start on the machine's monotonic clock, to line latencies up with
+another process's timeline). Loopback only, bounded by count.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ async def send_all(
         "sent_at_s": sent_at,
         "statuses": statuses,
         "seconds": time.perf_counter() - start,
+        "start_monotonic": start,
     }
 
 

@@ -232,7 +232,8 @@ class NotificationRow:
     group_key_hash: str
     status: str
     receiver: str
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any] | str
+    """The body: its JSON text as it arrived (stored as is), or the decoded object."""
 
 
 @dataclass(frozen=True)

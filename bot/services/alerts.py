@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from time import perf_counter
 from typing import Any, cast
 
 from bot.domain.alerts import (
@@ -48,10 +49,11 @@ EMAIL_FALLBACK = "alerts.email_fallback"
 EMBEDS_PER_MESSAGE = 10
 SILENCE_HOURS = (1, 4, 24)
 PARSED_CACHE = 10_000
-FRESH_CACHE = 5_000
-RENDERED_CACHE = 10_000
-"""New groups kept for their first digest (a plan checks each one's version first)."""
 """Bodies parsed on arrival kept for the processor; beyond this it parses them again."""
+FRESH_CACHE = 5_000
+"""New groups kept for their first digest (a plan checks each one's version first)."""
+RENDERED_CACHE = 10_000
+"""Versions this process has shown, so an already-shown item needs no transaction."""
 
 UowFactory = Callable[[], UnitOfWork]
 
@@ -73,6 +75,8 @@ class AlertPolicy:
     process_batch: int = 10
     """At most this many bodies per transaction: it runs on the event loop's thread on a
     SQLite file, and webhooks wait while it does."""
+    process_budget: float = 0.008
+    """Fewer, when the last batches show that many would take longer than this (seconds)."""
     process_poll: float = 5.0
     process_retry: float = 1.0
     storm_threshold: int = 10
@@ -100,11 +104,12 @@ class AlertService:
         self._silences = silences
         self.max_batch = 100
         self._pending: list[
-            tuple[WebhookPayload, Mapping[str, Any], asyncio.Future[IngestResult]]
+            tuple[WebhookPayload, Mapping[str, Any] | str, asyncio.Future[IngestResult]]
         ] = []
         self._receiver: asyncio.Task[None] | None = None
         self._process_wake = asyncio.Event()
         self._process_lock = asyncio.Lock()
+        self._body_seconds = 0.0  # the processor's recent cost per body, on this loop
         self._watchdog_arrived = False
         self._parsed: dict[int, WebhookPayload] = {}
         self._fresh: dict[int, AlertGroup] = {}
@@ -113,8 +118,11 @@ class AlertService:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    async def receive(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
+    async def receive(self, payload: WebhookPayload, raw: Mapping[str, Any] | str) -> IngestResult:
         """Store one webhook body; return once it is committed ("accepted" or "duplicate").
+
+        `raw` is the body as it arrived, its JSON text (stored as is: no second encoding on
+        the loop that answers webhooks) or the decoded object.
 
         This is all Alertmanager waits for. Its group is updated right after by the processor
         (`run_processor`), from the stored body, so nothing stored is ever lost: a crash
@@ -127,7 +135,7 @@ class AlertService:
             self._receiver = asyncio.create_task(self._receive_pending(), name="alerts-receive")
         return await future
 
-    async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any]) -> IngestResult:
+    async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any] | str) -> IngestResult:
         """`receive()`, then process it now: the full outcome and the group it updated."""
         received = await self.receive(payload, raw)
         await self.process_pending()  # a duplicate Watchdog still counts as an arrival
@@ -166,7 +174,7 @@ class AlertService:
                         future.set_result(result)
 
     async def _store(
-        self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any]]
+        self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any] | str]
     ) -> list[IngestResult]:
         """One short transaction: "accepted" (new) or "duplicate" for each body."""
         keys = [payload.dedupe_key() for payload in payloads]
@@ -238,16 +246,31 @@ class AlertService:
         """Apply stored bodies to their groups, oldest first; returns how many were applied."""
         async with self._process_lock:
             watchdog, self._watchdog_arrived = self._watchdog_arrived, False
+            started = perf_counter()
             try:
                 applied, delay = await self._process(
-                    watchdog, limit or self.policy.process_batch, self._uow_factory
+                    watchdog, limit or self.batch_limit(), self._uow_factory
                 )
             except BaseException:
                 self._watchdog_arrived = self._watchdog_arrived or watchdog
                 raise
             if applied:
+                per_body = (perf_counter() - started) / applied
+                previous = self._body_seconds or per_body
+                self._body_seconds = 0.7 * previous + 0.3 * per_body
                 self._outbox.wake(delay, kind=ALERTS_DELIVER)
             return applied
+
+    def batch_limit(self) -> int:
+        """As many bodies as fit the time budget at the recent cost per body, 1 at least.
+
+        On a slow moment (a busy machine, a throttled VM) batches shrink to one body, so a
+        webhook arriving meanwhile waits for one body's work, not ten."""
+        policy = self.policy
+        if self._body_seconds <= 0:
+            return policy.process_batch
+        fits = int(policy.process_budget / self._body_seconds)
+        return max(1, min(policy.process_batch, fits))
 
     async def _process(self, watchdog: bool, limit: int, uows: UowFactory) -> tuple[int, float]:
         """One transaction."""

@@ -13,9 +13,8 @@ Answers (always JSON):
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 ROUTE = "/webhooks/alertmanager"
 
-Ingest = Callable[[WebhookPayload, Mapping[str, Any]], Awaitable[IngestResult]]
+Ingest = Callable[[WebhookPayload, str], Awaitable[IngestResult]]
+"""Store a validated body; the second argument is the body's JSON text as it arrived."""
 
 
 @dataclass(frozen=True)
@@ -91,30 +91,26 @@ async def alertmanager_webhook(request: web.Request) -> web.Response:
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        received.labels("invalid").inc()
-        return _error(400, f"malformed JSON: {exc}"[:300])
-    if not isinstance(data, dict):
-        received.labels("invalid").inc()
-        return _error(400, "the body must be a JSON object", field="(body)")
-    try:
-        payload = WebhookPayload.model_validate(data)
+        # Parsed and validated in one pass by pydantic's JSON parser; the body is then stored
+        # as the text that arrived, not decoded and encoded again.
+        payload = WebhookPayload.model_validate_json(raw)
     except ValidationError as exc:
         received.labels("invalid").inc()
-        first = exc.errors(include_input=False, include_url=False)[0]
+        errors = exc.errors(include_input=False, include_url=False)
+        first = errors[0]
+        if first["type"] == "json_invalid":
+            return _error(400, f"malformed JSON: {first['msg']}"[:300])
+        if first["type"] == "model_type" and not first["loc"]:
+            return _error(400, "the body must be a JSON object", field="(body)")
         field = _field_name(first["loc"])
         return _error(
             400,
             f"not an Alertmanager version 4 payload: {field}: {first['msg']}",
             field=field,
-            errors=[
-                {"field": _field_name(e["loc"]), "message": e["msg"]}
-                for e in exc.errors(include_input=False, include_url=False)[:20]
-            ],
+            errors=[{"field": _field_name(e["loc"]), "message": e["msg"]} for e in errors[:20]],
         )
     try:
-        result = await webhook.ingest(payload, data)
+        result = await webhook.ingest(payload, raw.decode())
     except Exception:
         received.labels("error").inc()
         log.exception("could not store an Alertmanager notification (%s)", payload.group_key[:200])

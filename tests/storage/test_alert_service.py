@@ -180,6 +180,28 @@ async def test_receive_stores_and_the_processor_applies_later(database, clock) -
     assert again.outcome == "duplicate" and again.notification_id is None
 
 
+async def test_batches_shrink_when_bodies_are_slow_to_apply(database, clock, monkeypatch) -> None:
+    """A slow moment (a busy or throttled machine): the next transactions take fewer bodies,
+    so a webhook arriving meanwhile waits for one body's work, not ten."""
+    import bot.services.alerts as alerts_module
+
+    service, _ = wire(database, clock, process_batch=10, process_budget=0.008)
+    bodies = [json.loads(line) for line in storm()[:30]]
+    for raw in bodies:
+        await service.receive(WebhookPayload.model_validate(raw), raw)
+    assert service.batch_limit() == 10, "no measure yet: the configured batch"
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(alerts_module, "perf_counter", lambda: next(ticks) * 0.02)
+    assert await service.process_pending() == 10  # measured: 20 ms for 10 bodies
+    assert service.batch_limit() == 4, "2 ms a body: four fit in 8 ms"
+    applied = [await service.process_pending() for _ in range(3)]
+    assert applied == [4, 2, 1], "still 20 ms a transaction: fewer each time, one at least"
+    monkeypatch.undo()
+    while await service.process_pending():
+        pass
+    assert await service.backlog() == 0, "nothing left behind"
+
+
 async def test_bodies_stored_before_a_crash_are_applied_at_the_next_start(database, clock) -> None:
     """The webhook answered 200, the process died before the processor ran: nothing lost."""
     first, _ = wire(database, clock)

@@ -125,3 +125,79 @@ async def test_the_health_ping_does_not_take_the_write_lock(sqlite_file) -> None
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+async def test_fast_inserts_store_what_the_orm_stores(sqlite_file) -> None:
+    """The hot-path inserts (sqlite3, `SqliteInsert`) and the ORM path write identical rows:
+    the same group, outbox item and webhook body, once each way, compared column by column."""
+    from datetime import UTC, datetime
+
+    from bot.domain.alerts import NotificationRow, group_key_hash
+    from bot.domain.outbox import NewOutboxItem
+    from bot.services.alerts import fresh_group
+    from bot.storage.repositories import SqlAlertRepository, SqlOutboxRepository
+
+    db, path = sqlite_file
+    raw = fixture("04_firing_group_4_alerts.json")
+    payload = WebhookPayload.model_validate(raw)
+    now = datetime(2026, 11, 28, 12, 0, 1, 250000, tzinfo=UTC)
+    group = fresh_group(payload, payload.alerts, now)
+    item = NewOutboxItem(
+        kind="alerts.deliver", payload={"group_id": 1, "version": 1}, available_at=now,
+        ordering_key="alerts:1",
+    )  # fmt: skip
+
+    def note(key: str, body: dict) -> NotificationRow:
+        return NotificationRow(key, group_key_hash(payload.group_key), "firing", "bot", body)
+
+    async with db.uow() as uow:
+        assert isinstance(uow.session, BridgedSession)
+        await uow.alerts.create_groups([("fast", group)])
+        await uow.outbox.add_many([item], now)
+        await uow.alerts.add_notifications([note("fast", raw)], now)
+        await uow.commit()
+    async with db.sessions() as session, session.begin():
+        assert not isinstance(session, BridgedSession)
+        await SqlAlertRepository(session).create_groups([("orm", group)])
+        await SqlOutboxRepository(session).add_many([item], now)
+        await SqlAlertRepository(session).add_notifications([note("orm", raw)], now)
+
+    plain = sqlite3.connect(path)
+    try:
+        for table, key in (
+            ("alert_groups", "key_hash"),
+            ("outbox", None),
+            ("alert_notifications", "dedupe_key"),
+        ):
+            rows = plain.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+            names = [d[0] for d in plain.execute(f"SELECT * FROM {table}").description]
+            assert len(rows) == 2, table
+            fast, orm = (
+                {n: v for n, v in zip(names, row, strict=True) if n not in ("id", key)}
+                for row in rows
+            )
+            assert fast == orm, table
+    finally:
+        plain.close()
+
+
+async def test_a_body_given_as_text_is_stored_as_it_arrived(sqlite_file) -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain.alerts import NotificationRow
+
+    db, path = sqlite_file
+    text_body = '{"version": "4",  "alerts": [ ]}'  # exactly these bytes, spaces and all
+    async with db.uow() as uow:
+        await uow.alerts.add_notifications(
+            [NotificationRow("k", "h", "firing", "bot", text_body)], datetime.now(UTC)
+        )
+        await uow.commit()
+    plain = sqlite3.connect(path)
+    try:
+        assert plain.execute("SELECT payload FROM alert_notifications").fetchone() == (text_body,)
+    finally:
+        plain.close()
+    async with db.uow() as uow:
+        (stored,) = await uow.alerts.unprocessed(10)
+    assert stored.payload == {"version": "4", "alerts": []}

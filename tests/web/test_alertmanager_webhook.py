@@ -124,6 +124,19 @@ async def test_schema_errors_are_400_naming_the_field(client, database, mutate, 
     assert await count(database, AlertNotification) == 0
 
 
+async def test_the_body_is_stored_as_the_text_that_arrived(client, database) -> None:
+    """Validated once by pydantic's JSON parser, then stored byte for byte: no second encode."""
+    body = json.dumps(fixture("01_firing_single_nodeoffline.json"), indent=1).encode()
+    response = await post(client, body)
+    assert response.status == 200, await response.text()
+    async with database.engine.connect() as conn:
+        stored = (await conn.exec_driver_sql("SELECT payload FROM alert_notifications")).scalar()
+    if database.engine.dialect.name == "sqlite":
+        assert stored == body.decode()
+    else:  # a JSON column: the same document
+        assert (json.loads(stored) if isinstance(stored, str) else stored) == json.loads(body)
+
+
 async def test_a_json_array_is_400(client) -> None:
     response = await post(client, b"[1, 2]")
     assert response.status == 400
