@@ -28,18 +28,17 @@ from bot.domain.alerts import (
     DeliveryPlan,
     IngestOutcome,
     IngestResult,
-    NotificationRow,
     Silence,
     StoredNotification,
     WebhookAlert,
     WebhookPayload,
-    group_key_hash,
     worst_severity,
 )
 from bot.domain.errors import InvalidInput, NotFound, Unavailable
 from bot.domain.outbox import DISCORD_MESSAGE, EMAIL, Reminder
 from bot.domain.ports import Clock, SilenceGateway, UnitOfWork
 from bot.domain.roles import Actor
+from bot.services.inbox import Inbox, watchdog_fired
 from bot.services.outbox import OutboxService, ReminderService
 
 log = logging.getLogger(__name__)
@@ -102,11 +101,7 @@ class AlertService:
         self._reminders = reminders
         self.policy = policy
         self._silences = silences
-        self.max_batch = 100
-        self._pending: list[
-            tuple[WebhookPayload, Mapping[str, Any] | str, asyncio.Future[IngestResult]]
-        ] = []
-        self._receiver: asyncio.Task[None] | None = None
+        self.inbox = Inbox(self._ingest_uow_factory, clock, self._received)
         self._process_wake = asyncio.Event()
         self._process_lock = asyncio.Lock()
         self._body_seconds = 0.0  # the processor's recent cost per body, on this loop
@@ -121,19 +116,12 @@ class AlertService:
     async def receive(self, payload: WebhookPayload, raw: Mapping[str, Any] | str) -> IngestResult:
         """Store one webhook body; return once it is committed ("accepted" or "duplicate").
 
-        `raw` is the body as it arrived, its JSON text (stored as is: no second encoding on
-        the loop that answers webhooks) or the decoded object.
-
         This is all Alertmanager waits for. Its group is updated right after by the processor
         (`run_processor`), from the stored body, so nothing stored is ever lost: a crash
         between the two leaves the body waiting, and the next start applies it.
-        Concurrent calls share one write (group commit).
+        Concurrent calls share one write (group commit). See `Inbox.receive`.
         """
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((payload, raw, future))
-        if self._receiver is None or self._receiver.done():
-            self._receiver = asyncio.create_task(self._receive_pending(), name="alerts-receive")
-        return await future
+        return await self.inbox.receive(payload, raw)
 
     async def ingest(self, payload: WebhookPayload, raw: Mapping[str, Any] | str) -> IngestResult:
         """`receive()`, then process it now: the full outcome and the group it updated."""
@@ -156,51 +144,6 @@ class AlertService:
             notification_id=notification_id,
         )
 
-    async def _receive_pending(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: len(batch)]
-            payloads = [p for p, _, _ in batch]
-            try:
-                results = await self._store(payloads, [r for _, r, _ in batch])
-            except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                self._received(payloads, results)
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-
-    async def _store(
-        self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any] | str]
-    ) -> list[IngestResult]:
-        """One short transaction: "accepted" (new) or "duplicate" for each body."""
-        keys = [payload.dedupe_key() for payload in payloads]
-        rows: dict[str, NotificationRow] = {}
-        for payload, raw, key in zip(payloads, raws, keys, strict=True):
-            rows.setdefault(
-                key,
-                NotificationRow(
-                    key,
-                    group_key_hash(payload.group_key),
-                    payload.status.value,
-                    payload.receiver,
-                    raw,
-                ),
-            )
-        async with self._ingest_uow_factory() as uow:
-            inserted = await uow.alerts.add_notifications(list(rows.values()), self._clock.now())
-            await uow.commit()
-        results = []
-        for key in keys:
-            # The first of several identical bodies in one batch is the one stored.
-            new_id = inserted.pop(key, None)
-            outcome: IngestOutcome = "accepted" if new_id is not None else "duplicate"
-            results.append(IngestResult(outcome, dedupe_key=key, notification_id=new_id))
-        return results
-
     def _received(
         self, payloads: Sequence[WebhookPayload], results: Sequence[IngestResult]
     ) -> None:
@@ -209,15 +152,8 @@ class AlertService:
             if result.notification_id is not None and len(self._parsed) < PARSED_CACHE:
                 # The processor need not validate the stored body a second time.
                 self._parsed[result.notification_id] = payload
-        watchdog = self.policy.watchdog_alertname
-        if any(
-            a.name == watchdog and a.status is AlertStatus.FIRING
-            for payload in payloads
-            for a in payload.alerts
-        ):
-            # Every arrival counts, a repeat too: the Watchdog's repeats are byte-identical,
-            # so most of them are duplicates that store nothing.
-            self._watchdog_arrived = True
+        if watchdog_fired(payloads, self.policy.watchdog_alertname):
+            self._watchdog_arrived = True  # a duplicate too: see watchdog_fired
             self._process_wake.set()
         if any(r.outcome == "accepted" for r in results):
             self._process_wake.set()

@@ -201,3 +201,16 @@ async def test_a_body_given_as_text_is_stored_as_it_arrived(sqlite_file) -> None
     async with db.uow() as uow:
         (stored,) = await uow.alerts.unprocessed(10)
     assert stored.payload == {"version": "4", "alerts": []}
+
+
+async def test_a_short_lock_elsewhere_is_waited_for_on_the_fast_path(sqlite_file) -> None:
+    """Another process holds the lock for a moment: the bot's transaction tries again after
+    a short sleep on the loop and stays on the fast path."""
+    db, path = sqlite_file
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.003, lambda: other.execute("COMMIT")).start()
+    async with asyncio.timeout(10), db.uow() as uow:
+        assert isinstance(uow.session, BridgedSession), "waited on the loop, not in a thread"
+        await uow.commit()
+    other.close()
