@@ -472,6 +472,7 @@ def report(
     native: NativeResult | None,
     compact: NativeResult | None,
     args: Any,
+    floor_rows: list[str] | None = None,
 ) -> str:
     lines = [
         "## Alert storm (`bench/alert_storm.py`)",
@@ -488,6 +489,18 @@ def report(
         "| --- | --- |",
         *bot_rows(big),
         "",
+        *(
+            [
+                "### This machine's floor (`bench/floor.py`, run just before)",
+                "",
+                "| measure | result |",
+                "| --- | --- |",
+                *floor_rows,
+                "",
+            ]
+            if floor_rows
+            else []
+        ),
         "### The captured 500-alert / 50-group storm",
         "",
         "| | hh-opsbot | Alertmanager 0.25 `discord_configs`, default templates "
@@ -524,6 +537,9 @@ async def main() -> None:
     parser.add_argument("--deadline", type=float, default=120.0)
     parser.add_argument("--native-window", type=float, default=60.0)
     parser.add_argument("--skip-native", action="store_true")
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="skip bench/floor.py's machine measures"
+    )
     parser.add_argument("--write", type=Path, help="replace this section of a markdown file")
     parser.add_argument(
         "--database-url", help="postgresql+asyncpg://... (emptied first); default SQLite"
@@ -533,6 +549,19 @@ async def main() -> None:
     )
     args = parser.parse_args()
     BOT_ENV.update(item.split("=", 1) for item in args.bot_env)
+
+    floor_rows: list[str] = []
+    if not args.skip_floor:
+        from bench import floor
+
+        floor_rows.append(floor.steadiness_row(floor.cpu_steadiness(10.0)))
+        bodies = [json.dumps(p).encode() for p in storm_payloads(args.groups, args.alerts)]
+        floor_rows.append(
+            floor.null_row(
+                await floor.null_server(bodies, rate=args.rate, senders=args.senders), args.rate
+            )
+        )
+        print("\n".join(floor_rows), flush=True)
 
     big = await run_bot(
         "bot", storm_payloads(args.groups, args.alerts),
@@ -551,7 +580,7 @@ async def main() -> None:
         print(native, flush=True)
         compact = await run_alertmanager_discord(captured_storm(), args.native_window, compact=True)
         print(compact, flush=True)
-    text = report(big, small, native, compact, args)
+    text = report(big, small, native, compact, args, floor_rows)
     print(text)
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"
