@@ -282,11 +282,9 @@ class OpsButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:__
         raise NotImplementedError
 
 
-class OpsDynamicButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"hh:abstract:(?P<id>[0-9]+)"
-):
-    """Like OpsButton, for buttons that build their own `discord.ui.Button` (the alerts area):
-    the action is read from the custom_id (`hh:area:verb:id`). Same check, policy and audit."""
+class _ActionFromCustomId:
+    """The check, error policy and audit of a component whose custom_id names its action
+    (`hh:area:verb:...`); `run` is the work."""
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         return await _checked(interaction, action_of(interaction))
@@ -296,3 +294,20 @@ class OpsDynamicButton(
 
     async def run(self, interaction: discord.Interaction) -> None:
         raise NotImplementedError
+
+
+class OpsDynamicButton(
+    _ActionFromCustomId,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"hh:abstract:(?P<id>[0-9]+)",
+):
+    """Like OpsButton, for buttons that build their own `discord.ui.Button` (the alerts area):
+    the action is read from the custom_id (`hh:area:verb:id`). Same check, policy and audit."""
+
+
+class OpsDynamicSelect(
+    _ActionFromCustomId,
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
+    template=r"hh:abstract-select:(?P<id>[0-9]+)",
+):
+    """A persistent select menu, checked, answered and audited like OpsDynamicButton."""

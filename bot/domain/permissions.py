@@ -70,6 +70,7 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "node:reject": CORE,
         # Buttons on a firing alert group in #alerts (manual §5: node operators act on alerts).
         "alerts:ack": NODE_AND_CORE,
+        "alerts:pick": NODE_AND_CORE,
         "alerts:silence": NODE_AND_CORE,
         "alerts:expire": NODE_AND_CORE,
         "alerts:incident": NODE_AND_CORE,

@@ -460,6 +460,20 @@ class AlertService:
             raise NotFound("That alert group no longer exists.")
         return group
 
+    async def group_on_message(self, group_id: int, message_id: int) -> AlertGroup:
+        """A group picked from a digest: it must be one that this Discord message shows (a
+        forged choice names another group, or none)."""
+        async with self._uow_factory() as uow:
+            group = await uow.alerts.get_group(group_id)
+            message = (
+                await uow.alerts.get_message(group.message_ref)
+                if group is not None and group.message_ref is not None
+                else None
+            )
+        if group is None or message is None or message.message_id != message_id:
+            raise InvalidInput("That alert group is not on this message.")
+        return group
+
     async def _actionable(self, uow: UnitOfWork, group_id: int, episode: int | None) -> AlertGroup:
         group = await uow.alerts.get_group(group_id, for_update=True)
         if group is None:

@@ -26,7 +26,7 @@ from bot.domain.alerts import DeliveryPlan
 from bot.domain.outbox import OutboxItem, RetryLater
 from bot.services.alerts import AlertService
 from cogs.alerts.render import digest_embeds, group_embed, message_content
-from cogs.alerts.views import group_view
+from cogs.alerts.views import digest_view, group_view
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
@@ -109,7 +109,7 @@ class AlertDelivery:
         channel = self.bot.get_partial_messageable(plan.channel_id)
         if plan.digest:
             embeds = digest_embeds(plan.groups, now)
-            view = None
+            view = digest_view(plan.groups)
         else:
             (group,) = plan.groups
             embeds = [group_embed(group, now)]

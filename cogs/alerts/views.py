@@ -3,11 +3,16 @@
 Persistent by construction: each button is a DynamicItem whose custom_id carries the group id
 (`hh:alerts:ack:12`, `hh:alerts:silence:12:4h`, `hh:alerts:expire:12`), so a press after a
 restart is understood from the custom_id alone. Permission, errors and audit: OpsDynamicButton.
+
+A storm digest shows up to 40 groups in one message, more than a message has room for buttons
+(25), so it carries select menus instead (`hh:alerts:pick:0`, 25 groups each): picking a group
+answers, privately, with that group's own embed and buttons.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import discord
@@ -15,9 +20,9 @@ import discord
 from bot.domain.alerts import AlertGroup
 from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
-from bot.tree import OpsDynamicButton
-from cogs.alerts.render import group_embed
-from cogs.common import NO_MENTIONS
+from bot.tree import OpsDynamicButton, OpsDynamicSelect
+from cogs.alerts.render import clean, group_embed, header, icon_of
+from cogs.common import NO_MENTIONS, truncate
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
@@ -26,6 +31,9 @@ ACK_TEMPLATE = r"hh:alerts:ack:(?P<id>[0-9]+)"
 SILENCE_TEMPLATE = r"hh:alerts:silence:(?P<id>[0-9]+):(?P<hours>1|4|24)h"
 EXPIRE_TEMPLATE = r"hh:alerts:expire:(?P<id>[0-9]+)"
 INCIDENT_TEMPLATE = r"hh:alerts:incident:(?P<id>[0-9]+)"
+PICK_TEMPLATE = r"hh:alerts:pick:(?P<part>[0-4])"
+OPTIONS_PER_SELECT = 25
+SELECTS_PER_MESSAGE = 5
 
 
 def _bot(interaction: discord.Interaction) -> OpsBot:
@@ -44,6 +52,19 @@ def group_view(group: AlertGroup, now: Any) -> discord.ui.View | None:
         for hours in SILENCE_HOURS:
             view.add_item(SilenceButton(group.id, hours))
     view.add_item(IncidentButton(group.id, ref=group.incident_ref))
+    return view
+
+
+def digest_view(groups: Sequence[AlertGroup]) -> discord.ui.View | None:
+    """Select menus for a digest's firing groups (None when none fires any more)."""
+    firing = [g for g in groups if g.firing][: OPTIONS_PER_SELECT * SELECTS_PER_MESSAGE]
+    if not firing:
+        return None
+    view = discord.ui.View(timeout=None)
+    for part in range(0, len(firing), OPTIONS_PER_SELECT):
+        view.add_item(
+            PickGroupSelect(part // OPTIONS_PER_SELECT, firing[part : part + OPTIONS_PER_SELECT])
+        )
     return view
 
 
@@ -247,9 +268,64 @@ class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
         )
 
 
-DYNAMIC_ITEMS: tuple[type[OpsDynamicButton], ...] = (
+class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
+    """On a storm digest: pick a group to act on it (its buttons, in a private answer)."""
+
+    def __init__(self, part: int, groups: Sequence[AlertGroup] = ()) -> None:
+        first = part * OPTIONS_PER_SELECT + 1
+        options = [
+            discord.SelectOption(
+                label=truncate(f"#{g.id} {clean(header(g), one_line=True)}", 100),
+                value=str(g.id),
+                emoji=icon_of(g),
+                description=truncate(
+                    f"{g.severity or 'no severity'}, {len(g.alerts)} alerts"
+                    + (f", acknowledged by {g.acked_by_name}" if g.acked_by_name else ""),
+                    100,
+                ),
+            )
+            for g in groups
+        ]
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"hh:alerts:pick:{part}",
+                placeholder=f"Act on a group ({first}-{first + len(options) - 1})"
+                if options
+                else "Act on a group",
+                min_values=1,
+                max_values=1,
+                # A click after a restart is rebuilt from the custom_id alone: no options then.
+                options=options or [discord.SelectOption(label="-", value="0")],
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["part"]))
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        data: dict[str, Any] = dict(interaction.data or {})
+        values = data.get("values") or []
+        chosen = str(values[0]) if isinstance(values, list) and values else ""
+        if not chosen.isdigit() or interaction.message is None:
+            raise InvalidInput("Pick one alert group from the list.")
+        bot = _bot(interaction)
+        group = await bot.alerts_service().group_on_message(int(chosen), interaction.message.id)
+        now = bot.audit.clock.now()
+        await interaction.response.send_message(
+            embed=group_embed(group, now),
+            view=group_view(group, now) or discord.utils.MISSING,
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+DYNAMIC_ITEMS: tuple[type[OpsDynamicButton] | type[OpsDynamicSelect], ...] = (
     AckButton,
     SilenceButton,
     ExpireButton,
     IncidentButton,
+    PickGroupSelect,
 )

@@ -20,6 +20,7 @@ import aiohttp
 import discord
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import select as select_
 
 from bot.app import Application
 from bot.config import load_settings
@@ -301,6 +302,62 @@ async def test_storm_is_coalesced_into_digests_without_429(world, start_app) -> 
     assert world.emulator.rate_limited_count == 0
     counts = await outbox_counts(app)
     assert counts.get(OutboxStatus.FAILED.value, 0) == 0
+
+
+async def test_a_digests_groups_are_picked_then_acted_on(world, start_app) -> None:
+    """A digest has no room for each group's buttons: a select menu names its firing groups,
+    and picking one answers privately with that group's embed and buttons. Node/Core Ops only;
+    a forged choice (a group of another message) changes nothing; it works after a restart."""
+    app = await start_app()
+    results = await asyncio.gather(*(send(app, line) for line in storm("firing")))
+    group_ids = {r["group_id"] for r in results}
+    await until(lambda: set(shown_groups(world)) >= group_ids, 30, "all 50 groups visible")
+    digests = [m for m in alerts_in(world) if len(m["embeds"]) > 1]
+    assert len(digests) >= 2
+    digest, other = digests[0], digests[1]
+    (row,) = digest["components"]
+    select = row["components"][0]
+    assert select["type"] == 3 and select["custom_id"] == "hh:alerts:pick:0"
+    values = [o["value"] for o in select["options"]]
+    assert len(values) == len(digest["embeds"])
+    assert {int(v) for v in values} == {i for i, ids in shown_groups(world).items()
+                                       if digest["id"] in ids}  # fmt: skip
+    picked = values[0]
+
+    denied = await world.emulator.select_menu(
+        select["custom_id"], MINER_USER, [picked], message=digest
+    )
+    assert denied.ephemeral
+    assert "needs the Core Ops or Node Ops role" in denied.sent["content"]
+
+    answer = await world.emulator.select_menu(
+        select["custom_id"], NODE_USER, [picked], message=digest
+    )
+    assert answer.ephemeral
+    assert answer.sent["embeds"][0]["footer"]["text"].startswith(f"alert group #{picked} ")
+    buttons = [c["custom_id"] for r in answer.sent["components"] for c in r["components"]]
+    assert f"hh:alerts:ack:{picked}" in buttons
+    assert f"hh:alerts:silence:{picked}:4h" in buttons
+    assert answer.allowed_mentions == {"parse": []}
+
+    foreign = other["components"][0]["components"][0]["options"][0]["value"]
+    forged = await world.emulator.select_menu(
+        select["custom_id"], NODE_USER, [foreign], message=digest
+    )
+    assert forged.ephemeral and "not on this message" in forged.sent["content"]
+
+    await app.shutdown()
+    await start_app()
+    again = await world.emulator.select_menu(
+        select["custom_id"], CORE_USER, [picked], message=digest
+    )
+    assert again.ephemeral and f"hh:alerts:ack:{picked}" in json.dumps(again.sent["components"])
+    async with app.database.sessions() as session:
+        rows = (await session.scalars(select_(AuditEntry).order_by(AuditEntry.id))).all()
+    outcomes = [(r.actor_id, r.action, r.outcome) for r in rows]
+    assert (MINER_USER, "alerts:pick", "denied") in outcomes
+    assert (NODE_USER, "alerts:pick", "ok") in outcomes
+    assert (NODE_USER, "alerts:pick", "invalid") in outcomes, "the forged choice"
 
 
 async def test_discord_outage_then_everything_delivered_once(world, start_app) -> None:
