@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from bot.domain.alerts import (
     AlertGroup,
+    AlertMessage,
     AlertStatus,
     AlertView,
     DeliveryPlan,
@@ -105,6 +106,7 @@ class AlertService:
         self._process_wake = asyncio.Event()
         self._process_lock = asyncio.Lock()
         self._body_seconds = 0.0  # the processor's recent cost per body, on this loop
+        self._last_work = 0.0
         self._watchdog_arrived = False
         self._parsed: dict[int, WebhookPayload] = {}
         self._fresh: dict[int, AlertGroup] = {}
@@ -182,7 +184,6 @@ class AlertService:
         """Apply stored bodies to their groups, oldest first; returns how many were applied."""
         async with self._process_lock:
             watchdog, self._watchdog_arrived = self._watchdog_arrived, False
-            started = perf_counter()
             try:
                 applied, delay = await self._process(
                     watchdog, limit or self.batch_limit(), self._uow_factory
@@ -191,7 +192,8 @@ class AlertService:
                 self._watchdog_arrived = self._watchdog_arrived or watchdog
                 raise
             if applied:
-                per_body = (perf_counter() - started) / applied
+                # The transaction's own time: waiting for the lock is no reason to shrink.
+                per_body = self._last_work / applied
                 previous = self._body_seconds or per_body
                 self._body_seconds = 0.7 * previous + 0.3 * per_body
                 self._outbox.wake(delay, kind=ALERTS_DELIVER)
@@ -212,6 +214,7 @@ class AlertService:
         """One transaction."""
         now = self._clock.now()
         async with uows() as uow:
+            started = perf_counter()
             stored = await uow.alerts.unprocessed(limit, self._parsed.keys())
             if not stored and not watchdog:
                 return 0, 0.0
@@ -221,6 +224,7 @@ class AlertService:
                     await self._post_operations(uow, *pipeline_recovered(outage_since, now))
             delay, touched = await self._apply(uow, stored, now) if stored else (0.0, [])
             await uow.commit()
+            self._last_work = perf_counter() - started
         self._remember(touched)
         return len(stored) or int(watchdog), delay
 
@@ -459,6 +463,13 @@ class AlertService:
         if group is None:
             raise NotFound("That alert group no longer exists.")
         return group
+
+    async def message_of(self, group: AlertGroup) -> AlertMessage | None:
+        """The #alerts message that shows the group (None before it is posted)."""
+        if group.message_ref is None:
+            return None
+        async with self._uow_factory() as uow:
+            return await uow.alerts.get_message(group.message_ref)
 
     async def group_on_message(self, group_id: int, message_id: int) -> AlertGroup:
         """A group picked from a digest: it must be one that this Discord message shows (a

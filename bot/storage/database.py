@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
-from bot.storage.uow import SqlUnitOfWork, TaskLock
+from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -63,18 +63,25 @@ class Database:
             else None
         )
         self._bridged = self._bridge.session_factory() if self._bridge is not None else None
+        self._busy = BusyMemo()
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
         return cls(make_engine(url, echo=echo))
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessions, self.transaction_lock, bridge=self._bridged)
+        return SqlUnitOfWork(
+            self.sessions, self.transaction_lock, bridge=self._bridged, busy=self._busy
+        )
 
     def priority_uow(self) -> SqlUnitOfWork:
         """A unit of work that goes first when transactions queue (webhook ingest)."""
         return SqlUnitOfWork(
-            self.sessions, self.transaction_lock, priority=True, bridge=self._bridged
+            self.sessions,
+            self.transaction_lock,
+            priority=True,
+            bridge=self._bridged,
+            busy=self._busy,
         )
 
     async def ping(self, limit: float = 2.0) -> float:

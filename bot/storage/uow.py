@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -27,6 +29,16 @@ from bot.storage.syncbridge import is_busy
 
 BUSY_RETRIES = (0.0005, 0.001, 0.002, 0.004, 0.008)
 """Seconds between tries of a busy SQLite write lock on the fast path (16 ms in all)."""
+BUSY_QUIET = 1.0
+"""After a fallback, this long without retries: a lock held that long is held longer."""
+_sleep = asyncio.sleep  # the retries' sleep (a test watches it)
+
+
+class BusyMemo:
+    """Shared by a database's units of work: when the last fallback to aiosqlite was."""
+
+    def __init__(self) -> None:
+        self.fell_back_at = -math.inf
 
 
 class TaskLock:
@@ -106,9 +118,11 @@ class SqlUnitOfWork:
         *,
         priority: bool = False,
         bridge: Callable[[], AsyncSession] | None = None,
+        busy: BusyMemo | None = None,
     ) -> None:
         self._sessions = sessions
         self._bridge = bridge
+        self._busy = busy or BusyMemo()
         self._session: AsyncSession | None = None
         self._lock = lock
         self._priority = priority
@@ -149,7 +163,8 @@ class SqlUnitOfWork:
         first tried again a few times, sleeping on the loop, not in SQLite's busy handler:
         that one would block the loop, and its sleeps grow to 100 ms."""
         if self._bridge is not None:
-            for delay in (*BUSY_RETRIES, None):
+            recently = time.monotonic() - self._busy.fell_back_at < BUSY_QUIET
+            for delay in (*(() if recently else BUSY_RETRIES), None):
                 bridged = self._bridge()
                 try:
                     await bridged.connection()
@@ -158,8 +173,9 @@ class SqlUnitOfWork:
                     if not is_busy(exc):
                         raise
                     if delay is None:
+                        self._busy.fell_back_at = time.monotonic()
                         break
-                    await asyncio.sleep(delay)
+                    await _sleep(delay)
                 else:
                     return bridged
         return self._sessions()

@@ -49,6 +49,12 @@ def clean(text: str, *, one_line: bool = False) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
+def plain(text: str) -> str:
+    """One line of untrusted text for places Discord shows as typed (select menu options): no
+    control or bidi characters; no markdown escapes, which would show as backslashes there."""
+    return " ".join(_CONTROL.sub("", _BIDI.sub("", text)).split())
+
+
 def safe_url(url: str) -> str | None:
     """An http(s) URL usable in an embed or a markdown link, or None."""
     url = url.strip()

@@ -21,7 +21,7 @@ from bot.domain.alerts import AlertGroup
 from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
 from bot.tree import OpsDynamicButton, OpsDynamicSelect
-from cogs.alerts.render import clean, group_embed, header, icon_of
+from cogs.alerts.render import group_embed, header, icon_of, plain
 from cogs.common import NO_MENTIONS, truncate
 
 if TYPE_CHECKING:
@@ -66,6 +66,18 @@ def digest_view(groups: Sequence[AlertGroup]) -> discord.ui.View | None:
             PickGroupSelect(part // OPTIONS_PER_SELECT, firing[part : part + OPTIONS_PER_SELECT])
         )
     return view
+
+
+async def _public_link(interaction: discord.Interaction, group: AlertGroup) -> str:
+    """The group's message in #alerts: the pressed message may be a private answer from a
+    digest's menu, which nobody else can open."""
+    shown = await _bot(interaction).alerts_service().message_of(group)
+    if shown is not None:
+        channel = interaction.client.get_partial_messageable(
+            shown.channel_id, guild_id=interaction.guild_id
+        )
+        return channel.get_partial_message(shown.message_id).jump_url
+    return interaction.message.jump_url if interaction.message else ""
 
 
 async def show(interaction: discord.Interaction, group: AlertGroup, *, deferred: bool) -> None:
@@ -151,7 +163,7 @@ class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
         await interaction.response.defer()
         actor = bot.actor_for(interaction.user)
         group = await alerts.get_group(self.group_id)
-        link = interaction.message.jump_url if interaction.message else ""
+        link = await _public_link(interaction, group)
         silence = await alerts.create_silence(group, self.hours, actor, link)
         async with bot.database.uow() as uow:
             group = await alerts.record_silence(uow, self.group_id, silence, actor)
@@ -275,12 +287,14 @@ class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
         first = part * OPTIONS_PER_SELECT + 1
         options = [
             discord.SelectOption(
-                label=truncate(f"#{g.id} {clean(header(g), one_line=True)}", 100),
+                label=truncate(f"#{g.id} {plain(header(g))}", 100),
                 value=str(g.id),
                 emoji=icon_of(g),
                 description=truncate(
-                    f"{g.severity or 'no severity'}, {len(g.alerts)} alerts"
-                    + (f", acknowledged by {g.acked_by_name}" if g.acked_by_name else ""),
+                    plain(
+                        f"{g.severity or 'no severity'}, {len(g.alerts)} alerts"
+                        + (f", acknowledged by {g.acked_by_name}" if g.acked_by_name else "")
+                    ),
                     100,
                 ),
             )
@@ -309,10 +323,17 @@ class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
         data: dict[str, Any] = dict(interaction.data or {})
         values = data.get("values") or []
         chosen = str(values[0]) if isinstance(values, list) and values else ""
-        if not chosen.isdigit() or interaction.message is None:
+        if not re.fullmatch(r"[0-9]{1,18}", chosen) or interaction.message is None:
             raise InvalidInput("Pick one alert group from the list.")
         bot = _bot(interaction)
         group = await bot.alerts_service().group_on_message(int(chosen), interaction.message.id)
+        await bot.audit_outcome(
+            interaction,
+            "alerts:pick",
+            "ok",
+            {"message_id": interaction.message.id},
+            target=f"alert-group:{group.id}",
+        )
         now = bot.audit.clock.now()
         await interaction.response.send_message(
             embed=group_embed(group, now),

@@ -347,16 +347,18 @@ async def test_a_digests_groups_are_picked_then_acted_on(world, start_app) -> No
     assert forged.ephemeral and "not on this message" in forged.sent["content"]
 
     await app.shutdown()
-    await start_app()
+    restarted = await start_app()
     again = await world.emulator.select_menu(
         select["custom_id"], CORE_USER, [picked], message=digest
     )
     assert again.ephemeral and f"hh:alerts:ack:{picked}" in json.dumps(again.sent["components"])
-    async with app.database.sessions() as session:
+    async with restarted.database.sessions() as session:
         rows = (await session.scalars(select_(AuditEntry).order_by(AuditEntry.id))).all()
     outcomes = [(r.actor_id, r.action, r.outcome) for r in rows]
     assert (MINER_USER, "alerts:pick", "denied") in outcomes
     assert (NODE_USER, "alerts:pick", "ok") in outcomes
+    picked_rows = [r for r in rows if r.action == "alerts:pick" and r.outcome == "ok"]
+    assert picked_rows[0].target == f"alert-group:{picked}"
     assert (NODE_USER, "alerts:pick", "invalid") in outcomes, "the forged choice"
 
 

@@ -203,14 +203,55 @@ async def test_a_body_given_as_text_is_stored_as_it_arrived(sqlite_file) -> None
     assert stored.payload == {"version": "4", "alerts": []}
 
 
-async def test_a_short_lock_elsewhere_is_waited_for_on_the_fast_path(sqlite_file) -> None:
+async def test_a_short_lock_elsewhere_is_waited_for_on_the_fast_path(
+    sqlite_file, monkeypatch
+) -> None:
     """Another process holds the lock for a moment: the bot's transaction tries again after
     a short sleep on the loop and stays on the fast path."""
+    import bot.storage.uow as uow_module
+
     db, path = sqlite_file
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
-    threading.Timer(0.003, lambda: other.execute("COMMIT")).start()
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def first_retry_releases(delay: float) -> None:
+        if not slept:
+            other.execute("COMMIT")  # the other writer is done by the first retry
+        slept.append(delay)
+        await real_sleep(delay)
+
+    monkeypatch.setattr(uow_module, "_sleep", first_retry_releases)
     async with asyncio.timeout(10), db.uow() as uow:
         assert isinstance(uow.session, BridgedSession), "waited on the loop, not in a thread"
         await uow.commit()
+    assert slept == [uow_module.BUSY_RETRIES[0]], "one retry, then the lock was free"
+    other.close()
+
+
+async def test_after_a_fallback_a_held_lock_is_not_retried_again(sqlite_file, monkeypatch) -> None:
+    """A lock held past the retries is held longer: for a second the next transactions go
+    straight to aiosqlite instead of sleeping 16 ms each first."""
+    import bot.storage.uow as uow_module
+
+    db, path = sqlite_file
+    slept: list[float] = []
+
+    async def counting(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(uow_module, "_sleep", counting)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    for _ in range(2):
+        async with asyncio.timeout(10), db.uow() as uow:
+            assert not isinstance(uow.session, BridgedSession)
+            await uow.session.execute(text("DELETE FROM alert_watchdog"))  # waits its turn
+            await uow.commit()
+        assert len(slept) == len(uow_module.BUSY_RETRIES), "the first retried, the next not"
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    await asyncio.sleep(0.5)
     other.close()

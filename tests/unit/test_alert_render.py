@@ -173,3 +173,31 @@ def test_mention_roles_go_in_content_only() -> None:
     content = message_content([group], [123456789012345678])
     assert content is not None and content.startswith("<@&123456789012345678> critical")
     assert message_content([group], []) is None
+
+
+async def test_a_digests_menus_name_its_firing_groups_within_discords_limits() -> None:
+    """25 options a menu, at most 5 menus; resolved groups left out; option text plain (no
+    markdown escapes, no control or bidi characters) and within 100 characters."""
+    from cogs.alerts.views import digest_view
+
+    firing = [json.loads(line) for line in storm("firing")]
+    resolved = [json.loads(line) for line in storm("resolved")]
+    hostile = dict(firing[0])
+    hostile["commonLabels"] = {**hostile["commonLabels"], "alertname": "x_*y*\u202e" + "z" * 300}
+    groups = [group_of(p, i + 1) for i, p in enumerate(firing[:30])]
+    groups += [group_of(p, 100 + i) for i, p in enumerate(resolved[:5])]
+    groups.append(group_of(hostile, 99, acked_by_name="n\nm" * 60))
+    view = digest_view(groups)
+    assert view is not None
+    selects = [item.to_component_dict() for item in view.children]
+    assert [s["custom_id"] for s in selects] == ["hh:alerts:pick:0", "hh:alerts:pick:1"]
+    options = [o for s in selects for o in s["options"]]
+    assert len(selects[0]["options"]) == 25 and len(options) == 31
+    assert {int(o["value"]) for o in options} == {*range(1, 31), 99}, "firing groups only"
+    for option in options:
+        assert len(option["label"]) <= 100 and len(option.get("description", "")) <= 100
+        for text in (option["label"], option.get("description", "")):
+            assert "\\" not in text and "\n" not in text and "\u202e" not in text
+    for select in selects:
+        assert len(select.get("placeholder", "")) <= 150
+    assert digest_view([group_of(p, 100 + i) for i, p in enumerate(resolved[:3])]) is None
