@@ -449,9 +449,11 @@ def bot_rows(result: BotResult) -> list[str]:
     ]
 
 
-def native_cells(native: NativeResult | None) -> tuple[str, str, str, str]:
+def native_cells(native: NativeResult | None, skipped: bool = False) -> tuple[str, str, str, str]:
     if native is None:
-        missing = "not run (prometheus-alertmanager missing)"
+        missing = (
+            "not run (--skip-native)" if skipped else "not run (prometheus-alertmanager missing)"
+        )
         return missing, missing, "-", missing
     arrived = f"{native.arrived_groups} of {native.groups}"
     when = (
@@ -512,8 +514,8 @@ def report(
         if small.visible_after_last_webhook is not None
         else "not all"
     )
-    a = native_cells(native)
-    b = native_cells(compact)
+    a = native_cells(native, args.skip_native)
+    b = native_cells(compact, args.skip_native)
     lines += [
         f"| groups visible in #alerts | {small.groups - small.lost} of {small.groups} "
         f"| {a[0]} | {b[0]} |",
