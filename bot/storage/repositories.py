@@ -249,6 +249,10 @@ class SqlOutboxRepository:
         )
 
     async def postpone(self, item_ids: list[int], available_at: datetime, reason: str) -> None:
+        await self._update_pending(item_ids, available_at=available_at, last_error=reason)
+
+    async def _update_pending(self, item_ids: list[int], **values: Any) -> None:
+        """Set `values` on those of `item_ids` still pending (one statement; none: nothing)."""
         if not item_ids:
             return
         await self._session.execute(
@@ -257,7 +261,7 @@ class SqlOutboxRepository:
                 OutboxEntry.id.in_(item_ids),
                 OutboxEntry.status == OutboxStatus.PENDING.value,
             )
-            .values(available_at=available_at, last_error=reason)
+            .values(**values)
         )
 
     async def pending_for_keys(self, kind: str, ordering_keys: list[str]) -> list[OutboxItem]:
@@ -277,20 +281,12 @@ class SqlOutboxRepository:
     async def complete_many(
         self, item_ids: list[int], now: datetime, result: Mapping[str, Any] | None
     ) -> None:
-        if not item_ids:
-            return
-        await self._session.execute(
-            update(OutboxEntry)
-            .where(
-                OutboxEntry.id.in_(item_ids),
-                OutboxEntry.status == OutboxStatus.PENDING.value,
-            )
-            .values(
-                status=OutboxStatus.DONE.value,
-                completed_at=now,
-                result=dict(result) if result is not None else None,
-                last_error=None,
-            )
+        await self._update_pending(
+            item_ids,
+            status=OutboxStatus.DONE.value,
+            completed_at=now,
+            result=dict(result) if result is not None else None,
+            last_error=None,
         )
 
     async def fail(self, item_id: int, now: datetime, error: str) -> None:
@@ -1154,10 +1150,9 @@ class SqlAlertRepository:
             statement = _insert_ignoring_conflicts(self._session, _NOTIFICATIONS).returning(
                 _NOTIFICATIONS.c.dedupe_key, _NOTIFICATIONS.c.id
             )
-            params = [
-                dict(zip(_NOTIFICATION_COLUMNS, (*v[:6], _decoded(v[6]), None), strict=True))
-                for v in values
-            ]
+            params = [dict(zip(_NOTIFICATION_COLUMNS, v, strict=True)) for v in values]
+            for param in params:  # a JSON column through the ORM: the decoded document
+                param["payload"] = _decoded(param["payload"])
             returned = list((await self._session.execute(statement, params)).all())
         return {key: int(new_id) for key, new_id in returned}
 

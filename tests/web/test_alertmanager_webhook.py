@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
@@ -32,14 +33,14 @@ def service(database: Database, clock) -> AlertService:
     return wire(database, clock)[0]
 
 
+def webhook_app(ingest) -> web.Application:
+    health = HealthSources(lambda: True, _ready)
+    return create_app(Metrics(), health, alertmanager_token=WEBHOOK_TOKEN, ingest=ingest)
+
+
 @pytest.fixture
 async def client(service: AlertService) -> AsyncIterator[TestClient]:
-    app = create_app(
-        Metrics(),
-        HealthSources(lambda: True, _ready),
-        alertmanager_token=WEBHOOK_TOKEN,
-        ingest=service.ingest,
-    )
+    app = webhook_app(service.ingest)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -155,12 +156,7 @@ async def test_database_failure_is_503_so_alertmanager_retries() -> None:
     async def broken(payload, raw):
         raise ConnectionRefusedError("db down")
 
-    app = create_app(
-        Metrics(),
-        HealthSources(lambda: True, _ready),
-        alertmanager_token=WEBHOOK_TOKEN,
-        ingest=broken,
-    )
+    app = webhook_app(broken)
     async with TestClient(TestServer(app)) as client:
         response = await post(client, fixture_bytes("01_firing_single_nodeoffline.json"))
         assert response.status == 503
@@ -292,12 +288,7 @@ async def test_a_new_episode_forgets_the_old_incident(client, service, database)
 async def test_the_bots_webhook_answers_once_stored_and_the_group_follows(
     service, database
 ) -> None:
-    app = create_app(
-        Metrics(),
-        HealthSources(lambda: True, _ready),
-        alertmanager_token=WEBHOOK_TOKEN,
-        ingest=service.receive,
-    )
+    app = webhook_app(service.receive)
     async with TestClient(TestServer(app)) as client:
         response = await post(client, fixture_bytes("04_firing_group_4_alerts.json"))
         assert response.status == 200
