@@ -10,6 +10,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 
 import discord
 import yarl
@@ -31,6 +32,7 @@ from bot.integrations.probes import ProbeRunner, static_targets
 from bot.integrations.releases import HttpManifestFetcher
 from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
+from bot.receiver import ReceiverError, ReceiverOptions, ReceiverProcess
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
 from bot.services.alerts import ALERTS_DELIVER, AlertPolicy, AlertService
@@ -39,6 +41,7 @@ from bot.services.health import HealthService
 from bot.services.incidents import CARD_REFRESH
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.storage.database import Database
+from bot.storage.spool import SpoolError, SpoolReader
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
 from cogs.alerts.delivery import AlertDelivery, ChannelPacer
@@ -71,6 +74,9 @@ def alert_policy(settings: Settings) -> AlertPolicy:
         watchdog_alertname=alerts.watchdog_alertname,
         watchdog_timeout=alerts.watchdog_timeout,
         batch_wait=alerts.batch_wait,
+        spool_retention=settings.alertmanager.spool_retention
+        if settings.alertmanager
+        else AlertPolicy.spool_retention,
         storm_threshold=max(
             int(alerts.channel_rate_limit * alerts.storm_horizon / alerts.channel_rate_period), 1
         ),
@@ -215,6 +221,10 @@ class Application:
         self._bot_task: asyncio.Task[None] | None = None
         self._first_poll: asyncio.Task[None] | None = None
         self._stopped = False
+        self.receiver: ReceiverProcess | None = None
+        self._receiver_stop = asyncio.Event()
+        self._receiver_task: asyncio.Task[None] | None = None
+        self.spool: SpoolReader | None = None
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
             create_app(
@@ -282,10 +292,64 @@ class Application:
             log.info("scheduled access review not started: %s", exc.user_message)
 
     async def check_alerts(self) -> None:
-        """Email fallbacks that came due, the dead man's switch, the inbox's backlog."""
+        """Email fallbacks that came due, the dead man's switch, the inbox's backlog, and the
+        receiver's spool kept short."""
         await self.fire_reminders()
         await self.alerts.check_watchdog()
         self.metrics.alert_backlog.set(await self.alerts.backlog())
+        try:
+            await self.alerts.prune_spool()
+        except Exception as exc:
+            log.warning(
+                "could not prune the alert spool (%s); next check retries", type(exc).__name__
+            )
+
+    async def _start_receiver(self) -> None:
+        """`[alertmanager] receiver = "process"`: the spool, then its receiver process. A spool
+        left by an earlier run in that mode is drained whatever the mode now."""
+        am = self.settings.alertmanager
+        if am is None:
+            return
+        process = am.receiver == "process"
+        if not process and not Path(am.spool_path).exists():  # noqa: ASYNC240 (once, at start)
+            return
+        try:
+            self.spool = SpoolReader(am.spool_path)
+        except SpoolError as exc:
+            raise StartupError(f"{exc}: check [alertmanager] spool_path") from None
+        self.alerts.spool = self.spool
+        if not process:
+            return
+        self.receiver = ReceiverProcess(
+            ReceiverOptions(
+                token=am.webhook_token,
+                host=am.receiver_host,
+                port=am.receiver_port,
+                spool_path=am.spool_path,
+                watchdog_alertname=self.settings.alerts.watchdog_alertname,
+                log_level=self.settings.logging.level,
+                log_format=self.settings.logging.format,
+            )
+        )
+        try:
+            await self.receiver.start()
+        except ReceiverError as exc:
+            self.receiver = None
+            raise StartupError(f"{exc}: check [alertmanager] receiver_port") from None
+        self._receiver_task = asyncio.create_task(
+            self.receiver.supervise(self._receiver_stop), name="alert-receiver"
+        )
+
+    async def _stop_receiver(self) -> None:
+        self._receiver_stop.set()
+        if self._receiver_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._receiver_task, SHUTDOWN_TIMEOUT)
+        if self.receiver is not None:
+            try:
+                await self.receiver.stop()
+            except Exception:
+                log.exception("stopping the alert receiver failed")
 
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
@@ -299,6 +363,12 @@ class Application:
                 f"web server cannot listen on {self.settings.web.host}:{self.settings.web.port}"
                 f" ({exc.strerror}): change [web] port"
             ) from None
+        try:
+            await self._start_receiver()
+        except StartupError:
+            await self.web.stop()
+            await self.database.close()
+            raise
         token = self.settings.discord.token
         assert token is not None  # validated by config
         self._bot_task = asyncio.create_task(
@@ -396,6 +466,7 @@ class Application:
             await self.web.stop()
         except Exception:
             log.exception("stopping the web server failed")
+        await self._stop_receiver()  # what it stored is applied next, like the rest
         await self._stop_processor()
         # Commands and buttons being handled finish (and are audited) while REST still works.
         unfinished = await self.bot.drain(SHUTDOWN_TIMEOUT)
@@ -418,5 +489,7 @@ class Application:
         await self.prober.close()
         if self.silences is not None:
             await self.silences.close()
+        if self.spool is not None:
+            self.spool.close()
         await self.database.close()
         log.info("stopped")

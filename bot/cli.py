@@ -1,4 +1,5 @@
-"""`hh-opsbot run | migrate | check-config`. Nothing connects at import time."""
+"""`hh-opsbot run | migrate | check-config | receive | audit verify`. Nothing connects at import
+time."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", "start the bot, its web server and its scheduler"),
         ("migrate", "upgrade the database schema to the latest revision"),
         ("check-config", "validate the configuration and exit"),
+        (
+            "receive",
+            "run only the Alertmanager webhook receiver ([alertmanager] receiver_port), which "
+            "stores each body in [alertmanager] spool_path for the bot to apply",
+        ),
     ):
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--config", metavar="PATH", help=help_config)
@@ -59,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(loaded))
     if args.command == "audit":
         return asyncio.run(_audit_verify(loaded))
+    if args.command == "receive":
+        return _receive(loaded)
     return _run(loaded)
 
 
@@ -153,6 +161,60 @@ def _run(loaded: LoadedConfig) -> int:
         asyncio.run(go())
     except StartupError as exc:
         log.error("%s", exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _receive(loaded: LoadedConfig) -> int:
+    """The receiver alone, for a supervisor of your own; `run` starts it by itself when
+    `[alertmanager] receiver = "process"`, so run this only with receiver = "inline" (or the
+    two would compete for the port)."""
+    import signal
+
+    from bot.receiver import ReceiverOptions, serve
+    from bot.storage.spool import SpoolError
+
+    settings = loaded.settings
+    am = settings.alertmanager
+    if am is None:
+        print(
+            "hh-opsbot: the receiver needs an [alertmanager] section (webhook_token)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    options = ReceiverOptions(
+        token=am.webhook_token,
+        host=am.receiver_host,
+        port=am.receiver_port,
+        spool_path=am.spool_path,
+        watchdog_alertname=settings.alerts.watchdog_alertname,
+    )
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        def ready(port: int | None) -> None:
+            log.info("alert receiver listening on http://%s:%s", options.host, port)
+
+        await serve(options, stop, on_ready=ready)
+
+    try:
+        asyncio.run(go())
+    except SpoolError as exc:
+        log.error("%s: check [alertmanager] spool_path", exc)
+        return EXIT_FAILURE
+    except OSError as exc:
+        log.error(
+            "the receiver cannot listen on %s:%s (%s): change [alertmanager] receiver_port",
+            options.host,
+            options.port,
+            exc.strerror,
+        )
         return EXIT_FAILURE
     except KeyboardInterrupt:
         pass

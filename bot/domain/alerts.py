@@ -246,6 +246,20 @@ class StoredNotification:
     payload: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class SpooledBody:
+    """A webhook body the receiver process stored in its spool, for the bot to copy in."""
+
+    id: int
+    dedupe_key: str
+    group_key_hash: str
+    status: str
+    receiver: str
+    payload: str
+    """The body's JSON text, as it arrived."""
+    received_at: datetime | None
+
+
 IngestOutcome = Literal["accepted", "duplicate", "stale", "watchdog", "invalid", "pending"]
 
 

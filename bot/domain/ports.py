@@ -24,6 +24,7 @@ from bot.domain.alerts import (
     AlertMessage,
     NotificationRow,
     Silence,
+    SpooledBody,
     StoredNotification,
 )
 from bot.domain.audit import AuditRecord
@@ -448,6 +449,36 @@ class AlertRepository(Protocol):
 
     async def watchdog_overdue(self, now: datetime, cutoff: datetime) -> datetime | None:
         """Open an outage when the Watchdog is overdue; returns when it was last seen, once."""
+        ...
+
+    async def spool_cursor(self, generation: str) -> int:
+        """The last id copied from the receiver's spool of this generation (0: none yet)."""
+        ...
+
+    async def set_spool_cursor(self, generation: str, last_id: int, now: datetime) -> None: ...
+
+
+class AlertSpool(Protocol):
+    """The receiver process's spool of webhook bodies (`bot.storage.spool`), read by the bot.
+
+    Every method but `prune` is a read of a few tens of microseconds that never waits."""
+
+    generation: str
+
+    def changed(self) -> bool:
+        """Did anything commit to the spool since the last call."""
+        ...
+
+    def last_id(self) -> int: ...
+
+    def read(self, after: int, limit: int) -> list[SpooledBody]: ...
+
+    def watchdog_at(self) -> datetime | None:
+        """When the receiver last got a firing Watchdog."""
+        ...
+
+    def prune(self, upto: int, before: datetime) -> int:
+        """Delete copied bodies received before `before` (blocking: run in a thread)."""
         ...
 
 

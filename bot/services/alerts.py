@@ -29,6 +29,7 @@ from bot.domain.alerts import (
     DeliveryPlan,
     IngestOutcome,
     IngestResult,
+    NotificationRow,
     Silence,
     StoredNotification,
     WebhookAlert,
@@ -37,7 +38,7 @@ from bot.domain.alerts import (
 )
 from bot.domain.errors import InvalidInput, NotFound, Unavailable
 from bot.domain.outbox import DISCORD_MESSAGE, EMAIL, Reminder
-from bot.domain.ports import Clock, SilenceGateway, UnitOfWork
+from bot.domain.ports import AlertSpool, Clock, SilenceGateway, UnitOfWork
 from bot.domain.roles import Actor
 from bot.services.inbox import Inbox, watchdog_fired
 from bot.services.outbox import OutboxService, ReminderService
@@ -79,6 +80,11 @@ class AlertPolicy:
     """Fewer, when the last batches show that many would take longer than this (seconds)."""
     process_poll: float = 5.0
     process_retry: float = 1.0
+    spool_poll: float = 0.05
+    """How often the processor looks for bodies in the receiver process's spool (seconds)."""
+    spool_retention: float = 600.0
+    """Bodies copied from the spool stay there this long, so the receiver still answers
+    "duplicate" to a retry or an HA twin; after that the inbox's dedupe key still applies."""
     storm_threshold: int = 10
     digest_max_groups: int = 40
 
@@ -94,6 +100,7 @@ class AlertService:
         *,
         silences: SilenceGateway | None = None,
         ingest_uow_factory: UowFactory | None = None,
+        spool: AlertSpool | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._ingest_uow_factory = ingest_uow_factory or uow_factory
@@ -111,6 +118,9 @@ class AlertService:
         self._parsed: dict[int, WebhookPayload] = {}
         self._fresh: dict[int, AlertGroup] = {}
         self._rendered: dict[int, int] = {}
+        self.spool = spool
+        self._spool_cursor: int | None = None  # last spool id copied; None: read it again
+        self._spool_watchdog = clock.now()  # Watchdogs the receiver got before this start
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
@@ -175,15 +185,44 @@ class AlertService:
             if done:
                 await asyncio.sleep(0)  # let waiting webhooks in between two batches
                 continue
-            await _wait_either(stop, self._process_wake, self.policy.process_poll)
+            await self._wait_for_work(stop)
             if self.policy.process_delay > 0 and not stop.is_set():
                 # Let a burst gather: one transaction for many bodies, not one each.
                 await _wait_either(stop, None, self.policy.process_delay)
 
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        """Until a webhook is stored here, the receiver's spool has news, `process_poll`
+        passes or `stop`. The spool is another process's file: it is looked at, cheaply,
+        every `spool_poll`."""
+        policy = self.policy
+        if self.spool is None:
+            await _wait_either(stop, self._process_wake, policy.process_poll)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.process_poll
+        while not (stop.is_set() or self._process_wake.is_set()) and loop.time() < deadline:
+            if self._spool_changed():
+                return
+            await _wait_either(stop, self._process_wake, policy.spool_poll)
+
+    def _spool_changed(self) -> bool:
+        assert self.spool is not None
+        try:
+            changed = self.spool.changed()
+            cursor = self._spool_cursor
+            # More than one batch may be waiting: the file changed only once for them.
+            return changed or cursor is None or self.spool.last_id() > cursor
+        except Exception as exc:
+            log.warning("could not look at the alert spool (%s); retrying", type(exc).__name__)
+            return False
+
     async def process_pending(self, limit: int | None = None) -> int:
-        """Apply stored bodies to their groups, oldest first; returns how many were applied."""
+        """Apply stored bodies to their groups, oldest first; returns how many were applied.
+
+        Bodies in the receiver process's spool are copied in first, in the same transaction."""
         async with self._process_lock:
             watchdog, self._watchdog_arrived = self._watchdog_arrived, False
+            watchdog = self._spool_watchdog_arrived() or watchdog
             try:
                 applied, delay = await self._process(
                     watchdog, limit or self.batch_limit(), self._uow_factory
@@ -213,20 +252,91 @@ class AlertService:
     async def _process(self, watchdog: bool, limit: int, uows: UowFactory) -> tuple[int, float]:
         """One transaction."""
         now = self._clock.now()
-        async with uows() as uow:
-            started = perf_counter()
-            stored = await uow.alerts.unprocessed(limit, self._parsed.keys())
-            if not stored and not watchdog:
-                return 0, 0.0
-            if watchdog:
-                outage_since = await uow.alerts.watchdog_seen(now)
-                if outage_since is not None:
-                    await self._post_operations(uow, *pipeline_recovered(outage_since, now))
-            delay, touched = await self._apply(uow, stored, now) if stored else (0.0, [])
-            await uow.commit()
-            self._last_work = perf_counter() - started
+        cursor: int | None = None
+        try:
+            async with uows() as uow:
+                started = perf_counter()
+                copied: dict[int, WebhookPayload] = {}
+                if self.spool is not None:
+                    cursor, copied = await self._copy_spool(uow, limit, now)
+                known = self._parsed.keys() | copied.keys() if copied else self._parsed.keys()
+                stored = await uow.alerts.unprocessed(limit, known)
+                if not stored and not watchdog and cursor == self._spool_cursor:
+                    return 0, 0.0
+                if watchdog:
+                    outage_since = await uow.alerts.watchdog_seen(now)
+                    if outage_since is not None:
+                        await self._post_operations(uow, *pipeline_recovered(outage_since, now))
+                delay, touched = (
+                    await self._apply(uow, stored, now, copied) if stored else (0.0, [])
+                )
+                await uow.commit()
+                self._last_work = perf_counter() - started
+        except BaseException:
+            self._spool_cursor = None  # not committed: read it again next time
+            raise
+        if cursor is not None:
+            self._spool_cursor = cursor
         self._remember(touched)
         return len(stored) or int(watchdog), delay
+
+    async def _copy_spool(
+        self, uow: UnitOfWork, limit: int, now: datetime
+    ) -> tuple[int, dict[int, WebhookPayload]]:
+        """Copy up to `limit` new bodies from the spool into the inbox and move the cursor,
+        in the caller's transaction: each is copied exactly once. Returns the new cursor and
+        the copied bodies parsed, by their new notification id."""
+        spool = self.spool
+        assert spool is not None
+        cursor = self._spool_cursor
+        if cursor is None:
+            cursor = await uow.alerts.spool_cursor(spool.generation)
+        if spool.last_id() <= cursor:
+            return cursor, {}
+        bodies = spool.read(cursor, limit)
+        if not bodies:
+            return cursor, {}
+        inserted = await uow.alerts.add_notifications(
+            [
+                NotificationRow(b.dedupe_key, b.group_key_hash, b.status, b.receiver, b.payload)
+                for b in bodies
+            ],
+            now,
+        )
+        last = bodies[-1].id
+        await uow.alerts.set_spool_cursor(spool.generation, last, now)
+        parsed: dict[int, WebhookPayload] = {}
+        for body in bodies:
+            new_id = inserted.get(body.dedupe_key)
+            if new_id is None:
+                continue  # already here (it came in through the bot's own webhook too)
+            try:
+                parsed[new_id] = WebhookPayload.model_validate_json(body.payload)
+            except ValueError:
+                continue  # the processor parses it again and records "invalid"
+        return last, parsed
+
+    def _spool_watchdog_arrived(self) -> bool:
+        """Did the receiver get a firing Watchdog since last asked (a duplicate counts)."""
+        if self.spool is None:
+            return False
+        try:
+            seen = self.spool.watchdog_at()
+        except Exception as exc:
+            log.warning("could not read the alert spool (%s)", type(exc).__name__)
+            return False
+        if seen is None or seen <= self._spool_watchdog:
+            return False
+        self._spool_watchdog = seen
+        return True
+
+    async def prune_spool(self) -> int:
+        """Delete from the spool what was copied long enough ago (in a worker thread)."""
+        spool, cursor = self.spool, self._spool_cursor
+        if spool is None or not cursor:
+            return 0
+        before = self._clock.now() - timedelta(seconds=self.policy.spool_retention)
+        return await asyncio.to_thread(spool.prune, cursor, before)
 
     def _remember(self, groups: Sequence[AlertGroup]) -> None:
         """Keep the new groups just committed, for the digest that will show them (it would
@@ -239,12 +349,20 @@ class AlertService:
             del self._fresh[next(iter(self._fresh))]
 
     async def backlog(self) -> int:
-        """Stored bodies not applied yet (a gauge for /metrics)."""
+        """Stored bodies not applied yet, spooled ones included (a gauge for /metrics)."""
         async with self._uow_factory() as uow:
-            return await uow.alerts.count_unprocessed()
+            count = await uow.alerts.count_unprocessed()
+            if self.spool is not None:
+                cursor = await uow.alerts.spool_cursor(self.spool.generation)
+                count += max(self.spool.last_id() - cursor, 0)
+        return count
 
     async def _apply(
-        self, uow: UnitOfWork, stored: list[StoredNotification], now: datetime
+        self,
+        uow: UnitOfWork,
+        stored: list[StoredNotification],
+        now: datetime,
+        copied: dict[int, WebhookPayload] | None = None,
     ) -> tuple[float, list[AlertGroup]]:
         """Update groups, enqueue their delivery; returns when the first delivery is due."""
         policy = self.policy
@@ -253,6 +371,8 @@ class AlertService:
         items: list[tuple[StoredNotification, WebhookPayload]] = []
         for notification in stored:
             parsed = self._parsed.pop(notification.id, None)
+            if parsed is None and copied:
+                parsed = copied.get(notification.id)
             if parsed is not None:
                 items.append((notification, parsed))
                 continue

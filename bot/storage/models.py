@@ -423,6 +423,17 @@ class AlertWatchdog(Base):
     outage_since: Mapped[datetime | None]
 
 
+class AlertSpoolCursor(Base):
+    """How far the bot has copied the receiver process's spool (bot/storage/spool.py): moved
+    in the same transaction as the copied bodies, so each is copied exactly once."""
+
+    __tablename__ = "alert_spool_cursors"
+
+    generation: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
 class ReleaseEntry(Base):
     """A release whose signed manifest was verified and announced (manual §8)."""
 

@@ -50,6 +50,7 @@ from bot.storage.models import (
     AlertGroupRow,
     AlertMessageRow,
     AlertNotification,
+    AlertSpoolCursor,
     AlertWatchdog,
     AuditChainHead,
     AuditEntry,
@@ -147,6 +148,7 @@ PENDING = "pending"
 """The outcome of a stored webhook body whose group is not updated yet."""
 _NOTIFICATIONS = cast(Table, AlertNotification.__table__)
 _GROUPS = cast(Table, AlertGroupRow.__table__)
+_SPOOL_CURSORS = cast(Table, AlertSpoolCursor.__table__)
 _OUTBOX_COLUMNS = (
     "kind", "payload", "ordering_key", "dedupe_key", "status", "attempts", "created_at",
     "available_at",
@@ -1388,6 +1390,23 @@ class SqlAlertRepository:
             .returning(AlertWatchdog.last_seen_at)
         )
         return result.scalar_one_or_none()
+
+    async def spool_cursor(self, generation: str) -> int:
+        found = await self._session.scalar(
+            select(AlertSpoolCursor.last_id).where(AlertSpoolCursor.generation == generation)
+        )
+        return int(found or 0)
+
+    async def set_spool_cursor(self, generation: str, last_id: int, now: datetime) -> None:
+        statement = _insert_ignoring_conflicts(self._session, _SPOOL_CURSORS)
+        await self._session.execute(
+            update(AlertSpoolCursor)
+            .where(AlertSpoolCursor.generation == generation, AlertSpoolCursor.last_id < last_id)
+            .values(last_id=last_id, updated_at=now)
+        )
+        await self._session.execute(
+            statement.values(generation=generation, last_id=last_id, updated_at=now)
+        )
 
 
 _GROUP_COLUMNS = (

@@ -47,7 +47,9 @@ OUTAGE_SECONDS = float(os.environ.get("HH_TEST_OUTAGE_SECONDS", "30"))
 StartApp = Callable[..., Awaitable[Application]]
 
 
-def alert_sections(world: World, api_url: str | None = None, **alerts: Any) -> str:
+def alert_sections(
+    world: World, api_url: str | None = None, alertmanager_extra: str = "", **alerts: Any
+) -> str:
     settings = {
         "mention_roles": f"{{ critical = [{world.roles['core_ops']}] }}",
         "batch_wait": "0.3",
@@ -60,6 +62,7 @@ def alert_sections(world: World, api_url: str | None = None, **alerts: Any) -> s
 webhook_token = "{WEBHOOK_TOKEN}"
 {f'api_url = "{api_url}"' if api_url else ""}
 api_timeout = 2
+{alertmanager_extra}
 
 [alerts]
 {lines}
@@ -79,10 +82,13 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
     database = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
 
     async def start(
-        extra: str = "", alertmanager_api: str | None = None, **alerts: Any
+        extra: str = "",
+        alertmanager_api: str | None = None,
+        alertmanager_extra: str = "",
+        **alerts: Any,
     ) -> Application:
         path = tmp_path / "config.toml"
-        body = alert_sections(world, alertmanager_api, **alerts) + extra
+        body = alert_sections(world, alertmanager_api, alertmanager_extra, **alerts) + extra
         path.write_text(config_text(world, database_url=database, web_port=port, extra=body))
         settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
         app = Application(settings)
@@ -638,3 +644,73 @@ async def test_the_backlog_of_stored_bodies_is_a_metric(world, start_app) -> Non
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         text = await response.text()
     assert "hh_opsbot_alert_backlog 0.0" in text
+
+
+# -- the receiver process ([alertmanager] receiver = "process") -----------------------------
+
+
+def receiver_settings(tmp_path: Path) -> str:
+    return (
+        f'receiver = "process"\nreceiver_port = {free_port()}\n'
+        f'spool_path = "{tmp_path / "spool.db"}"\n'
+    )
+
+
+async def test_alertmanager_through_the_receiver_process(
+    world, start_app, alertmanager: AlertmanagerProcess, tmp_path: Path
+) -> None:
+    """The real Alertmanager posts to the receiver process; the bot posts the group, then edits
+    it to resolved, from the spool."""
+    app = await start_app(alertmanager_extra=receiver_settings(tmp_path))
+    assert app.receiver is not None and app.receiver.pid not in (None, os.getpid())
+    receiver_url = f"http://127.0.0.1:{app.receiver.port}/webhooks/alertmanager"
+    alertmanager.config = webhook_config(receiver_url, WEBHOOK_TOKEN)
+    await alertmanager.start()
+    now = time.time()
+    alert = {
+        "labels": {"alertname": "NodeOffline", "node": "hn-eu-2", "severity": "critical"},
+        "annotations": {"summary": "Node hn-eu-2 is offline"},
+    }
+    await alertmanager.post_alerts([alert])
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
+    assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]
+    await alertmanager.post_alerts([{**alert, "endsAt": iso(now - 1)}])
+    await until(
+        lambda: "[RESOLVED]" in alerts_in(world)[0]["embeds"][0]["title"], 20, "the resolve"
+    )
+    assert len(alerts_in(world)) == 1
+
+
+async def test_a_storm_through_the_receiver_is_shown_once_even_across_a_restart(
+    world, start_app, tmp_path: Path
+) -> None:
+    extra = receiver_settings(tmp_path)
+    app = await start_app(alertmanager_extra=extra)
+    assert app.receiver is not None
+    url = f"http://127.0.0.1:{app.receiver.port}/webhooks/alertmanager"
+    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
+    lines = storm("firing")
+
+    async def post(body: bytes) -> str:
+        async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return str((await r.json())["status"])
+
+    assert set(await asyncio.gather(*(post(line) for line in lines[:30]))) == {"accepted"}
+    assert await post(lines[0]) == "duplicate"
+    receiver_pid = app.receiver.pid
+    await app.shutdown()  # what the receiver stored is applied on the way out or next start
+    assert receiver_pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(receiver_pid, 0)
+
+    app = await start_app(alertmanager_extra=extra)
+    assert app.receiver is not None
+    url = f"http://127.0.0.1:{app.receiver.port}/webhooks/alertmanager"
+    assert await post(lines[1]) == "duplicate", "the spool outlived the restart"
+    assert set(await asyncio.gather(*(post(line) for line in lines[30:]))) == {"accepted"}
+    await until(lambda: len(shown_groups(world)) == 50, 60, "every group in #alerts")
+    await asyncio.sleep(1.0)
+    shown = shown_groups(world)
+    assert all(len(messages) == 1 for messages in shown.values()), "each group shown once"
+    assert world.emulator.rate_limited_count == 0

@@ -1,0 +1,168 @@
+"""The receiver process (`[alertmanager] receiver = "process"`): its app on the real captures
+and bad input, and the real child process started, restarted and stopped by the bot's side."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from bot.metrics import Metrics
+from bot.receiver import (
+    SPOOL_KEY,
+    ReceiverError,
+    ReceiverOptions,
+    ReceiverProcess,
+    create_receiver_app,
+)
+from bot.storage.spool import SpoolReader, SpoolWriter
+from tests.alerting import FIXTURES, WEBHOOK_TOKEN, fixture_bytes, storm
+
+ROUTE = "/webhooks/alertmanager"
+AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
+
+
+def options(path: Path, port: int = 0) -> ReceiverOptions:
+    return ReceiverOptions(
+        token=SecretStr(WEBHOOK_TOKEN), host="127.0.0.1", port=port, spool_path=str(path)
+    )
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    writer = SpoolWriter(tmp_path / "spool.db")
+    app = create_receiver_app(options(tmp_path / "spool.db"), writer, Metrics())
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+    writer.close()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("[01]*.json")))
+async def test_every_capture_is_spooled_once(client: TestClient, tmp_path: Path, name) -> None:
+    body = fixture_bytes(name)
+    first = await client.post(ROUTE, data=body, headers=AUTH)
+    assert first.status == 200, await first.text()
+    answer = await first.json()
+    assert answer["status"] == "accepted" and len(answer["dedupe_key"]) == 64
+    again = await client.post(ROUTE, data=body, headers=AUTH)
+    assert (await again.json())["status"] == "duplicate"
+    (row,) = SpoolReader(tmp_path / "spool.db").read(0, 10)
+    assert row.payload == body.decode(), "stored as it arrived"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, b"{}", 401),
+        ({"Authorization": "Bearer wrong-token-0123456789"}, b"{}", 401),
+        (AUTH, b"{not json", 400),
+        (AUTH, b"[]", 400),
+        (AUTH, b'{"version": "4"}', 400),
+        (AUTH, b"x" * (1024 * 1024 + 1), 413),
+        ({**AUTH, "Content-Type": "application/xml"}, b"{}", 415),
+    ],
+)
+async def test_bad_input_is_refused_and_spools_nothing(
+    client: TestClient, tmp_path: Path, headers, body, status
+) -> None:
+    response = await client.post(ROUTE, data=body, headers=headers)
+    assert response.status == status
+    assert "error" in await response.json()
+    assert SpoolReader(tmp_path / "spool.db").count() == 0
+
+
+async def test_health_and_metrics(client: TestClient) -> None:
+    health = await client.get("/healthz")
+    assert health.status == 200 and (await health.json())["spool"] == "ok"
+    await client.post(ROUTE, data=fixture_bytes("01_firing_single_nodeoffline.json"), headers=AUTH)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hh_opsbot_alert_notifications_total{result="accepted"} 1.0' in metrics
+    assert WEBHOOK_TOKEN not in metrics
+
+
+async def test_a_spool_that_fails_answers_503_so_alertmanager_retries(
+    client: TestClient, tmp_path: Path
+) -> None:
+    app = client.app
+    assert app is not None
+    app[SPOOL_KEY].close()
+    body = fixture_bytes("01_firing_single_nodeoffline.json")
+    response = await client.post(ROUTE, data=body, headers=AUTH)
+    assert response.status == 503
+    assert (await client.get("/healthz")).status == 503
+
+
+# -- the real child process ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def post(port: int, body: bytes) -> dict:
+    url = f"http://127.0.0.1:{port}{ROUTE}"
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=AUTH) as r:
+        assert r.status == 200, await r.text()
+        return dict(await r.json())
+
+
+async def test_the_child_receives_is_restarted_and_stops(tmp_path: Path) -> None:
+    port = free_port()
+    receiver = ReceiverProcess(options(tmp_path / "spool.db", port))
+    assert await receiver.start() == port
+    stop = asyncio.Event()
+    supervisor = asyncio.create_task(receiver.supervise(stop))
+    try:
+        lines = storm("firing")
+        answers = await asyncio.gather(*(post(port, line) for line in lines[:10]))
+        assert {a["status"] for a in answers} == {"accepted"}
+        first_pid = receiver.pid
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)  # a crash: the supervisor starts another
+        async with asyncio.timeout(20):
+            while receiver.pid in (None, first_pid) or receiver.restarts == 0:
+                await asyncio.sleep(0.05)
+        assert (await post(port, lines[0]))["status"] == "duplicate", "the spool outlived it"
+        assert (await post(port, lines[10]))["status"] == "accepted"
+    finally:
+        stop.set()
+        await supervisor
+        last_pid = receiver.pid
+        await receiver.stop()
+    assert SpoolReader(tmp_path / "spool.db").count() == 11
+    assert last_pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(last_pid, 0)
+
+
+async def test_a_taken_port_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        receiver = ReceiverProcess(options(tmp_path / "spool.db", port))
+        with pytest.raises(ReceiverError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await receiver.start()
+
+
+async def test_the_child_goes_when_its_parent_does(tmp_path: Path) -> None:
+    """Its stdin closes whenever the bot dies, SIGKILL included: no orphan keeps the port."""
+    port = free_port()
+    receiver = ReceiverProcess(options(tmp_path / "spool.db", port))
+    await receiver.start()
+    proc = receiver._proc
+    assert proc is not None and proc.stdin is not None
+    proc.stdin.close()  # what the kernel does when the parent dies
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
+    await receiver.stop()
