@@ -9,10 +9,12 @@ Scenarios (each against a fresh Discord emulator enforcing Discord's per-channel
 
 1. `bot`: `--groups` groups of `--alerts` alerts each (default 1,000 x 10 = 10,000 alerts) are
    POSTed by `--senders` concurrent senders at `--rate` requests/s to a real `hh-opsbot run`
-   process (SQLite); with `--ha` every notification is sent twice, as an Alertmanager HA pair
-   does. Measured: ingest throughput and p50/p99 latency, time until every group is visible in
+   process (SQLite), once for each of `--receivers`: `process` (`[alertmanager] receiver =
+   "process"`: the webhook goes to the bot's receiver process) and `inline` (the bot's own web
+   server); with `--ha` every notification is sent twice, as an Alertmanager HA pair does.
+   Measured: ingest throughput and p50/p99 latency, time until every group is visible in
    #alerts after the last webhook, messages posted and edited, 429s, groups lost, groups shown
-   twice, the bot's peak RSS.
+   twice, the peak RSS of the bot and of its receiver process.
 2. `bot-50`: the captured 500-alert / 50-group storm (tests/fixtures) through the bot.
 3. `alertmanager-discord`: the same 50-group storm through the real Alertmanager binary with a
    `discord_configs` receiver (default templates) pointed at the emulator's webhook route.
@@ -110,8 +112,15 @@ def captured_storm() -> list[dict[str, Any]]:
 # -- the bot as a real process -----------------------------------------------------------------
 
 
-def bot_config(world: World, database_url: str, port: int) -> str:
+def bot_config(
+    world: World, database_url: str, port: int, receiver: str = "", receiver_port: int = 0
+) -> str:
     emu = world.emulator
+    spool = (
+        f'receiver = "process"\nreceiver_port = {receiver_port}\nspool_path = "{receiver}"'
+        if receiver
+        else ""
+    )
     return f"""
 [discord]
 guild_id = {GUILD_ID}
@@ -131,6 +140,7 @@ port = {port}
 level = "WARNING"
 [alertmanager]
 webhook_token = "{WEBHOOK_TOKEN}"
+{spool}
 [alerts]
 mention_roles = {{ critical = [{world.roles["core_ops"]}] }}
 [outbox]
@@ -140,11 +150,15 @@ idle_poll = 1
 
 
 class Bot:
-    def __init__(self, world: World, workdir: Path, database_url: str | None) -> None:
+    def __init__(
+        self, world: World, workdir: Path, database_url: str | None, receiver: bool = False
+    ) -> None:
         self.port = free_port()
+        self.receiver_port = free_port() if receiver else None
         self.config = workdir / "config.toml"
         url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-        self.config.write_text(bot_config(world, url, self.port))
+        spool = str(workdir / "spool.db") if receiver else ""
+        self.config.write_text(bot_config(world, url, self.port, spool, self.receiver_port or 0))
         self.proc: asyncio.subprocess.Process | None = None
         self.log = workdir / "bot.log"
 
@@ -167,12 +181,28 @@ class Bot:
                             return
                 await asyncio.sleep(0.1)
 
-    def peak_rss_mb(self) -> float:
+    @property
+    def webhook_port(self) -> int:
+        """Where Alertmanager would post: the receiver process, or the bot itself."""
+        return self.receiver_port or self.port
+
+    def pids(self) -> list[int]:
+        """The bot and its children (the receiver process)."""
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        with contextlib.suppress(OSError):
+            return [self.proc.pid, *(int(p) for p in children.read_text().split())]
+        return [self.proc.pid]
+
+    def peak_rss_mb(self) -> dict[int, float]:
+        """Peak RSS of each process (VmHWM), by pid."""
+        peaks: dict[int, float] = {}
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = int(line.split()[1]) / 1024
+        return peaks
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -231,6 +261,8 @@ class BotResult:
     lost: int
     duplicates: int
     peak_rss_mb: float
+    receiver: bool = False
+    receiver_rss_mb: float = 0.0
     digests: int = 0
     embeds_per_message: list[int] = field(default_factory=list)
     server_buckets: dict[float, float] = field(default_factory=dict)
@@ -243,7 +275,7 @@ class BotResult:
 
 async def run_bot(
     name: str, payloads: list[dict[str, Any]], *, rate: float, senders: int, ha: bool,
-    deadline: float, database_url: str | None = None,
+    deadline: float, database_url: str | None = None, receiver: bool = False,
 ) -> BotResult:  # fmt: skip
     world = await make_world()
     if database_url and "postgresql" in database_url:
@@ -251,12 +283,12 @@ async def run_bot(
 
         await reset_postgres(database_url)
     with tempfile.TemporaryDirectory(prefix="hh-bench-") as tmp:
-        bot = Bot(world, Path(tmp), database_url)
+        bot = Bot(world, Path(tmp), database_url, receiver)
         try:
             await bot.start(world)
             bodies = [json.dumps(p).encode() for p in payloads]
             schedule = [b for b in bodies for _ in range(2 if ha else 1)]
-            url = f"http://127.0.0.1:{bot.port}/webhooks/alertmanager"
+            url = f"http://127.0.0.1:{bot.webhook_port}/webhooks/alertmanager"
             # The senders run in a process of their own: the emulator's work in this one
             # must not delay their clocks.
             bodies_path = Path(tmp) / "bodies.jsonl"
@@ -279,7 +311,7 @@ async def run_bot(
             # The webhook answers once a body is stored (its group is updated just after), so
             # groups are counted by what #alerts shows, against the distinct groupKeys sent.
             expected = len({p["groupKey"] for p in payloads})
-            server = await server_latency(bot.port)
+            server = await server_latency(bot.webhook_port)
             visible_at: float | None = None
             while time.perf_counter() - last_webhook < deadline:
                 if len(shown_groups(world)) >= expected:
@@ -289,6 +321,8 @@ async def run_bot(
             await asyncio.sleep(2)  # anything late (duplicates) would show now
             shown = shown_groups(world)
             messages = world.emulator.messages.get(world.channels["alerts"], [])
+            peaks = bot.peak_rss_mb()
+            assert bot.proc is not None
             alerts_path = f"/channels/{world.channels['alerts']}/messages"
             edits = sum(
                 1
@@ -309,7 +343,9 @@ async def run_bot(
                 rate_limited=world.emulator.rate_limited_count,
                 lost=max(expected - len(shown), 0),
                 duplicates=sum(1 for ids in shown.values() if len(ids) > 1),
-                peak_rss_mb=bot.peak_rss_mb(),
+                peak_rss_mb=peaks.get(bot.proc.pid, float("nan")),
+                receiver=receiver,
+                receiver_rss_mb=sum(v for k, v in peaks.items() if k != bot.proc.pid),
                 digests=sum(1 for m in messages if len(m["embeds"]) > 1),
                 embeds_per_message=[len(m["embeds"]) for m in messages],
                 server_buckets=server,
@@ -445,8 +481,35 @@ def bot_rows(result: BotResult) -> list[str]:
         f"{max(per_message, default=0)} |",
         f"| 429s received | {result.rate_limited} |",
         f"| groups lost / shown twice | {result.lost} / {result.duplicates} |",
-        f"| bot peak RSS | {result.peak_rss_mb:.0f} MB |",
+        f"| peak RSS | {rss(result)} |",
     ]
+
+
+def rss(result: BotResult) -> str:
+    if not result.receiver:
+        return f"{result.peak_rss_mb:.0f} MB"
+    return (
+        f"bot {result.peak_rss_mb:.0f} MB + receiver {result.receiver_rss_mb:.0f} MB = "
+        f"{result.peak_rss_mb + result.receiver_rss_mb:.0f} MB"
+    )
+
+
+def mode(result: BotResult) -> str:
+    return "receiver process" if result.receiver else "inline (the bot's own web server)"
+
+
+def bot_table(results: list[BotResult]) -> list[str]:
+    """One column per run; rows as `bot_rows` gives them."""
+    columns = [bot_rows(r) for r in results]
+    lines = [
+        "| measure | " + " | ".join(mode(r) for r in results) + " |",
+        "| --- |" + " --- |" * len(results),
+    ]
+    for cells in zip(*columns, strict=True):
+        label = cells[0].split(" | ")[0].lstrip("| ")
+        values = [c.split(" | ", 1)[1].rstrip(" |") for c in cells]
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+    return lines
 
 
 def native_cells(native: NativeResult | None, skipped: bool = False) -> tuple[str, str, str, str]:
@@ -469,7 +532,7 @@ def native_cells(native: NativeResult | None, skipped: bool = False) -> tuple[st
 
 
 def report(
-    big: BotResult,
+    bigs: list[BotResult],
     small: BotResult,
     native: NativeResult | None,
     compact: NativeResult | None,
@@ -483,13 +546,13 @@ def report(
         "everything on loopback: a real `hh-opsbot run` process (SQLite), the Discord emulator "
         "enforcing 5 messages per 5 s per channel as a shared, unadvertised limit, senders at "
         f"{args.rate:.0f} requests/s with {args.senders} connections"
-        f"{', every notification sent twice (HA pair)' if args.ha else ''}.",
+        f"{', every notification sent twice (HA pair)' if args.ha else ''}. "
+        'Webhooks go to the receiver process (`[alertmanager] receiver = "process"`) or to '
+        "the bot's own web server (`inline`), one run each.",
         "",
-        f"### {big.groups:,} groups x {args.alerts} alerts through the bot",
+        f"### {bigs[0].groups:,} groups x {args.alerts} alerts through the bot",
         "",
-        "| measure | result |",
-        "| --- | --- |",
-        *bot_rows(big),
+        *bot_table(bigs),
         "",
         *(
             [
@@ -504,6 +567,8 @@ def report(
             else []
         ),
         "### The captured 500-alert / 50-group storm",
+        "",
+        f"hh-opsbot: {mode(small)}.",
         "",
         "| | hh-opsbot | Alertmanager 0.25 `discord_configs`, default templates "
         "| the same, one line per alert (`message:` template) |",
@@ -540,6 +605,11 @@ async def main() -> None:
     parser.add_argument("--native-window", type=float, default=60.0)
     parser.add_argument("--skip-native", action="store_true")
     parser.add_argument(
+        "--receivers",
+        default="process,inline",
+        help="comma-separated: process (the receiver process), inline (the bot's web server)",
+    )
+    parser.add_argument(
         "--skip-floor", action="store_true", help="skip bench/floor.py's machine measures"
     )
     parser.add_argument("--write", type=Path, help="replace this section of a markdown file")
@@ -565,15 +635,21 @@ async def main() -> None:
         )
         print("\n".join(floor_rows), flush=True)
 
-    big = await run_bot(
-        "bot", storm_payloads(args.groups, args.alerts),
-        rate=args.rate, senders=args.senders, ha=args.ha, deadline=args.deadline,
-        database_url=args.database_url,
-    )  # fmt: skip
-    print("\n".join(bot_rows(big)), flush=True)
+    modes = [m.strip() for m in args.receivers.split(",") if m.strip()]
+    if not modes or set(modes) - {"process", "inline"}:
+        parser.error("--receivers: process, inline or both")
+    bigs = []
+    for receiver_mode in modes:
+        big = await run_bot(
+            f"bot-{receiver_mode}", storm_payloads(args.groups, args.alerts),
+            rate=args.rate, senders=args.senders, ha=args.ha, deadline=args.deadline,
+            database_url=args.database_url, receiver=receiver_mode == "process",
+        )  # fmt: skip
+        print("\n".join(bot_rows(big)), flush=True)
+        bigs.append(big)
     small = await run_bot(
         "bot-50", captured_storm(), rate=1000.0, senders=50, ha=False, deadline=60.0,
-        database_url=args.database_url,
+        database_url=args.database_url, receiver=modes[0] == "process",
     )  # fmt: skip
     print("\n".join(bot_rows(small)), flush=True)
     native = compact = None
@@ -582,7 +658,7 @@ async def main() -> None:
         print(native, flush=True)
         compact = await run_alertmanager_discord(captured_storm(), args.native_window, compact=True)
         print(compact, flush=True)
-    text = report(big, small, native, compact, args, floor_rows)
+    text = report(bigs, small, native, compact, args, floor_rows)
     print(text)
     if args.write:
         existing = args.write.read_text() if args.write.exists() else "# Benchmarks\n\n"

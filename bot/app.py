@@ -229,13 +229,20 @@ class Application:
         self.web = WebServer(
             create_app(
                 self.metrics,
-                HealthSources(self.discord_ready, self.database.ping),
+                HealthSources(self.discord_ready, self.database.ping, self.receiver_running),
                 alertmanager_token=am.webhook_token.get_secret_value() if am else None,
                 ingest=self.alerts.receive if am else None,
             ),
             settings.web.host,
             settings.web.port,
         )
+
+    def receiver_running(self) -> bool | None:
+        """None without a receiver process (`[alertmanager] receiver = "inline"`)."""
+        am = self.settings.alertmanager
+        if am is None or am.receiver != "process":
+            return None
+        return self.receiver is not None and self.receiver.running
 
     def discord_ready(self) -> bool:
         return self.bot.is_ready() and not self.bot.is_closed()
@@ -311,7 +318,7 @@ class Application:
         if am is None:
             return
         process = am.receiver == "process"
-        if not process and not Path(am.spool_path).exists():  # noqa: ASYNC240 (once, at start)
+        if am.receiver == "inline" and not Path(am.spool_path).exists():  # noqa: ASYNC240
             return
         try:
             self.spool = SpoolReader(am.spool_path)

@@ -168,9 +168,8 @@ def _run(loaded: LoadedConfig) -> int:
 
 
 def _receive(loaded: LoadedConfig) -> int:
-    """The receiver alone, for a supervisor of your own; `run` starts it by itself when
-    `[alertmanager] receiver = "process"`, so run this only with receiver = "inline" (or the
-    two would compete for the port)."""
+    """The receiver alone, for a supervisor of your own, with `[alertmanager] receiver =
+    "external"` (the bot reads the spool); with "process" the bot starts its own."""
     import signal
 
     from bot.receiver import ReceiverOptions, serve
@@ -184,6 +183,11 @@ def _receive(loaded: LoadedConfig) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
+    if am.receiver == "process":
+        log.warning(
+            '[alertmanager] receiver = "process": `hh-opsbot run` starts its own receiver on '
+            'the same port; set receiver = "external" to run this one instead'
+        )
     options = ReceiverOptions(
         token=am.webhook_token,
         host=am.receiver_host,

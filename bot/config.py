@@ -345,9 +345,10 @@ class AlertmanagerSettings(Section):
     webhook_token: SecretStr = Field(validate_default=True, default=SecretStr(""))
     api_url: str | None = None
     api_timeout: Duration = 10.0
-    receiver: Literal["inline", "process"] = "inline"
+    receiver: Literal["inline", "process", "external"] = "inline"
     """"process": webhooks are answered by a process of their own (bot/receiver.py) on
-    `receiver_host`:`receiver_port`, spooled to `spool_path`; the bot's own route still works."""
+    `receiver_host`:`receiver_port`, spooled to `spool_path`; the bot's own route still works.
+    "external": the same, but `hh-opsbot receive` is started by a supervisor of your own."""
     receiver_host: str = "127.0.0.1"
     receiver_port: int = Field(default=8086, ge=0, le=65535)
     spool_path: str = "./hh-opsbot-spool.db"

@@ -46,6 +46,8 @@ CHECKPOINT_EVERY = 2.0
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+STEADY = 60.0
+"""A child that ran this long (seconds) before it died starts again after the shortest wait."""
 
 
 @dataclass(frozen=True)
@@ -234,50 +236,80 @@ class ReceiverError(Exception):
 class ReceiverProcess:
     """The receiver as a child of the bot: started, watched, restarted, stopped."""
 
-    def __init__(self, options: ReceiverOptions) -> None:
+    def __init__(
+        self, options: ReceiverOptions, *, backoff: tuple[float, ...] = RESTART_BACKOFF
+    ) -> None:
         self.options = options
         self.port: int | None = None
         self.restarts = 0
+        self.failures = 0
+        """Crashes and failed starts in a row; reset by a child that ran `STEADY` seconds."""
+        self._backoff = backoff
         self._proc: asyncio.subprocess.Process | None = None
+        self._started_at = 0.0
         self._stopping = False
 
     async def start(self) -> int:
         """Start the child; return its port once it listens, or raise `ReceiverError`."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.receiver",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(self.options.to_json().encode() + b"\n")
-        await proc.stdin.drain()
         try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.receiver",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                # Its own session: a Ctrl-C in the terminal reaches the bot alone, which then
+                # stops the receiver in order. Its parent's death still ends it (stdin closes).
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ReceiverError(
+                f"the alert receiver could not be started ({exc.strerror})"
+            ) from None
+        try:
+            port = await self._handshake(proc)
+        except BaseException:
+            await self._kill(proc)  # never leave a half-started child behind (a cancel too)
+            raise
+        self._proc = proc
+        self._started_at = time.monotonic()
+        self.port = port
+        log.info(
+            "alert receiver (pid %s) listening on http://%s:%s", proc.pid, self.options.host, port
+        )
+        return port
+
+    async def _handshake(self, proc: asyncio.subprocess.Process) -> int:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(self.options.to_json().encode() + b"\n")
+            await proc.stdin.drain()
             line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
         except TimeoutError:
-            await self._kill(proc)
             raise ReceiverError(
                 f"the alert receiver did not start within {START_TIMEOUT:.0f} s"
             ) from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise ReceiverError("the alert receiver did not start: it exited") from None
         text = line.decode(errors="replace").strip()
         if not text.startswith("ready "):
-            await self._kill(proc)
             reason = text.removeprefix("error ").strip() or "it exited"
             raise ReceiverError(f"the alert receiver did not start: {reason}")
-        self._proc = proc
-        self.port = int(text.split()[1])
-        log.info(
-            "alert receiver (pid %s) listening on http://%s:%s",
-            proc.pid,
-            self.options.host,
-            self.port,
-        )
-        return self.port
+        return int(text.split()[1])
+
+    def next_delay(self, ran_for: float | None) -> float:
+        """The wait before the next start. `ran_for`: how long the child that just exited ran
+        (None: a start that failed). A child that ran `STEADY` seconds resets the backoff; one
+        that crashes right after starting makes it grow, as failed starts do."""
+        if ran_for is not None and ran_for >= STEADY:
+            self.failures = 0
+        delay = self._backoff[min(self.failures, len(self._backoff) - 1)]
+        self.failures += 1
+        return delay
 
     async def supervise(self, stop: asyncio.Event) -> None:
-        """Restart the child whenever it dies, with backoff, until `stop`."""
-        failures = 0
+        """Restart the child whenever it dies, with backoff, until `stop`. Never raises: a
+        supervisor that died would leave the webhook down without a word."""
         while not stop.is_set():
             proc = self._proc
             if proc is None:
@@ -291,23 +323,29 @@ class ReceiverProcess:
                 return
             if proc.stdin is not None:
                 proc.stdin.close()
-            started = time.monotonic()
+            if proc.returncode == 0:
+                # It exits 0 only when told to (SIGTERM from outside the bot): starting it
+                # again would fight whoever did that. /healthz says "receiver": "down".
+                log.warning("the alert receiver was stopped from outside; not restarting it")
+                return
+            ran_for: float | None = time.monotonic() - self._started_at
             log.error("the alert receiver exited (code %s); restarting it", proc.returncode)
             while not stop.is_set():
-                delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)]
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                if stop.is_set():
+                    await asyncio.wait_for(stop.wait(), self.next_delay(ran_for))
+                if stop.is_set() or self._stopping:
                     return
                 try:
                     await self.start()
                 except ReceiverError as exc:
-                    failures += 1
                     log.error("%s; trying again", exc)
+                    ran_for = None
+                    continue
+                except Exception:
+                    log.exception("starting the alert receiver failed; trying again")
+                    ran_for = None
                     continue
                 self.restarts += 1
-                if time.monotonic() - started > 60:
-                    failures = 0
                 break
 
     async def stop(self) -> None:
@@ -325,6 +363,10 @@ class ReceiverProcess:
             await self._kill(proc)
         if proc.stdin is not None:
             proc.stdin.close()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
 
     @property
     def pid(self) -> int | None:

@@ -471,6 +471,16 @@ class AlertSpool(Protocol):
 
     def last_id(self) -> int: ...
 
+    def sequence(self) -> int:
+        """The highest id ever given; lower than a cursor only if the spool went backwards."""
+        ...
+
+    def regenerate(self) -> str:
+        """A new generation for the file (everything in it is copied again); returns it."""
+        ...
+
+    def count_after(self, after: int) -> int: ...
+
     def read(self, after: int, limit: int) -> list[SpooledBody]: ...
 
     def watchdog_at(self) -> datetime | None:

@@ -120,7 +120,8 @@ class AlertService:
         self._rendered: dict[int, int] = {}
         self.spool = spool
         self._spool_cursor: int | None = None  # last spool id copied; None: read it again
-        self._spool_watchdog = clock.now()  # Watchdogs the receiver got before this start
+        self._spool_generation = ""  # the generation that cursor belongs to
+        self._spool_watchdog: datetime | None = None  # the last Watchdog seen in the spool
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
@@ -288,9 +289,21 @@ class AlertService:
         the copied bodies parsed, by their new notification id."""
         spool = self.spool
         assert spool is not None
+        generation = spool.generation
+        if generation != self._spool_generation:
+            self._spool_generation, self._spool_cursor = generation, None
         cursor = self._spool_cursor
         if cursor is None:
-            cursor = await uow.alerts.spool_cursor(spool.generation)
+            cursor = await uow.alerts.spool_cursor(generation)
+        if cursor and spool.sequence() < cursor:
+            # Ids at or under the cursor would be given again and never copied.
+            log.error(
+                "the alert spool went backwards (its ids end before %d, already copied): "
+                "copying all of it again under a new generation",
+                cursor,
+            )
+            generation = self._spool_generation = spool.regenerate()
+            cursor = 0
         if spool.last_id() <= cursor:
             return cursor, {}
         bodies = spool.read(cursor, limit)
@@ -304,7 +317,7 @@ class AlertService:
             now,
         )
         last = bodies[-1].id
-        await uow.alerts.set_spool_cursor(spool.generation, last, now)
+        await uow.alerts.set_spool_cursor(generation, last, now)
         parsed: dict[int, WebhookPayload] = {}
         for body in bodies:
             new_id = inserted.get(body.dedupe_key)
@@ -325,10 +338,15 @@ class AlertService:
         except Exception as exc:
             log.warning("could not read the alert spool (%s)", type(exc).__name__)
             return False
-        if seen is None or seen <= self._spool_watchdog:
+        previous, self._spool_watchdog = self._spool_watchdog, seen
+        if seen is None:
             return False
-        self._spool_watchdog = seen
-        return True
+        if previous is None:
+            # The first look since start: one that arrived while the bot was away counts if
+            # it is recent enough to mean the pipeline works.
+            age = (self._clock.now() - seen).total_seconds()
+            return age < self.policy.watchdog_timeout
+        return seen > previous
 
     async def prune_spool(self) -> int:
         """Delete from the spool what was copied long enough ago (in a worker thread)."""
@@ -354,7 +372,7 @@ class AlertService:
             count = await uow.alerts.count_unprocessed()
             if self.spool is not None:
                 cursor = await uow.alerts.spool_cursor(self.spool.generation)
-                count += max(self.spool.last_id() - cursor, 0)
+                count += self.spool.count_after(cursor)
         return count
 
     async def _apply(

@@ -19,6 +19,7 @@ whichever side opens it first, and never migrated in place (a new version uses a
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Sequence
@@ -191,17 +192,59 @@ class SpoolReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.generation = ""
+        self._open()
+
+    def _open(self) -> None:
         # Busy timeout 0 for the reads on the loop; prune opens its own waiting connection.
         self._connection = connect(self.path, busy_timeout=0.0)
+        self._inode = os.stat(self.path).st_ino
         row = self._connection.execute("SELECT generation FROM spool_meta WHERE id = 1").fetchone()
-        self.generation: str = row[0]
+        self.generation = row[0]
         self._data_version = -1
 
     def changed(self) -> bool:
-        """Has anything committed to the file since the last call (a few microseconds)."""
+        """Has anything committed to the file since the last call (a few microseconds).
+
+        A file replaced meanwhile (moved aside by an operator, then a restarted receiver
+        made a new one) is opened again: its new generation starts its own cursor. A file
+        merely gone is not re-created here: the receiver may still be writing the old one."""
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = self._inode
+        if inode != self._inode:
+            log.warning("the alert spool %s was replaced; opening it again", self.path)
+            self._connection.close()
+            self._open()
+            return True
         version = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
         changed, self._data_version = version != self._data_version, version
         return changed
+
+    def sequence(self) -> int:
+        """The highest id ever given (ignored duplicates included); only a spool rolled back
+        (a power loss with synchronous=NORMAL, a restored copy) makes it go down."""
+        found = self._connection.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'spool'"
+        ).fetchone()
+        return int(found[0]) if found else 0
+
+    def regenerate(self) -> str:
+        """Give the file a new generation: its bodies are all copied again (the inbox's dedupe
+        key absorbs those already copied), under a cursor that starts at 0."""
+        generation = uuid.uuid4().hex
+        connection = sqlite3.connect(str(self.path), timeout=1.0, isolation_level=None)
+        try:
+            connection.execute("UPDATE spool_meta SET generation = ? WHERE id = 1", (generation,))
+        finally:
+            connection.close()
+        self.generation = generation
+        return generation
+
+    def count_after(self, after: int) -> int:
+        found = self._connection.execute("SELECT count(*) FROM spool WHERE id > ?", (after,))
+        return int(found.fetchone()[0])
 
     def last_id(self) -> int:
         """The newest body's id (0 when empty). Not sqlite_sequence: an ignored duplicate

@@ -714,3 +714,72 @@ async def test_a_storm_through_the_receiver_is_shown_once_even_across_a_restart(
     shown = shown_groups(world)
     assert all(len(messages) == 1 for messages in shown.values()), "each group shown once"
     assert world.emulator.rate_limited_count == 0
+
+
+async def test_a_spool_left_by_the_receiver_is_applied_in_inline_mode(
+    world, start_app, tmp_path: Path
+) -> None:
+    """Switching back to receiver = "inline" loses nothing the receiver had stored."""
+    from bot.domain.alerts import WebhookPayload, group_key_hash
+    from bot.storage.spool import SpoolWriter
+
+    raw = fixture_bytes("04_firing_group_4_alerts.json")
+    payload = WebhookPayload.model_validate_json(raw)
+    SpoolWriter(tmp_path / "spool.db").write(
+        [
+            (
+                payload.dedupe_key(),
+                group_key_hash(payload.group_key),
+                payload.status.value,
+                payload.receiver,
+                raw.decode(),
+            )
+        ],
+        datetime.now(UTC),
+    )
+    app = await start_app(alertmanager_extra=f'spool_path = "{tmp_path / "spool.db"}"\n')
+    assert app.receiver is None and app.spool is not None
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
+    assert "[FIRING:4]" in message["embeds"][0]["title"]
+    url = f"http://127.0.0.1:{app.settings.web.port}/healthz"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert "receiver" not in await response.json()
+
+
+async def test_healthz_says_whether_the_receiver_runs(world, start_app, tmp_path: Path) -> None:
+    app = await start_app(alertmanager_extra=receiver_settings(tmp_path))
+    url = f"http://127.0.0.1:{app.settings.web.port}/healthz"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as response:
+            assert (await response.json())["receiver"] == "running"
+        assert app.receiver is not None
+        await app.receiver.stop()
+        async with http.get(url) as response:
+            assert response.status == 503
+            body = await response.json()
+            assert "receiver" in body["failing"].split(", ") and body["receiver"] == "down"
+
+
+async def test_an_external_receiver_is_read_from_the_first_start(
+    world, start_app, tmp_path: Path
+) -> None:
+    """`receiver = "external"`: the bot starts no receiver, but reads the spool even when it
+    starts before `hh-opsbot receive` made the file."""
+    from bot.domain.alerts import WebhookPayload, group_key_hash
+    from bot.storage.spool import SpoolWriter
+
+    path = tmp_path / "spool.db"
+    app = await start_app(alertmanager_extra=f'receiver = "external"\nspool_path = "{path}"\n')
+    assert app.receiver is None and app.spool is not None
+    raw = fixture_bytes("01_firing_single_nodeoffline.json")
+    payload = WebhookPayload.model_validate_json(raw)
+    row = (
+        payload.dedupe_key(),
+        group_key_hash(payload.group_key),
+        payload.status.value,
+        payload.receiver,
+        raw.decode(),
+    )
+    SpoolWriter(path).write([row], datetime.now(UTC))
+    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
+    assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]

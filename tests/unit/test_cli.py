@@ -110,7 +110,7 @@ def test_console_script_help_lists_the_commands() -> None:
     script = Path(sys.executable).with_name("hh-opsbot")
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    for command in ("run", "migrate", "check-config"):
+    for command in ("run", "migrate", "check-config", "receive"):
         assert command in result.stdout
 
 
@@ -147,3 +147,58 @@ def test_audit_verify_passes_then_names_an_edited_row(config_file: Path, capsys)
     assert cli.main(["audit", "verify", "--config", str(config_file)]) == 1
     err = capsys.readouterr().err
     assert "audit log BROKEN at row 3" in err and "edited" in err
+
+
+async def test_receive_runs_the_receiver_alone_until_sigterm(config_file: Path) -> None:
+    """`hh-opsbot receive`: the webhook answered and spooled, nothing else; SIGTERM -> exit 0."""
+    import asyncio
+    import signal
+    import socket
+
+    import aiohttp
+
+    from bot.storage.spool import SpoolReader
+    from tests.alerting import fixture_bytes
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    token = "receiver-token-0123456789"
+    spool = config_file.parent / "spool.db"
+    config_file.write_text(
+        config_file.read_text()
+        + f'\n[alertmanager]\nwebhook_token = "{token}"\nreceiver_port = {port}\n'
+        f'spool_path = "{spool}"\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "receive", "--config", str(config_file),
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/webhooks/alertmanager"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.post(
+                        url, data=fixture_bytes("01_firing_single_nodeoffline.json"),
+                        headers=headers,
+                    ) as response:  # fmt: skip
+                        assert response.status == 200
+                        assert (await response.json())["status"] == "accepted"
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, stderr.decode()
+    assert f"alert receiver listening on http://127.0.0.1:{port}" in stderr.decode()
+    assert token not in stderr.decode()
+    assert SpoolReader(spool).count() == 1
+
+
+def test_receive_without_an_alertmanager_section_says_so(config_file: Path, capsys) -> None:
+    assert cli.main(["receive", "--config", str(config_file)]) == cli.EXIT_CONFIG
+    assert "[alertmanager] section" in capsys.readouterr().err

@@ -166,3 +166,49 @@ async def test_the_child_goes_when_its_parent_does(tmp_path: Path) -> None:
     async with asyncio.timeout(10):
         assert await proc.wait() == 0
     await receiver.stop()
+
+
+async def test_a_child_stopped_from_outside_is_not_fought(tmp_path: Path) -> None:
+    """A service manager that signals every process (systemd's default KillMode) stops it: the
+    bot does not start it again behind the manager's back."""
+    receiver = ReceiverProcess(options(tmp_path / "spool.db", free_port()))
+    await receiver.start()
+    stop = asyncio.Event()
+    supervisor = asyncio.create_task(receiver.supervise(stop))
+    assert receiver.running and receiver.pid is not None
+    os.kill(receiver.pid, signal.SIGTERM)
+    async with asyncio.timeout(10):
+        await supervisor
+    assert not receiver.running and receiver.restarts == 0
+    await receiver.stop()
+
+
+def test_the_backoff_grows_for_a_child_that_keeps_dying_and_resets_after_a_steady_run(
+    tmp_path: Path,
+) -> None:
+    receiver = ReceiverProcess(options(tmp_path / "spool.db"), backoff=(1.0, 2.0, 5.0))
+    assert [receiver.next_delay(0.5) for _ in range(4)] == [1.0, 2.0, 5.0, 5.0]
+    assert receiver.next_delay(None) == 5.0, "a failed start counts as a failure too"
+    assert receiver.next_delay(3600.0) == 1.0, "it ran for an hour: start again at once"
+    assert receiver.next_delay(1.0) == 2.0
+
+
+async def test_a_child_that_dies_again_and_again_is_restarted_each_time(tmp_path: Path) -> None:
+    receiver = ReceiverProcess(options(tmp_path / "spool.db", free_port()), backoff=(0.05,))
+    await receiver.start()
+    stop = asyncio.Event()
+    supervisor = asyncio.create_task(receiver.supervise(stop))
+    try:
+        for round_ in range(1, 3):
+            pid = receiver.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            async with asyncio.timeout(20):
+                while receiver.restarts < round_:
+                    await asyncio.sleep(0.05)
+            assert receiver.running and receiver.pid != pid
+        assert receiver.failures == 2, "two quick deaths in a row"
+    finally:
+        stop.set()
+        await supervisor
+        await receiver.stop()

@@ -76,6 +76,19 @@ async def test_healthz_names_database_without_leaking_the_error(client, switches
     assert "secret-host" not in await response.text()
 
 
+async def test_healthz_names_a_receiver_process_that_is_down() -> None:
+    running = {"up": True}
+    sources = HealthSources(lambda: True, Switches().database_ping, lambda: running["up"])
+    async with TestClient(TestServer(create_app(Metrics(), sources))) as client:
+        body = await (await client.get("/healthz")).json()
+        assert body["status"] == "ok" and body["receiver"] == "running"
+        running["up"] = False
+        response = await client.get("/healthz")
+        assert response.status == 503
+        body = await response.json()
+        assert body["failing"] == "receiver" and body["receiver"] == "down"
+
+
 async def test_healthz_both_down(client, switches) -> None:
     switches.discord = switches.database = False
     body = await (await client.get("/healthz")).json()
