@@ -466,7 +466,8 @@ def bot_rows(result: BotResult) -> list[str]:
         f"({result.ingest_seconds:.1f} s) |",
         f"| ingest latency p50 / p99 / max | {result.p(0.5):.1f} / {result.p(0.99):.1f} / "
         f"{max(result.latencies_ms):.1f} ms |",
-        "| ingest, measured in the bot (its request-duration histogram) | "
+        "| ingest, measured where it is answered (the receiver's or the bot's request-duration "
+        "histogram) | "
         + ", ".join(
             f"{share * 100:.1f} % under {le * 1000:.0f} ms"
             for le, share in result.server_buckets.items()
