@@ -481,6 +481,22 @@ class Settings(BaseModel):
     outbox: OutboxSettings = OutboxSettings()
     upgrades: UpgradeSettings = UpgradeSettings()
 
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        am = self.alertmanager
+        if (
+            am
+            and am.receiver != "inline"
+            and am.receiver_port
+            and am.receiver_port == self.web.port
+        ):
+            raise PydanticCustomError(
+                "ports",
+                "alertmanager.receiver_port: must differ from web.port (both {port})",
+                {"port": self.web.port},
+            )
+        return self
+
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""
         values = [s for s in _walk_secrets(self) if s]
@@ -638,5 +654,5 @@ def _describe(exc: ValidationError) -> list[str]:
         message = _FRIENDLY.get(error["type"], error["msg"])
         if error["type"] == "model_type":
             message = "must be a table"
-        lines.append(f"{loc}: {message}")
+        lines.append(f"{loc}: {message}" if loc else message)
     return lines

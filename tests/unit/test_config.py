@@ -362,3 +362,21 @@ def test_a_bad_trusted_key_or_repo_is_named(tmp_path: Path) -> None:
     found = problems(path)
     assert any("upgrades.trusted_keys" in p and "minisign public key" in p for p in found)
     assert any("upgrades.github_repo" in p and "owner/name" in p for p in found)
+
+
+def test_the_receiver_needs_a_port_of_its_own(tmp_path: Path) -> None:
+    text = GOOD + (
+        '\n[web]\nport = 8090\n[alertmanager]\nwebhook_token = "0123456789abcdef"\n'
+        'receiver = "process"\nreceiver_port = 8090\n'
+    )
+    assert problems(write(tmp_path, text)) == [
+        "alertmanager.receiver_port: must differ from web.port (both 8090)"
+    ]
+    inline = text.replace('receiver = "process"', 'receiver = "inline"')
+    assert load_settings(write(tmp_path, inline), environ={}).settings.alertmanager is not None
+
+
+def test_an_unknown_receiver_mode_is_named(tmp_path: Path) -> None:
+    text = GOOD + '\n[alertmanager]\nwebhook_token = "0123456789abcdef"\nreceiver = "thread"\n'
+    (line,) = problems(write(tmp_path, text))
+    assert line.startswith("alertmanager.receiver: ")
