@@ -254,15 +254,18 @@ class AlertService:
         """One transaction."""
         now = self._clock.now()
         cursor: int | None = None
+        moved = False
         try:
             async with uows() as uow:
                 started = perf_counter()
                 copied: dict[int, WebhookPayload] = {}
                 if self.spool is not None:
+                    previous = self._spool_cursor
                     cursor, copied = await self._copy_spool(uow, limit, now)
+                    moved = previous is not None and cursor != previous
                 known = self._parsed.keys() | copied.keys() if copied else self._parsed.keys()
                 stored = await uow.alerts.unprocessed(limit, known)
-                if not stored and not watchdog and cursor == self._spool_cursor:
+                if not stored and not watchdog and not moved and cursor == self._spool_cursor:
                     return 0, 0.0
                 if watchdog:
                     outage_since = await uow.alerts.watchdog_seen(now)
@@ -276,10 +279,12 @@ class AlertService:
         except BaseException:
             self._spool_cursor = None  # not committed: read it again next time
             raise
+        # Copying only bodies the inbox had already still counts as progress (1), so that
+        # loops that run "while something was done" go on to the rest of the spool.
         if cursor is not None:
             self._spool_cursor = cursor
         self._remember(touched)
-        return len(stored) or int(watchdog), delay
+        return len(stored) or int(watchdog) or int(moved), delay
 
     async def _copy_spool(
         self, uow: UnitOfWork, limit: int, now: datetime
