@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -258,6 +259,9 @@ class ReceiverProcess:
                 "bot.receiver",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                # It reads no configuration: the bot's HH_* variables (secrets among them) stay
+                # with the bot; its one secret comes on stdin.
+                env={k: v for k, v in os.environ.items() if not k.startswith("HH_")},
                 # Its own session: a Ctrl-C in the terminal reaches the bot alone, which then
                 # stops the receiver in order. Its parent's death still ends it (stdin closes).
                 start_new_session=True,

@@ -212,3 +212,19 @@ async def test_a_child_that_dies_again_and_again_is_restarted_each_time(tmp_path
         stop.set()
         await supervisor
         await receiver.stop()
+
+
+async def test_the_child_gets_none_of_the_bots_secrets_from_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HH_DISCORD__TOKEN", "discord-secret-do-not-pass")
+    receiver = ReceiverProcess(options(tmp_path / "spool.db", free_port()))
+    await receiver.start()
+    try:
+        assert receiver.pid is not None
+        environ = Path(f"/proc/{receiver.pid}/environ").read_bytes()
+        cmdline = Path(f"/proc/{receiver.pid}/cmdline").read_bytes()
+        assert b"discord-secret-do-not-pass" not in environ
+        assert WEBHOOK_TOKEN.encode() not in environ + cmdline
+    finally:
+        await receiver.stop()
