@@ -342,6 +342,8 @@ class Application:
             await self.receiver.start()
         except ReceiverError as exc:
             self.receiver = None
+            self.spool.close()
+            self.alerts.spool = self.spool = None
             raise StartupError(f"{exc}: check [alertmanager] receiver_port") from None
         self._receiver_task = asyncio.create_task(
             self.receiver.supervise(self._receiver_stop), name="alert-receiver"

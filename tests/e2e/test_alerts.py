@@ -783,3 +783,22 @@ async def test_an_external_receiver_is_read_from_the_first_start(
     SpoolWriter(path).write([row], datetime.now(UTC))
     (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
     assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]
+
+
+async def test_a_receiver_that_cannot_listen_stops_the_start_with_one_line(
+    world, start_app, tmp_path: Path
+) -> None:
+    import socket
+
+    from bot.app import StartupError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = f'receiver = "process"\nreceiver_port = {port}\nspool_path = "{tmp_path}/s.db"\n'
+        with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}.*receiver_port"):
+            await start_app(alertmanager_extra=extra)
+    # Nothing half-started is left: the same config starts once the port is free.
+    app = await start_app(alertmanager_extra=extra)
+    assert app.receiver is not None and app.receiver.port == port
