@@ -327,17 +327,7 @@ class Application:
         self.alerts.spool = self.spool
         if not process:
             return
-        self.receiver = ReceiverProcess(
-            ReceiverOptions(
-                token=am.webhook_token,
-                host=am.receiver_host,
-                port=am.receiver_port,
-                spool_path=am.spool_path,
-                watchdog_alertname=self.settings.alerts.watchdog_alertname,
-                log_level=self.settings.logging.level,
-                log_format=self.settings.logging.format,
-            )
-        )
+        self.receiver = ReceiverProcess(ReceiverOptions.from_settings(self.settings))
         try:
             await self.receiver.start()
         except ReceiverError as exc:

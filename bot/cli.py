@@ -188,13 +188,7 @@ def _receive(loaded: LoadedConfig) -> int:
             '[alertmanager] receiver = "process": `hh-opsbot run` starts its own receiver on '
             'the same port; set receiver = "external" to run this one instead'
         )
-    options = ReceiverOptions(
-        token=am.webhook_token,
-        host=am.receiver_host,
-        port=am.receiver_port,
-        spool_path=am.spool_path,
-        watchdog_alertname=settings.alerts.watchdog_alertname,
-    )
+    options = ReceiverOptions.from_settings(settings)
 
     async def go() -> None:
         loop = asyncio.get_running_loop()

@@ -27,19 +27,24 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
 from bot import __version__
-from bot.domain.alerts import AlertStatus, IngestResult, WebhookPayload, group_key_hash
+from bot.domain.alerts import IngestOutcome, IngestResult, WebhookPayload
 from bot.metrics import Metrics
+from bot.services.inbox import watchdog_fired
 from bot.storage import spool as spool_file
 from bot.web import alertmanager
 from bot.web.app import METRICS_KEY, WebServer, json_response, metrics_endpoint, metrics_middleware
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,21 @@ class ReceiverOptions:
     watchdog_alertname: str = "Watchdog"
     log_level: str = "INFO"
     log_format: str = "text"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReceiverOptions:
+        """From `[alertmanager]` (which must be configured), `[alerts]` and `[logging]`."""
+        am = settings.alertmanager
+        assert am is not None
+        return cls(
+            token=am.webhook_token,
+            host=am.receiver_host,
+            port=am.receiver_port,
+            spool_path=am.spool_path,
+            watchdog_alertname=settings.alerts.watchdog_alertname,
+            log_level=settings.logging.level,
+            log_format=settings.logging.format,
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -100,18 +120,13 @@ class SpoolIngest:
         self._watchdog = watchdog_alertname
 
     async def __call__(self, payload: WebhookPayload, raw: str) -> IngestResult:
-        key = payload.dedupe_key()
-        watchdog = any(
-            a.name == self._watchdog and a.status is AlertStatus.FIRING for a in payload.alerts
-        )
         (spooled,) = self._writer.write(
-            [(key, group_key_hash(payload.group_key), payload.status.value, payload.receiver, raw)],
+            [spool_file.spool_row(payload, raw)],
             datetime.now(UTC),
-            watchdog=watchdog,
+            watchdog=watchdog_fired([payload], self._watchdog),
         )
-        return IngestResult(
-            "accepted" if spooled.spool_id is not None else "duplicate", dedupe_key=key
-        )
+        outcome: IngestOutcome = "accepted" if spooled.spool_id is not None else "duplicate"
+        return IngestResult(outcome, dedupe_key=spooled.dedupe_key)
 
 
 SPOOL_KEY = web.AppKey("spool_writer", spool_file.SpoolWriter)
@@ -162,7 +177,7 @@ async def serve(
     options: ReceiverOptions,
     stop: asyncio.Event,
     *,
-    on_ready: Any = None,
+    on_ready: Callable[[int | None], None] | None = None,
 ) -> None:
     """Listen until `stop`; `on_ready(port)` once listening. Raises `spool.SpoolError` or
     OSError (cannot listen) before that."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from bot.storage.sqlite_file import checkpoint_file
 from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
 from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
 
@@ -103,18 +103,7 @@ class Database:
             return None
         path = self.engine.url.database
         assert path is not None
-
-        def run() -> int:
-            connection = sqlite3.connect(path, timeout=1)
-            try:
-                _busy, log_pages, done = connection.execute(
-                    "PRAGMA wal_checkpoint(PASSIVE)"
-                ).fetchone()
-                return int(log_pages) - int(done)
-            finally:
-                connection.close()
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(checkpoint_file, path)
 
     async def close(self) -> None:
         if self._bridge is not None:

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.domain.alerts import SpooledBody
+from bot.domain.alerts import SpooledBody, WebhookPayload, group_key_hash
+from bot.storage.sqlite_file import checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,19 @@ def _create(connection: sqlite3.Connection) -> None:
 
 
 def checkpoint(path: str | Path) -> int:
-    """Copy the write-ahead log into the file (PASSIVE: waits for nobody). WAL pages left."""
-    connection = sqlite3.connect(str(path), timeout=1)
-    try:
-        _busy, log_pages, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return max(int(log_pages) - int(done), 0)
-    finally:
-        connection.close()
+    """The spool's WAL into the file (PASSIVE); blocking, for a thread."""
+    return checkpoint_file(str(path))
+
+
+def spool_row(payload: WebhookPayload, raw: str) -> tuple[str, str, str, str, str]:
+    """What `SpoolWriter.write` stores of one validated body (`raw`: its JSON text)."""
+    return (
+        payload.dedupe_key(),
+        group_key_hash(payload.group_key),
+        payload.status.value,
+        payload.receiver,
+        raw,
+    )
 
 
 @dataclass(frozen=True)

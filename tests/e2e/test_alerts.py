@@ -720,23 +720,12 @@ async def test_a_spool_left_by_the_receiver_is_applied_in_inline_mode(
     world, start_app, tmp_path: Path
 ) -> None:
     """Switching back to receiver = "inline" loses nothing the receiver had stored."""
-    from bot.domain.alerts import WebhookPayload, group_key_hash
-    from bot.storage.spool import SpoolWriter
+    from bot.domain.alerts import WebhookPayload
+    from bot.storage.spool import SpoolWriter, spool_row
 
     raw = fixture_bytes("04_firing_group_4_alerts.json")
-    payload = WebhookPayload.model_validate_json(raw)
-    SpoolWriter(tmp_path / "spool.db").write(
-        [
-            (
-                payload.dedupe_key(),
-                group_key_hash(payload.group_key),
-                payload.status.value,
-                payload.receiver,
-                raw.decode(),
-            )
-        ],
-        datetime.now(UTC),
-    )
+    row = spool_row(WebhookPayload.model_validate_json(raw), raw.decode())
+    SpoolWriter(tmp_path / "spool.db").write([row], datetime.now(UTC))
     app = await start_app(alertmanager_extra=f'spool_path = "{tmp_path / "spool.db"}"\n')
     assert app.receiver is None and app.spool is not None
     (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
@@ -765,21 +754,14 @@ async def test_an_external_receiver_is_read_from_the_first_start(
 ) -> None:
     """`receiver = "external"`: the bot starts no receiver, but reads the spool even when it
     starts before `hh-opsbot receive` made the file."""
-    from bot.domain.alerts import WebhookPayload, group_key_hash
-    from bot.storage.spool import SpoolWriter
+    from bot.domain.alerts import WebhookPayload
+    from bot.storage.spool import SpoolWriter, spool_row
 
     path = tmp_path / "spool.db"
     app = await start_app(alertmanager_extra=f'receiver = "external"\nspool_path = "{path}"\n')
     assert app.receiver is None and app.spool is not None
     raw = fixture_bytes("01_firing_single_nodeoffline.json")
-    payload = WebhookPayload.model_validate_json(raw)
-    row = (
-        payload.dedupe_key(),
-        group_key_hash(payload.group_key),
-        payload.status.value,
-        payload.receiver,
-        raw.decode(),
-    )
+    row = spool_row(WebhookPayload.model_validate_json(raw), raw.decode())
     SpoolWriter(path).write([row], datetime.now(UTC))
     (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
     assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]

@@ -12,22 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.domain.alerts import WebhookPayload, group_key_hash
+from bot.domain.alerts import WebhookPayload
 from bot.services.alerts import AlertService
+from bot.storage import spool
 from bot.storage.models import AlertGroupRow, AlertNotification, AlertSpoolCursor
 from bot.storage.spool import SpoolReader, SpoolWriter
 from tests.alerting import fixture_bytes, storm, wire
 
 
 def spool_row(raw: bytes) -> tuple[str, str, str, str, str]:
-    payload = WebhookPayload.model_validate_json(raw)
-    return (
-        payload.dedupe_key(),
-        group_key_hash(payload.group_key),
-        payload.status.value,
-        payload.receiver,
-        raw.decode(),
-    )
+    return spool.spool_row(WebhookPayload.model_validate_json(raw), raw.decode())
 
 
 async def count(database: Any, model: Any) -> int:

@@ -153,16 +153,14 @@ async def test_receive_runs_the_receiver_alone_until_sigterm(config_file: Path) 
     """`hh-opsbot receive`: the webhook answered and spooled, nothing else; SIGTERM -> exit 0."""
     import asyncio
     import signal
-    import socket
 
     import aiohttp
 
     from bot.storage.spool import SpoolReader
     from tests.alerting import fixture_bytes
+    from tests.alertmanager_process import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     token = "receiver-token-0123456789"
     spool = config_file.parent / "spool.db"
     config_file.write_text(

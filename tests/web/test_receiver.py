@@ -25,6 +25,7 @@ from bot.receiver import (
 )
 from bot.storage.spool import SpoolReader, SpoolWriter
 from tests.alerting import FIXTURES, WEBHOOK_TOKEN, fixture_bytes, storm
+from tests.alertmanager_process import free_port
 
 ROUTE = "/webhooks/alertmanager"
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
@@ -101,12 +102,6 @@ async def test_a_spool_that_fails_answers_503_so_alertmanager_retries(
 
 
 # -- the real child process ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def post(port: int, body: bytes) -> dict:
