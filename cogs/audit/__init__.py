@@ -21,12 +21,11 @@ if TYPE_CHECKING:
 EXPORT_MAX_ROWS = 100_000
 
 
-def parse_since(text: str | None) -> datetime | None:
-    """`2026-10-01`, `2026-10-01T12:00` (UTC), or `30d` / `12h` back from now."""
+def parse_since(text: str | None, now: datetime) -> datetime | None:
+    """`2026-10-01`, `2026-10-01T12:00` (UTC), or `30d` / `12h` back from the app's `now`."""
     if not text:
         return None
     text = text.strip()
-    now = datetime.now(UTC)
     try:
         if text[-1] in "dh" and text[:-1].isdigit():
             from datetime import timedelta
@@ -68,12 +67,13 @@ class AuditCog(commands.Cog, name="audit"):
     @audit.command(name="export", description="Download the audit log as JSON Lines.")
     @app_commands.describe(since="From this date (UTC) or span back (30d, 12h); default: all")
     async def export(self, interaction: discord.Interaction, since: str | None = None) -> None:
-        start = parse_since(since)
+        now = self.bot.audit.clock.now()
+        start = parse_since(since, now)
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.bot.database.uow() as uow:
             records = await self.bot.audit.export(uow, start, EXPORT_MAX_ROWS)
         body = "".join(to_json_line(r) + "\n" for r in records).encode("utf-8")
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
         await interaction.followup.send(
             f"{len(records)} audit rows" + (f" since {start:%Y-%m-%d %H:%M} UTC" if start else ""),
             file=discord.File(io.BytesIO(body), filename=f"hh-audit-{stamp}.jsonl"),
