@@ -65,6 +65,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class DemoteToDebug(logging.Filter):
+    """Logs a library's INFO chatter at DEBUG: APScheduler says "Running job" and "executed
+    successfully" for every run of every job, which buries the one line per event that matters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+# Filters are per logger (a parent's filter does not see its children's records), so each is named.
+BOOKKEEPING_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default")
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -83,4 +97,8 @@ def configure_logging(
     # discord.py's gateway chatter is useful at DEBUG only.
     logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for name in BOOKKEEPING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DemoteToDebug) for f in logger.filters):
+            logger.addFilter(DemoteToDebug())
     return handler

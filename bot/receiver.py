@@ -29,7 +29,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -37,6 +36,7 @@ from pydantic import SecretStr
 
 from bot import __version__
 from bot.domain.alerts import IngestOutcome, IngestResult, WebhookPayload
+from bot.domain.clock import SystemClock
 from bot.metrics import Metrics
 from bot.services.inbox import watchdog_fired
 from bot.storage import spool as spool_file
@@ -118,11 +118,12 @@ class SpoolIngest:
     def __init__(self, writer: spool_file.SpoolWriter, watchdog_alertname: str) -> None:
         self._writer = writer
         self._watchdog = watchdog_alertname
+        self._clock = SystemClock()
 
     async def __call__(self, payload: WebhookPayload, raw: str) -> IngestResult:
         (spooled,) = self._writer.write(
             [spool_file.spool_row(payload, raw)],
-            datetime.now(UTC),
+            self._clock.now(),
             watchdog=watchdog_fired([payload], self._watchdog),
         )
         outcome: IngestOutcome = "accepted" if spooled.spool_id is not None else "duplicate"

@@ -18,11 +18,21 @@ PG_URL = os.environ.get("HH_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgres"]
 
 
+def default_start() -> datetime:
+    """Where every FakeClock starts: 2026-11-28 03:00 UTC, or HH_TEST_CLOCK_START (an ISO date),
+    so the whole suite can be run years ahead to prove nothing reads the wall clock."""
+    given = os.environ.get("HH_TEST_CLOCK_START", "").strip()
+    if not given:
+        return datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    moment = datetime.fromisoformat(given)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class FakeClock:
     """A clock that only moves when told."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+        self.current = start or default_start()
 
     def now(self) -> datetime:
         return self.current

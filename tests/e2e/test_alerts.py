@@ -28,7 +28,7 @@ from bot.domain.outbox import OutboxStatus
 from bot.storage import migrations
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
-from tests.alertmanager_process import BINARY, AlertmanagerProcess, webhook_config
+from tests.alertmanager_process import AlertmanagerProcess, webhook_config
 from tests.e2e.conftest import (
     CORE_USER,
     GUILD_ID,
@@ -39,6 +39,7 @@ from tests.e2e.conftest import (
     config_text,
     free_port,
 )
+from tests.harness.binaries import require_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -415,10 +416,7 @@ async def test_discord_outage_then_everything_delivered_once(world, start_app) -
 
 @pytest.fixture
 async def alertmanager(tmp_path: Path) -> AsyncIterator[AlertmanagerProcess]:
-    if BINARY is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus-alertmanager is not installed (.ci/run installs it)")
-        pytest.skip("prometheus-alertmanager is not installed")
+    require_binary("prometheus-alertmanager", "alertmanager", package="prometheus-alertmanager")
     process = AlertmanagerProcess("", tmp_path / "alertmanager")
     try:
         yield process

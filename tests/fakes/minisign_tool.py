@@ -7,15 +7,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.harness.binaries import require_binary
 
 MINISIGN = shutil.which("minisign")
 
 
 def require_minisign() -> str:
-    if MINISIGN is None:
-        pytest.fail("the minisign binary is missing: .ci/run installs the Debian package minisign")
-    return MINISIGN
+    return require_binary("minisign", package="minisign")
 
 
 @dataclass(frozen=True)

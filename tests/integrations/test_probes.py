@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,10 @@ async def test_node_agent_figures(runner: ProbeRunner, agent: JsonService) -> No
 async def test_last_share_timestamp_becomes_an_age(
     runner: ProbeRunner, agent: JsonService, clock: FakeClock
 ) -> None:
-    agent.body = {"status": "ok", "last_share_at": "2026-11-28T02:50:00Z"}
+    ten_minutes_ago = clock.now() - timedelta(minutes=10)
+    agent.body = {"status": "ok", "last_share_at": f"{ten_minutes_ago:%Y-%m-%dT%H:%M:%SZ}"}
     result = await runner.probe(Target("node-1", TargetKind.NODE, agent.url))
-    assert result.figures["seconds_since_share"] == 600.0  # the clock says 03:00
+    assert result.figures["seconds_since_share"] == 600.0
 
 
 async def test_core_health_path(runner: ProbeRunner, agent: JsonService) -> None:

@@ -4,7 +4,6 @@ scraping a loopback exporter (prometheus-client) that plays the pool."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -17,11 +16,12 @@ from bot.domain.health import State, Target, TargetKind
 from bot.integrations.probes import ProbeRunner, PrometheusQueries
 from bot.services.health import judge
 from tests.conftest import FakeClock
+from tests.harness.binaries import require_binary
 
-PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="the prometheus binary is not installed (.ci/run installs it)"
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def prometheus_binary() -> str:
+    return require_binary("prometheus", package="prometheus")
 
 
 def free_port() -> int:
@@ -45,8 +45,9 @@ def exporter() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(exporter: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    assert PROMETHEUS is not None
+def prometheus(
+    exporter: int, prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("prometheus")
     config = root / "prometheus.yml"
     config.write_text(
@@ -58,7 +59,7 @@ def prometheus(exporter: int, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log = (root / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [
-            PROMETHEUS,
+            prometheus_binary,
             f"--config.file={config}",
             f"--storage.tsdb.path={root / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

@@ -45,16 +45,18 @@ async def open_one(services: Services, severity: int = 1, title: str = "Payouts 
 
 
 async def test_ids_are_readable_sequential_and_per_year(services: Services, clock) -> None:
+    year = clock.now().year
     first = await open_one(services)
     second = await open_one(services, 3, "Dashboard slow")
-    assert (first.ref, second.ref) == ("INC-2026-0001", "INC-2026-0002")
-    clock.current = clock.current.replace(year=2027, month=1, day=1)
-    assert (await open_one(services)).ref == "INC-2027-0001"
+    assert (first.ref, second.ref) == (f"INC-{year}-0001", f"INC-{year}-0002")
+    clock.current = clock.current.replace(year=year + 1, month=1, day=1)
+    assert (await open_one(services)).ref == f"INC-{year + 1}-0001"
 
 
-async def test_ids_are_unique_when_opened_at_once(services: Services) -> None:
+async def test_ids_are_unique_when_opened_at_once(services: Services, clock) -> None:
     incidents = await asyncio.gather(*(open_one(services, 3, f"glitch {n}") for n in range(6)))
-    assert sorted(i.ref for i in incidents) == [f"INC-2026-{n:04d}" for n in range(1, 7)]
+    year = clock.now().year
+    assert sorted(i.ref for i in incidents) == [f"INC-{year}-{n:04d}" for n in range(1, 7)]
 
 
 async def test_open_records_timeline_audit_and_checklist_is_empty(
@@ -217,23 +219,24 @@ async def test_report_is_a_markdown_postmortem_from_the_timeline(
     services: Services, clock, cards
 ) -> None:
     incident = await open_one(services, 1)
-    clock.advance(minutes=4)
+    ref = f"INC-{clock.now().year}-0001"
+    updated_at = clock.advance(minutes=4)
     await services.incidents.update(NODE, incident.ref, "Found the stuck payout job")
     await services.incidents.tick(NODE, incident.id, ChecklistItem.SNAPSHOT)
     clock.advance(minutes=30)
     await services.incidents.resolve(NODE, incident.ref, "Stuck job", "Restarted payouts")
     report = await services.incidents.report(NODE, incident.ref)
     text = report.markdown
-    assert report.path == "incidents/INC-2026-0001.md"
+    assert report.path == f"incidents/{ref}.md"
     for heading in ("## Summary", "## Impact", "## Timeline (UTC)", "## Cause", "## Resolution"):
         assert heading in text
     assert "Time to acknowledge:** 4 min" in text
     assert "Time to resolve:** 34 min" in text
-    assert "2026-11-28 03:04: update: Found the stuck payout job (node-op)" in text
+    assert f"{updated_at:%Y-%m-%d %H:%M}: update: Found the stuck payout job (node-op)" in text
     assert "- [x] Snapshot logs and state (by node-op" in text
     assert "- [x] Publish the report" in text
     timeline = await services.incidents.timeline(incident.id)
-    assert postmortem(report.incident, timeline, now=clock.now()).startswith("# INC-2026-0001")
+    assert postmortem(report.incident, timeline, now=clock.now()).startswith(f"# {ref}")
 
 
 async def test_miners_notice_never_carries_hosts_addresses_or_balances(
@@ -337,15 +340,18 @@ async def test_observer_sees_time_to_acknowledge_and_resolve(
     assert seen == [("ack", 2, 120.0), ("resolve", 2, 300.0)]
 
 
-async def test_autocomplete_offers_latest_ids(services: Services, cards) -> None:
+async def test_autocomplete_offers_latest_ids(services: Services, cards, clock) -> None:
     for n in range(3):
         await open_one(services, 3, f"glitch {n}")
+    year = clock.now().year
     assert [ref for ref, _ in await services.incidents.autocomplete("")] == [
-        "INC-2026-0003",
-        "INC-2026-0002",
-        "INC-2026-0001",
+        f"INC-{year}-0003",
+        f"INC-{year}-0002",
+        f"INC-{year}-0001",
     ]
-    assert await services.incidents.autocomplete("inc-2026-0002") == [("INC-2026-0002", "glitch 1")]
+    assert await services.incidents.autocomplete(f"inc-{year}-0002") == [
+        (f"INC-{year}-0002", "glitch 1")
+    ]
     assert len(await services.incidents.autocomplete("glitch")) == 3
 
 

@@ -69,3 +69,40 @@ def test_level_is_applied(capture) -> None:
     logging.getLogger("bot.x").info("quiet")
     logging.getLogger("bot.x").warning("loud")
     assert "quiet" not in stream.getvalue() and "loud" in stream.getvalue()
+
+
+async def test_scheduler_bookkeeping_is_debug_only(capture) -> None:
+    """A job that runs every few ms must not print two INFO lines per run (it did, every 2 s)."""
+    import asyncio
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from bot.scheduling import Job, build_scheduler
+
+    stream, _ = capture
+    configure_logging("INFO", "text", [], stream=stream)
+    ran = asyncio.Event()
+
+    async def tick() -> None:
+        logging.getLogger("bot.jobs").info("the one meaningful line")
+        ran.set()
+
+    scheduler = build_scheduler([Job("tick", tick, IntervalTrigger(seconds=0.05))])
+    scheduler.start()
+    try:
+        await asyncio.wait_for(ran.wait(), timeout=5)
+        ran.clear()
+        await asyncio.wait_for(ran.wait(), timeout=5)
+    finally:
+        scheduler.shutdown(wait=False)
+    out = stream.getvalue()
+    assert "the one meaningful line" in out
+    assert "apscheduler" not in out
+    # A warning from the scheduler (a missed run, say) still shows at INFO.
+    logging.getLogger("apscheduler.executors.default").warning("Run time of job was missed")
+    assert "was missed" in stream.getvalue()
+
+    debug = io.StringIO()
+    configure_logging("DEBUG", "text", [], stream=debug)
+    logging.getLogger("apscheduler.executors.default").info('Running job "tick"')
+    assert 'DEBUG   apscheduler.executors.default: Running job "tick"' in debug.getvalue()

@@ -6,13 +6,12 @@ packages `prometheus` and `prometheus-alertmanager`) a missing tool fails the te
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.harness.binaries import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "hyperhash-alerts.yml"
@@ -21,12 +20,8 @@ ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed; .ci/run installs it")
-        pytest.skip(f"{name} is not installed (Debian: prometheus / prometheus-alertmanager)")
-    return path
+    package = "prometheus" if name == "promtool" else "prometheus-alertmanager"
+    return require_binary(name, package=package)
 
 
 def run(*args: str, cwd: Path = ROOT) -> str:
