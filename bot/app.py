@@ -11,7 +11,9 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from apscheduler.triggers.cron import CronTrigger
@@ -22,7 +24,7 @@ from bot.config import Settings
 from bot.delivery import DISCORD_MESSAGE, DiscordDelivery, NoticeDelivery
 from bot.domain.clock import SystemClock
 from bot.domain.errors import DomainError
-from bot.domain.outbox import EMAIL
+from bot.domain.outbox import EMAIL, OutboxItem, RetryLater
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
@@ -40,6 +42,7 @@ from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.incidents import CARD_REFRESH
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
+from bot.services.outbox import OutboxHandler
 from bot.storage.database import Database
 from bot.storage.spool import SpoolError, SpoolReader
 from bot.web.app import HealthSources, WebServer, create_app
@@ -50,6 +53,9 @@ from cogs.incidents.delivery import IncidentCards
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 10.0
+LOGIN_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Seconds between Discord login attempts while Discord or the network fails (the last repeats)."""
+DISCORD_KINDS = (DISCORD_MESSAGE, NOTICE, DIRECT, ROLE_REMOVE, CARD_REFRESH, ALERTS_DELIVER)
 
 
 class StartupError(Exception):
@@ -61,6 +67,62 @@ def point_discord_at(api_base: str, gateway_url: str | None) -> None:
     discord.http.Route.BASE = api_base
     if gateway_url:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class Gateway:
+    """Logs the bot in, retrying with backoff while Discord answers 5xx or the network fails,
+    then stays connected (discord.py reconnects by itself). Nothing else waits for it: the web
+    server, the scheduler and the outbox (email included) run from the start.
+
+    A refused token or a missing privileged intent ends the process with one line: those are
+    configuration errors that no retry mends."""
+
+    def __init__(self, bot: OpsBot, token: str, backoff: tuple[float, ...] = LOGIN_BACKOFF) -> None:
+        self._bot = bot
+        self._token = token
+        self._backoff = backoff
+        self.state = "starting"
+        self.failed_logins = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.state = "logging in"
+            try:
+                await self._bot.login(self._token)
+                break
+            except (discord.LoginFailure, discord.PrivilegedIntentsRequired):
+                self.state = "refused"
+                raise
+            except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                await self._reset_http()
+                delay = self._backoff[min(self.failed_logins, len(self._backoff) - 1)]
+                self.failed_logins += 1
+                reason = (
+                    f"HTTP {exc.status}"
+                    if isinstance(exc, discord.HTTPException)
+                    else type(exc).__name__
+                )
+                self.state = f"login failing ({reason}); retrying"
+                log.warning(
+                    "Discord login failed (%s); retrying in %gs. Webhooks, alerts by email and "
+                    "scheduled jobs go on meanwhile",
+                    reason,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return
+        self.state = "connecting"
+        await self._bot.connect(reconnect=True)
+
+    async def _reset_http(self) -> None:
+        """A failed login leaves discord.py's HTTP session open: close it, so the next attempt
+        starts clean (static_login opens a new one each time)."""
+        with contextlib.suppress(Exception):
+            await self._bot.http.close()
+        self._bot.http.connector = discord.utils.MISSING
+        self._bot.http.clear()
 
 
 def alert_policy(settings: Settings) -> AlertPolicy:
@@ -95,8 +157,10 @@ class Application:
         extensions: tuple[str, ...] = EXTENSIONS,
         permissions: Mapping[str, frozenset[OpsRole] | None] = PERMISSIONS,
         clock: Clock | None = None,
+        login_backoff: tuple[float, ...] = LOGIN_BACKOFF,
     ) -> None:
         self.settings = settings
+        self.login_backoff = login_backoff
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.database = Database.from_url(
@@ -190,27 +254,28 @@ class Application:
             database=self.database,
             metrics=self.metrics,
             services=self.services,
-            scheduler=self.scheduler,
             health=self.health,
             alerts=self.alerts,
             extensions=extensions,
         )
         self.roles.bind(self.bot)
+        self._gateway_stop = asyncio.Event()
+        self.gateway: Gateway | None = None
         self.delivery = DiscordDelivery(self.bot)
         self.notice_delivery = NoticeDelivery(self.bot)
-        self.outbox.register(DISCORD_MESSAGE, self.delivery.send_message)
-        self.outbox.register(NOTICE, self.notice_delivery.notice)
-        self.outbox.register(DIRECT, self.notice_delivery.direct)
-        self.outbox.register(ROLE_REMOVE, self.notice_delivery.remove_role)
+        self._register_discord(DISCORD_MESSAGE, self.delivery.send_message)
+        self._register_discord(NOTICE, self.notice_delivery.notice)
+        self._register_discord(DIRECT, self.notice_delivery.direct)
+        self._register_discord(ROLE_REMOVE, self.notice_delivery.remove_role)
         self.incident_cards = IncidentCards(self.bot)
-        self.outbox.register(CARD_REFRESH, self.incident_cards.refresh)
+        self._register_discord(CARD_REFRESH, self.incident_cards.refresh)
         self.alert_delivery = AlertDelivery(
             self.bot,
             self.alerts,
             ChannelPacer(settings.alerts.channel_rate_limit, settings.alerts.channel_rate_period),
             horizon=settings.alerts.storm_horizon,
         )
-        self.outbox.register(ALERTS_DELIVER, self.alert_delivery.deliver)
+        self._register_discord(ALERTS_DELIVER, self.alert_delivery.deliver)
         self.mailer = SmtpMailer(settings.smtp) if settings.smtp else None
         if self.mailer is not None:
             self.outbox.register(EMAIL, self.mailer.send_item)
@@ -229,13 +294,35 @@ class Application:
         self.web = WebServer(
             create_app(
                 self.metrics,
-                HealthSources(self.discord_ready, self.database.ping, self.receiver_running),
+                HealthSources(
+                    self.discord_ready,
+                    self.database.ping,
+                    self.receiver_running,
+                    discord_state=self.discord_state,
+                ),
                 alertmanager_token=am.webhook_token.get_secret_value() if am else None,
                 ingest=self.alerts.receive if am else None,
             ),
             settings.web.host,
             settings.web.port,
         )
+
+    def _register_discord(self, kind: str, handler: OutboxHandler) -> None:
+        """Discord work waits (the kind is held, nothing is lost) until a login has reached
+        Discord and loaded the cogs: a bot that cannot log in still sends its email."""
+
+        async def when_logged_in(item: OutboxItem) -> Mapping[str, Any] | None:
+            if not self.bot.logged_in:
+                raise RetryLater("Discord not logged in yet", retry_after=1.0, whole_kind=True)
+            return await handler(item)
+
+        self.outbox.register(kind, when_logged_in)
+
+    def discord_state(self) -> str:
+        """What /healthz says of Discord: ready, or where the gateway is."""
+        if self.discord_ready():
+            return "ready"
+        return self.gateway.state if self.gateway is not None else "not started"
 
     def receiver_running(self) -> bool | None:
         """None without a receiver process (`[alertmanager] receiver = "inline"`)."""
@@ -368,11 +455,8 @@ class Application:
             await self.web.stop()
             await self.database.close()
             raise
-        token = self.settings.discord.token
-        assert token is not None  # validated by config
-        self._bot_task = asyncio.create_task(
-            self.bot.start(token.get_secret_value()), name="discord"
-        )
+        # Jobs (the watchdog, email fallbacks, sweeps) run whether or not Discord lets us in.
+        self.scheduler.start()
         # Pending work from before a restart is delivered as soon as REST answers.
         self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop), name="outbox")
         # Webhook bodies stored but not applied before a restart are applied first.
@@ -381,6 +465,10 @@ class Application:
         )
         # /status has figures from the start, not only after the first 30 s interval.
         self._first_poll = asyncio.create_task(self._poll_quietly(), name="first health poll")
+        token = self.settings.discord.token
+        assert token is not None  # validated by config
+        self.gateway = Gateway(self.bot, token.get_secret_value(), self.login_backoff)
+        self._bot_task = asyncio.create_task(self.gateway.run(self._gateway_stop), name="discord")
         # What start-up allocated (modules, config, compiled statements) lives as long as the
         # process: out of the collector's sight, so a full collection in a storm stays short.
         gc.collect()
@@ -448,6 +536,7 @@ class Application:
         if self._stopped:
             return
         self._stopped = True
+        self._gateway_stop.set()  # a login still being retried gives up
         if self.scheduler.running:
             self.scheduler.pause()  # no new runs; those running finish (bounded) first
             still = await self.running_jobs.wait(SHUTDOWN_TIMEOUT)

@@ -1,4 +1,7 @@
-"""The discord.py client: loads the cogs, syncs the guild's commands, owns the scheduler."""
+"""The discord.py client: loads the cogs and syncs the guild's commands.
+
+It owns nothing the rest of the app needs while Discord is away: the scheduler, the web server
+and the outbox run whether or not it has logged in (bot.app starts them first)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import discord
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot.config import Settings
@@ -44,7 +46,6 @@ class OpsBot(commands.Bot):
         database: Database,
         metrics: Metrics,
         services: Services,
-        scheduler: AsyncIOScheduler,
         health: HealthService,
         alerts: AlertService | None = None,
         extensions: tuple[str, ...] = EXTENSIONS,
@@ -68,7 +69,6 @@ class OpsBot(commands.Bot):
         self.lockouts = services.lockouts
         self.grants = services.grants
         self.reviews = services.reviews
-        self.scheduler = scheduler
         self.health = health
         self.alerts = alerts
         self.notice_templates: dict[str, NoticeRenderer] = {}
@@ -79,6 +79,9 @@ class OpsBot(commands.Bot):
         self._extensions = extensions
         self.synced_commands: list[str] = []
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.logged_in = False
+        """True once a login reached Discord and the cogs (with their notice renderers) are
+        loaded: until then, outbox work for Discord waits (bot.app holds it)."""
 
     def track_current_task(self) -> None:
         """Remember the task handling an interaction, so shutdown lets it finish (and audit)."""
@@ -106,9 +109,11 @@ class OpsBot(commands.Bot):
         return discord.Object(self.settings.discord.guild_id)
 
     async def setup_hook(self) -> None:
-        self.scheduler.start()
+        """Runs at each login attempt that reached Discord: a retried login (after a failed sync,
+        say) loads only what is not loaded yet."""
         for name in self._extensions:
-            await self.load_extension(name)
+            if name not in self.extensions:
+                await self.load_extension(name)
         self._check_permission_table()
         if self.settings.discord.sync_commands:
             guild = self.guild_object
@@ -121,6 +126,7 @@ class OpsBot(commands.Bot):
                 guild.id,
                 ", ".join(f"/{name}" for name in self.synced_commands) or "(none)",
             )
+        self.logged_in = True
 
     def _check_permission_table(self) -> None:
         for action in self.available_actions():
@@ -143,11 +149,6 @@ class OpsBot(commands.Bot):
                 "the bot is not in guild %s (discord.guild_id): invite it first",
                 self.settings.discord.guild_id,
             )
-
-    async def close(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        await super().close()
 
     def alerts_service(self) -> AlertService:
         if self.alerts is None:

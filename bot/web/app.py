@@ -27,6 +27,8 @@ class HealthSources:
     discord_ready: Callable[[], bool]
     database_ping: Callable[[], Awaitable[float]]
     receiver_running: Callable[[], bool | None] = lambda: None
+    discord_state: Callable[[], str] | None = None
+    """Where the gateway is when not ready ("login failing (HTTP 503); retrying", ...)."""
 
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -80,7 +82,9 @@ async def healthz(request: web.Request) -> web.Response:
     failing = [name for name, ok in checks if not ok]
     body = {
         "status": "ok" if not failing else "fail",
-        "discord": "ready" if discord_ok else "not ready",
+        "discord": "ready"
+        if discord_ok
+        else (sources.discord_state() if sources.discord_state else "not ready"),
         "database": "ok" if database_ok else "unreachable",
         "version": __version__,
     }

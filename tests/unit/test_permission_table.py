@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from bot.client import OpsBot
 from bot.config import load_settings
 from bot.domain.clock import SystemClock
@@ -38,7 +36,6 @@ async def test_table_and_registered_commands_agree(tmp_path: Path) -> None:
         database=database,
         metrics=Metrics(),
         services=services,
-        scheduler=AsyncIOScheduler(),
         health=HealthService(
             database.uow,
             SystemClock(),
