@@ -19,6 +19,7 @@ from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.alerts import AlertService
+from bot.services.audit import already_audited, open_audit_scope
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
@@ -169,6 +170,7 @@ class OpsBot(commands.Bot):
     async def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
         """The one check: the role the table asks for, then (for privileged actions) no lockout."""
         self.track_current_task()
+        open_audit_scope()
         actor = self.actor_for(interaction.user)
         try:
             self.access.authorize(actor, action)
@@ -206,7 +208,6 @@ class OpsBot(commands.Bot):
                     own, actor, action, outcome=outcome, target=target, details=details
                 )
                 await own.commit()
-        interaction.extras["audited"] = True
 
     async def on_app_command_completion(
         self, interaction: discord.Interaction, command: discord.app_commands.Command[Any, ..., Any]
@@ -214,5 +215,5 @@ class OpsBot(commands.Bot):
         self.track_current_task()
         action = action_of(interaction)
         self.metrics.commands.labels(action, "ok").inc()
-        if not interaction.extras.get("audited"):
+        if not already_audited():
             await self.audit_outcome(interaction, action, "ok")

@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.domain.errors import DomainError, PermissionDenied
+from bot.services.audit import already_audited
 from cogs.common import reply
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class OpsView(discord.ui.View):
             await callback(interaction)
             action = action_of(interaction)
             self.bot.metrics.commands.labels(action, "ok").inc()
-            if not interaction.extras.get("audited"):
+            if not already_audited():
                 await self.bot.audit_outcome(interaction, action, "ok")
 
         item.callback = audited  # type: ignore[method-assign]
@@ -219,7 +220,7 @@ async def _run_audited(
         await handle_interaction_error(bot, interaction, error)
         return
     bot.metrics.commands.labels(action, "ok").inc()
-    if not interaction.extras.get("audited"):
+    if not already_audited():
         await bot.audit_outcome(interaction, action, "ok", target=target)
 
 

@@ -85,7 +85,6 @@ class AccessCog(commands.Cog, name="access"):
             days,
             reason,
         )
-        interaction.extras["audited"] = True
         await interaction.followup.send(
             embed=render.grant_reply(result.grant, pending=result.pending_approval),
             ephemeral=True,
@@ -105,7 +104,6 @@ class AccessCog(commands.Cog, name="access"):
         grant = await self.bot.grants.renew(
             self.bot.actor_for(interaction.user), member_ref(member), OpsRole(role.value), days
         )
-        interaction.extras["audited"] = True
         await interaction.response.send_message(
             embed=render.renew_reply(grant), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
@@ -124,7 +122,6 @@ class AccessCog(commands.Cog, name="access"):
         result = await self.bot.grants.revoke(
             self.bot.actor_for(interaction.user), member_ref(member), OpsRole(role.value), reason
         )
-        interaction.extras["audited"] = True
         await interaction.followup.send(
             embed=render.revoke_reply(result.grant, queued=result.queued_removal),
             ephemeral=True,
@@ -154,7 +151,6 @@ class AccessCog(commands.Cog, name="access"):
     @access.command(name="review", description="Start the quarterly access review now.")
     async def review(self, interaction: discord.Interaction) -> None:
         review, items = await self.bot.reviews.start(self.bot.actor_for(interaction.user))
-        interaction.extras["audited"] = True
         await interaction.response.send_message(
             f"Access review #{review.id} is open in #operations with {len(items)} grants; "
             f"deadline <t:{int(review.deadline.timestamp())}:f>.",
@@ -166,7 +162,6 @@ class AccessCog(commands.Cog, name="access"):
     @app_commands.describe(member="Who to unlock")
     async def unlock(self, interaction: discord.Interaction, member: discord.User) -> None:
         await self.bot.lockouts.unlock(self.bot.actor_for(interaction.user), member.id, str(member))
-        interaction.extras["audited"] = True
         await interaction.response.send_message(
             f"{member.mention} may use privileged commands again.",
             ephemeral=True,

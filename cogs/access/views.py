@@ -44,7 +44,6 @@ class ApproveGrantButton(_AccessButton, template=r"hh:access:approve:(?P<id>[0-9
             if grant.expires_at
             else f"Approved by {actor.name}.",
         )
-        interaction.extras["audited"] = True
 
 
 class RejectGrantButton(_AccessButton, template=r"hh:access:reject:(?P<id>[0-9]{1,19})"):
@@ -57,7 +56,6 @@ class RejectGrantButton(_AccessButton, template=r"hh:access:reject:(?P<id>[0-9]{
         actor = bot.actor_for(interaction.user)
         await bot.grants.reject(actor, self.object_id)
         await _close_request(interaction, f"Rejected by {actor.name}.")
-        interaction.extras["audited"] = True
 
 
 class ReviewKeepButton(_AccessButton, template=r"hh:access:keep:(?P<id>[0-9]{1,19})"):
@@ -101,7 +99,6 @@ async def _decide(
     await interaction.response.defer()
     actor = bot.actor_for(interaction.user)
     item = await bot.reviews.decide(actor, item_id, decision)
-    interaction.extras["audited"] = True
     verb = "Kept" if decision is ReviewDecision.KEEP else "Revoked"
     await interaction.edit_original_response(
         view=_with_decision(interaction.message, item_id, f"{verb} by {actor.name}"[:80]),

@@ -76,7 +76,6 @@ class IncidentCog(commands.Cog, name="incidents"):
         incident = await self.service.open(
             actor, severity=severity, title=title, summary=summary, nodes=nodes
         )
-        interaction.extras["audited"] = True
         incident, posted = await self.post_card(incident)
         await interaction.followup.send(
             render.opened_reply(
@@ -178,7 +177,6 @@ class IncidentCog(commands.Cog, name="incidents"):
     async def report(self, interaction: discord.Interaction, id: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.service.report(self.bot.actor_for(interaction.user), id)
-        interaction.extras["audited"] = True
         try:
             await post_report(self.bot, report.incident, report.markdown)
             where = "in the thread"
@@ -243,7 +241,6 @@ class IncidentCog(commands.Cog, name="incidents"):
         )
 
     async def _done(self, interaction: discord.Interaction, incident: Incident, text: str) -> None:
-        interaction.extras["audited"] = True
         embed = render.card(incident, github_configured=self.service.github_configured)
         await interaction.response.send_message(
             truncate(text, 2000),

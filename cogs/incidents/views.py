@@ -39,7 +39,6 @@ class _ChecklistButton(OpsButton, template=r"hh:incident:__base__"):
         await interaction.response.defer()
         actor = bot.actor_for(interaction.user)
         incident = await bot.services.incidents.tick(actor, self.object_id, self.step)
-        interaction.extras["audited"] = True
         await interaction.edit_original_response(
             view=checklist_view(incident), allowed_mentions=NO_MENTIONS
         )
@@ -76,7 +75,6 @@ class ReportButton(_ChecklistButton, template=r"hh:incident:report:(?P<id>[0-9]{
         actor = bot.actor_for(interaction.user)
         incident = await bot.services.incidents.get_by_id(self.object_id)
         report = await bot.services.incidents.report(actor, incident.ref)
-        interaction.extras["audited"] = True
         await post_report(bot, report.incident, report.markdown)
         await interaction.edit_original_response(
             view=checklist_view(report.incident), allowed_mentions=NO_MENTIONS

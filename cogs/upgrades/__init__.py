@@ -44,7 +44,6 @@ class UpgradeCog(commands.Cog, name="upgrades"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         actor = self.bot.actor_for(interaction.user)
         release = await self.service.announce(actor, url)
-        interaction.extras["audited"] = True
         await interaction.followup.send(
             truncate(
                 f"Release **{render.plain(release.version, 64)}** verified (key "

@@ -28,7 +28,6 @@ class ApproveRolloutButton(OpsButton, template=r"hh:upgrade:approve:(?P<id>[0-9]
         await interaction.response.defer()
         actor = bot.actor_for(interaction.user)
         release = await bot.services.upgrades.approve(actor, self.object_id)
-        interaction.extras["audited"] = True
         done = ApproveRolloutButton(
             release.id,
             label=f"Rollout approved by {actor.name}"[:80],
