@@ -29,6 +29,7 @@ from bot.storage import migrations
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
 from tests.alertmanager_process import AlertmanagerProcess, webhook_config
+from tests.conftest import FakeClock
 from tests.e2e.conftest import (
     CORE_USER,
     GUILD_ID,
@@ -40,10 +41,12 @@ from tests.e2e.conftest import (
     free_port,
 )
 from tests.harness.binaries import require_binary
+from tests.harness.waiting import quiesce, until_async
 
 pytestmark = pytest.mark.e2e
 
-OUTAGE_SECONDS = float(os.environ.get("HH_TEST_OUTAGE_SECONDS", "30"))
+OUTAGE_ATTEMPTS = int(os.environ.get("HH_TEST_OUTAGE_ATTEMPTS", "3"))
+"""How many refused tries a post has had before the emulated Discord outage ends."""
 
 StartApp = Callable[..., Awaitable[Application]]
 
@@ -86,13 +89,14 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
         extra: str = "",
         alertmanager_api: str | None = None,
         alertmanager_extra: str = "",
+        clock: FakeClock | None = None,
         **alerts: Any,
     ) -> Application:
         path = tmp_path / "config.toml"
         body = alert_sections(world, alertmanager_api, alertmanager_extra, **alerts) + extra
         path.write_text(config_text(world, database_url=database, web_port=port, extra=body))
         settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-        app = Application(settings)
+        app = Application(settings, clock=clock)
         await migrations.upgrade(app.database.engine)
         await app.start()
         apps.append(app)
@@ -154,6 +158,17 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+async def retried_pending(app: Application, attempts: int) -> bool:
+    """Has a pending outbox item been tried (and refused) at least `attempts` times."""
+    async with app.database.sessions() as session:
+        most = await session.scalar(
+            select(func.max(OutboxEntry.attempts)).where(
+                OutboxEntry.status == OutboxStatus.PENDING.value
+            )
+        )
+    return most is not None and most >= attempts
 
 
 async def outbox_counts(app: Application) -> dict[str, int]:
@@ -389,7 +404,10 @@ async def test_discord_outage_then_everything_delivered_once(world, start_app) -
     for line in storm("firing")[:12]:
         sent.append(await send(app, line))
     group_ids = {s["group_id"] for s in sent}
-    await asyncio.sleep(OUTAGE_SECONDS)
+    # Posts have been tried and refused a few times, with backoff, before Discord returns.
+    await until_async(
+        lambda: retried_pending(app, OUTAGE_ATTEMPTS), 60, "retries during the outage"
+    )
     assert alerts_in(world) == []
     attempts = await outbox_counts(app)
     assert attempts.get(OutboxStatus.PENDING.value, 0) > 0
@@ -551,14 +569,14 @@ timeout = 5
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
     await send(app, fixture_bytes("04_firing_group_4_alerts.json"))  # critical too
     await until(lambda: len(inbox.messages) >= 2, 15, "two fallback emails")
-    await asyncio.sleep(2)
+    await quiesce(app)
     assert len(inbox.messages) == 2, "once per group"
     texts = [m.content.decode() for m in inbox.messages]
     assert any("Subject: [hh-opsbot] CRITICAL NodeOffline" in t for t in texts)
     assert all(m.rcpt_tos == ["core-ops@hyperhash.invalid"] for m in inbox.messages)
     world.emulator.set_rest_outage(None)
     await world.emulator.wait_for_messages(world.channels["alerts"], 2, timeout=20)
-    await asyncio.sleep(1.5)
+    await quiesce(app)
     assert len(inbox.messages) == 2
 
 
@@ -572,10 +590,13 @@ starttls = false
 from = "bot@hyperhash.invalid"
 to = ["core-ops@hyperhash.invalid"]
 """
-    app = await start_app(extra=smtp, email_fallback_after=1)
+    clock = FakeClock()
+    app = await start_app(extra=smtp, email_fallback_after=1, clock=clock)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    clock.advance(seconds=1)  # the batch wait
     await world.emulator.wait_for_messages(world.channels["alerts"], 1)
-    await asyncio.sleep(2)
+    clock.advance(seconds=30)  # long past the fallback's due time
+    await quiesce(app)
     assert inbox.messages == []
 
 
@@ -609,14 +630,21 @@ async def wait_pipeline_notices(world, count: int, timeout: float = 10) -> list[
 
 
 async def test_dead_mans_switch(world, start_app) -> None:
-    app = await start_app(watchdog_timeout=1.5)
+    """Driven by the app's clock: the watchdog's deadline is checked at chosen instants."""
+    clock = FakeClock()
+    app = await start_app(watchdog_timeout=60, clock=clock)
     assert (await send(app, watchdog_payload()))["status"] == "watchdog"
-    await asyncio.sleep(0.8)
+    clock.advance(seconds=40)
     assert (await send(app, watchdog_payload()))["status"] == "duplicate"  # repeats count
-    await asyncio.sleep(1.0)
+    await quiesce(app)  # the repeat is applied at t = 40 s
+    clock.advance(seconds=40)  # 80 s after the first, 40 s after the repeat: not overdue
+    await quiesce(app)
     assert pipeline_notices(world) == []
+    clock.advance(seconds=30)  # 70 s after the repeat
+    await quiesce(app)
     assert await wait_pipeline_notices(world, 1) == ["Alert pipeline broken"]
-    await asyncio.sleep(1.5)
+    clock.advance(minutes=10)
+    await quiesce(app)
     assert pipeline_notices(world) == ["Alert pipeline broken"], "once per outage"
     assert alerts_in(world) == [], "the Watchdog itself is never posted"
     await send(app, watchdog_payload())
