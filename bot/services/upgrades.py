@@ -2,8 +2,9 @@
 two-person rollout approval, and the rollout tracked node by node.
 
 Nothing is recorded or posted until the manifest's minisign signature (and its trusted comment)
-verified against `[upgrades] trusted_keys` and the manifest validated; every refusal says why,
-is audited (`upgrade:verify`, with the reason), and changes nothing.
+verified against `[upgrades] trusted_keys`, the trusted comment names the manifest's version and
+the manifest validated; every refusal says why, is audited (`upgrade:verify`, with the reason),
+and changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bot.domain.releases import (
     RolloutSnapshot,
     RolloutState,
     display_url,
+    require_named_release,
 )
 from bot.domain.roles import Actor
 from bot.services.audit import AuditService
@@ -173,6 +175,7 @@ class UpgradeService:
                 )
             verified = verify(manifest_bytes, signature, self.trusted_keys)
             manifest = ReleaseManifest.parse(manifest_bytes)
+            require_named_release(verified.trusted_comment, manifest.version)
         except DomainError as refusal:
             await self._refused(actor, source, refusal.user_message)
             raise InvalidInput(f"Release refused, nothing posted: {refusal.user_message}") from None

@@ -128,7 +128,7 @@ async def test_announce_approve_and_follow_the_rollout(
     world: World, app: Application, files: ReleaseFiles, keys: KeyPair
 ) -> None:
     emu = world.emulator
-    good = files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"), comment="hh 2.0.0")
+    good = files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"), comment="hh version:2.0.0")
     bad = files.publish(keys, "bad/manifest.json", manifest("2.0.0"))
     files.files["bad/manifest.json"] = files.files["bad/manifest.json"].replace(b"ab", b"ef")
 

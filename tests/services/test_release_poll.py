@@ -70,7 +70,7 @@ def publish(api: GitHubAPI, keys: KeyPair, version: str, **extra: bytes) -> None
     data = json.dumps(manifest(version)).encode()
     assets = {
         "manifest.json": data,
-        "manifest.json.minisig": keys.sign(data, comment=f"hh {version}"),
+        "manifest.json.minisig": keys.sign(data, comment=f"version:{version}"),
         "hh-node-agent.tar.gz": b"\x1f\x8b binary",
         **extra,
     }

@@ -104,10 +104,11 @@ async def releases(database: Database) -> list[str]:
 async def test_verified_manifest_is_recorded_and_noticed_in_dev_log(
     world: World, files: ReleaseFiles, keys: KeyPair
 ) -> None:
-    url = files.publish(keys, "1.4.0/manifest.json", manifest("1.4.0"), comment="hh 1.4.0")
+    comment = "timestamp:1764331200 file:manifest.json version:1.4.0"
+    url = files.publish(keys, "1.4.0/manifest.json", manifest("1.4.0"), comment=comment)
     release = await world.services.upgrades.announce(CORE_A, url)
     assert release.version == "1.4.0" and release.key_id == keys.key_id
-    assert release.trusted_comment == "hh 1.4.0"
+    assert release.trusted_comment == comment
     [notice] = await world.posted()
     assert notice["channel"] == "dev_log" and notice["template"] == "upgrade.release"
     assert notice["data"]["key_id"] == keys.key_id
@@ -133,6 +134,7 @@ def _truncate(files: ReleaseFiles, name: str) -> None:
 def _edit_comment(files: ReleaseFiles, name: str) -> None:
     sig = files.files[f"{name}.minisig"]
     files.files[f"{name}.minisig"] = sig.replace(b"trusted comment: hh", b"trusted comment: HH")
+    assert files.files[f"{name}.minisig"] != sig
 
 
 def _drop_signature(files: ReleaseFiles, name: str) -> None:
@@ -152,7 +154,7 @@ def _drop_signature(files: ReleaseFiles, name: str) -> None:
 async def test_every_failure_is_refused_audited_and_posts_nothing(
     world: World, files: ReleaseFiles, keys: KeyPair, spoil: object, reason: str
 ) -> None:
-    url = files.publish(keys, "manifest.json", manifest("1.4.0"), comment="hh 1.4.0")
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"), comment="hh version:1.4.0")
     assert callable(spoil)
     spoil(files, "manifest.json")
     with pytest.raises(InvalidInput, match=reason):
@@ -288,3 +290,53 @@ async def test_rollout_without_a_release_says_so(world: World) -> None:
 
 def test_manifest_fixture_is_valid_json() -> None:
     assert json.loads(json.dumps(manifest()))["channel"] == "stable"
+
+
+async def audits(database: Database, action: str) -> list[tuple[str, str | None, dict]]:
+    async with database.uow() as uow:
+        rows = await uow.audit.recent(1000, action=action)
+    return [(r.outcome, r.target, dict(r.details)) for r in reversed(rows)]
+
+
+# -- the trusted comment names the release (security issue, item 13) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("comment", "reason"),
+    [
+        ("hh release", r"must name the release: add `version:2\.0\.0`"),
+        ("timestamp:1764331200\tfile:manifest.json", r"must name the release"),
+        ("hh 2.0.0", r"must name the release"),
+        ("version:1.9.0", r"names version 1\.9\.0, the manifest is 2\.0\.0"),
+        ("version:2.0.0 version:1.9.0", r"names version 1\.9\.0"),
+        ("version:2.0.00", r"names version 2\.0\.00"),
+        ("Version:2.0.0", r"must name the release"),
+        ("version: 2.0.0", r"must name the release"),
+    ],
+    ids=["none", "minisign-default", "bare-version", "other", "two", "not-exact", "case", "spaced"],
+)
+async def test_a_trusted_comment_not_naming_the_release_is_refused(
+    world: World, files: ReleaseFiles, keys: KeyPair, comment: str, reason: str
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("2.0.0"), comment=comment)
+    with pytest.raises(InvalidInput, match=reason) as refused:
+        await world.services.upgrades.announce(CORE_A, url)
+    assert refused.value.user_message.startswith("Release refused, nothing posted")
+    assert await world.posted() == [] and await releases(world.database) == []
+    assert [o for o, _, _ in await audits(world.database, "upgrade:verify")] == ["refused"]
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "version:2.0.0",
+        "timestamp:1764331200\tfile:manifest.json\tversion:2.0.0\thashed",
+        "hh release version:2.0.0 stable",
+    ],
+)
+async def test_a_trusted_comment_naming_the_release_is_accepted(
+    world: World, files: ReleaseFiles, keys: KeyPair, comment: str
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("2.0.0"), comment=comment)
+    release = await world.services.upgrades.announce(CORE_A, url)
+    assert release.trusted_comment == comment
