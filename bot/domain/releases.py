@@ -206,6 +206,9 @@ class Release:
     approved_by: int | None = None
     approved_by_name: str | None = None
     approved_at: datetime | None = None
+    rolled_back_from: str | None = None
+    """A rollback: the newest version announced when Core Ops announced this older one with
+    `rollback:true` (None for an upgrade)."""
 
     @property
     def parsed(self) -> ReleaseManifest:
