@@ -25,7 +25,7 @@ from bot.domain.releases import Release, ReleaseManifest, RolloutState
 from bot.services.upgrades import NodeRollout, Rollout
 from cogs.upgrades.render import rollout_embed
 from tests.fakes.minisign_tool import generate
-from tests.fakes.releases import manifest
+from tests.fakes.releases import manifest, release_comment
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## upgrade verify"
@@ -52,8 +52,9 @@ def main(rounds: int) -> str:
         body = manifest("2.0.0")
         body["components"] = body["components"] * 25
         data = json.dumps(body, indent=2).encode()
-        prehashed = keys.sign(data)
-        legacy = keys.sign(data, legacy=True)
+        comment = release_comment(body)  # names version:2.0.0, as the bot requires
+        prehashed = keys.sign(data, comment=comment)
+        legacy = keys.sign(data, comment=comment, legacy=True)
         trusted = [PublicKey.parse(keys.public_line)]
     t_pre = timed(lambda: verify(data, prehashed, trusted), rounds)
     t_leg = timed(lambda: verify(data, legacy, trusted), rounds)

@@ -443,12 +443,13 @@ class UpgradeSettings(Section):
     @field_validator("trusted_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        from bot.domain.minisign import PublicKey, SignatureError
+        from bot.domain.minisign import PublicKey, SignatureError, first_shared_key_id
 
         keys = []
+        parsed = []
         for index, line in enumerate(value):
             try:
-                PublicKey.parse(line)
+                parsed.append(PublicKey.parse(line))
             except SignatureError:
                 raise PydanticCustomError(
                     "minisign_key",
@@ -456,6 +457,14 @@ class UpgradeSettings(Section):
                     {"index": index},
                 ) from None
             keys.append(line.strip().splitlines()[-1].strip())
+        shared = first_shared_key_id(parsed)
+        if shared is not None:
+            raise PydanticCustomError(
+                "minisign_key_id",
+                "entries {first} and {second} have the same key id {key_id}: remove one "
+                "(a key id names one key)",
+                {"first": shared[0], "second": shared[1], "key_id": shared[2]},
+            )
         return keys
 
     _repo = field_validator("github_repo")(lambda cls, v: GitHubSettings._repo(v))

@@ -8,9 +8,9 @@ Formats (jedisct1/minisign, src/minisign.c):
   "ED" (prehashed: it covers BLAKE2b-512 of the message); a `trusted comment: ...` line; and
   base64(global signature (64)) over (signature + trusted comment text).
 
-Verification: the key id names a trusted key, the signature covers the (pre)hashed message, and
-the global signature covers the trusted comment. Anything else is a `SignatureError` with a
-reason an operator can act on.
+Verification: the key id names exactly one trusted key, the signature covers the (pre)hashed
+message, and the global signature covers the trusted comment. Anything else is a
+`SignatureError` with a reason an operator can act on.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -129,10 +129,14 @@ class Verified:
 def verify(message: bytes, signature_file: bytes, trusted_keys: Iterable[PublicKey]) -> Verified:
     """Verify `message` against a `.minisig`; raise `SignatureError` saying why not."""
     sig = Signature.parse(signature_file)
-    keys = {k.key_id: k for k in trusted_keys}
-    key = keys.get(sig.key_id)
-    if key is None:
+    candidates = {k for k in trusted_keys if k.key_id == sig.key_id}
+    if not candidates:
         raise SignatureError(f"signed by unknown key {sig.key_id_text} (not in trusted_keys)")
+    if len(candidates) > 1:
+        raise SignatureError(
+            f"two trusted keys share key id {sig.key_id_text}: fix [upgrades] trusted_keys"
+        )
+    (key,) = candidates
     public = Ed25519PublicKey.from_public_bytes(key.key)
     signed = hashlib.blake2b(message, digest_size=64).digest() if sig.prehashed else message
     try:
@@ -157,3 +161,14 @@ def _b64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError(f"{what} is not valid base64 (truncated or malformed)") from None
+
+
+def first_shared_key_id(keys: Sequence[PublicKey]) -> tuple[int, int, str] | None:
+    """(first index, second index, key id) of two entries under one key id, if any: a key id
+    must name one key, or which one vouches for a release is left to chance."""
+    seen: dict[bytes, int] = {}
+    for index, key in enumerate(keys):
+        if key.key_id in seen:
+            return seen[key.key_id], index, key.id_text
+        seen[key.key_id] = index
+    return None

@@ -77,6 +77,8 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         # Upgrades (manual §8): Core Ops announce signed releases; a second Core Ops member
         # approves the rollout (two-person rule); every ops role may follow the rollout.
         "upgrade announce": CORE,
+        # A version older than the newest announced one: only with rollback:true, Core Ops.
+        "upgrade:rollback": CORE,
         "upgrade status": ALL_OPS_ROLES,
         "upgrade history": ALL_OPS_ROLES,
         "upgrade:approve": CORE,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from bot.domain.errors import InvalidInput
+from bot.domain.minisign import SignatureError
 
 MAX_MANIFEST_BYTES = 256 * 1024
 """A manifest is a few kilobytes; the fetch refuses anything bigger."""
@@ -26,6 +29,102 @@ def display_url(url: str, limit: int = 600) -> str:
     except ValueError:
         return "(invalid URL)"
     return f"{parts.scheme}://{host}{port}{parts.path}"[:limit]
+
+
+_NUMBER = r"0|[1-9][0-9]*"
+_PRE_ID = r"0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*"
+SEMVER = re.compile(
+    rf"(?P<major>{_NUMBER})\.(?P<minor>{_NUMBER})\.(?P<patch>{_NUMBER})"
+    rf"(?:-(?P<pre>(?:{_PRE_ID})(?:\.(?:{_PRE_ID}))*))?"
+    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+)
+"""Semantic Versioning 2.0.0 (semver.org), ASCII only: MAJOR.MINOR.PATCH[-pre-release][+build]."""
+SEMVER_HINT = "MAJOR.MINOR.PATCH[-pre-release][+build], e.g. 2.0.0 or 2.1.0-rc.1"
+
+
+_PreReleaseKey = tuple[int, tuple[tuple[int, int, str], ...]]
+"""Numeric identifiers (0, n, "") sort before alphanumeric ones (1, 0, text); fewer first."""
+_PrecedenceKey = tuple[int, int, int, _PreReleaseKey]
+
+
+@dataclass(frozen=True, eq=False)
+class ReleaseVersion:
+    """A release's version, ordered by semantic-version precedence (semver.org §11): numbers
+    compare as numbers, a pre-release comes before its release (2.0.0-rc.1 < 2.0.0), and build
+    metadata does not count (2.0.0+b equals 2.0.0: not newer)."""
+
+    text: str
+    key: _PrecedenceKey = field(repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> ReleaseVersion:
+        match = SEMVER.fullmatch(text)
+        if match is None:
+            raise ValueError(f"not a semantic version ({SEMVER_HINT})")
+        pre = match["pre"]
+        pre_key: _PreReleaseKey = (
+            (0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+            if pre
+            else (1, ())  # a release comes after each of its pre-releases
+        )
+        return cls(text, (int(match["major"]), int(match["minor"]), int(match["patch"]), pre_key))
+
+    @classmethod
+    def parse_or_none(cls, text: str) -> ReleaseVersion | None:
+        try:
+            return cls.parse(text)
+        except ValueError:
+            return None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReleaseVersion) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __lt__(self, other: ReleaseVersion) -> bool:
+        return self.key < other.key
+
+    def __le__(self, other: ReleaseVersion) -> bool:
+        return self.key <= other.key
+
+    def __gt__(self, other: ReleaseVersion) -> bool:
+        return self.key > other.key
+
+    def __ge__(self, other: ReleaseVersion) -> bool:
+        return self.key >= other.key
+
+
+COMMENT_VERSION = "version:"
+"""The trusted comment names the release it signs: a whitespace-separated token
+`version:<the manifest's version>` (e.g. `minisign -S ... -t "version:2.0.0"`)."""
+
+
+def require_named_release(trusted_comment: str, version: str) -> None:
+    """A signature is for one release: its (signed) trusted comment must carry the token
+    `version:<version>`, exactly, and no `version:` token naming anything else. Otherwise a
+    valid signature made for another purpose, or a comment that names no release, is refused."""
+    named = [
+        token[len(COMMENT_VERSION) :]
+        for token in trusted_comment.split()
+        if token.startswith(COMMENT_VERSION) and len(token) > len(COMMENT_VERSION)
+    ]
+    wanted = f"`{COMMENT_VERSION}{version}`"
+    other = next((n for n in named if n != version), None)
+    if other is not None:
+        shown = other.replace("`", "ˋ")[:64]
+        raise SignatureError(
+            f"the signature's trusted comment names version {shown}, the manifest is "
+            f"{version}: signed for another release (the comment must hold {wanted})"
+        )
+    if not named:
+        raise SignatureError(
+            f"the signature's trusted comment must name the release: add {wanted} to it "
+            f'(minisign -S ... -t "{COMMENT_VERSION}{version}")'
+        )
 
 
 class ManifestError(InvalidInput):
@@ -44,11 +143,24 @@ class ReleaseComponent(BaseModel):
 class ReleaseManifest(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    version: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+    version: str = Field(min_length=1, max_length=64)
     released_at: AwareDatetime
     channel: Literal["stable", "beta"]
     components: list[ReleaseComponent] = Field(min_length=1, max_length=50)
     notes: str = Field(default="", max_length=20000)
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if ReleaseVersion.parse_or_none(value) is None:
+            raise PydanticCustomError(
+                "semver", "must be a semantic version ({hint})", {"hint": SEMVER_HINT}
+            )
+        return value
+
+    @property
+    def release_version(self) -> ReleaseVersion:
+        return ReleaseVersion.parse(self.version)
 
     @classmethod
     def parse(cls, data: bytes) -> ReleaseManifest:
@@ -94,6 +206,9 @@ class Release:
     approved_by: int | None = None
     approved_by_name: str | None = None
     approved_at: datetime | None = None
+    rolled_back_from: str | None = None
+    """A rollback: the newest version announced when Core Ops announced this older one with
+    `rollback:true` (None for an upgrade)."""
 
     @property
     def parsed(self) -> ReleaseManifest:

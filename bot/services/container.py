@@ -107,8 +107,9 @@ class Services:
             audit=audit,
             owner_ids=owner_ids,
         )
+        access = AccessService(permissions if permissions is not None else PERMISSIONS)
         return cls(
-            access=AccessService(permissions if permissions is not None else PERMISSIONS),
+            access=access,
             audit=audit,
             outbox=outbox,
             reminders=reminders,
@@ -137,6 +138,7 @@ class Services:
                 trusted_keys=(upgrade_settings or UpgradeSettings()).trusted_keys,
                 notices=notices,
                 audit=audit,
+                access=access,
                 check_nodes=check_nodes,
                 source=release_source,
             ),

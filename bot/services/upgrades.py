@@ -2,29 +2,40 @@
 two-person rollout approval, and the rollout tracked node by node.
 
 Nothing is recorded or posted until the manifest's minisign signature (and its trusted comment)
-verified against `[upgrades] trusted_keys` and the manifest validated; every refusal says why,
-is audited (`upgrade:verify`, with the reason), and changes nothing.
+verified against `[upgrades] trusted_keys`, the trusted comment names the manifest's version and
+the manifest validated; every refusal says why, is audited (`upgrade:verify`, with the reason),
+and changes nothing.
+
+Downgrade and replay: a version is one release (the same signed manifest again is "already
+announced"; the same version with another manifest is refused), and a version not newer than the
+newest announced one (semantic-version precedence) is refused unless Core Ops asks for a rollback
+(`rollback:true`), which is audited and shown as a rollback in #dev-log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bot.domain.errors import DomainError, InvalidInput, NotFound
+from bot.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from bot.domain.health import State, TargetKind
-from bot.domain.minisign import PublicKey, SignatureError, verify
+from bot.domain.minisign import PublicKey, SignatureError, Verified, verify
 from bot.domain.ports import Clock, ManifestFetcher, ReleaseSource
 from bot.domain.releases import (
     Release,
     ReleaseManifest,
+    ReleaseVersion,
     RolloutSnapshot,
     RolloutState,
     display_url,
+    require_named_release,
 )
 from bot.domain.roles import Actor
+from bot.services.access import AccessService
 from bot.services.audit import AuditService
 from bot.services.health import Overview
 from bot.services.notices import Notices
@@ -34,6 +45,8 @@ log = logging.getLogger(__name__)
 
 SYSTEM = Actor.system("release-poll")
 SIGNATURE_SUFFIX = ".minisig"
+ROLLBACK = "upgrade:rollback"
+"""The permission-table action a rollback needs (Core Ops), on top of `upgrade announce`."""
 SHOW_ORDER = {
     RolloutState.UNHEALTHY: 0,
     RolloutState.UNREACHABLE: 1,
@@ -49,6 +62,24 @@ class AlreadyAnnounced(InvalidInput):
 
 class NotYours(DomainError):
     outcome = "denied"
+
+
+class ReleaseConflict(InvalidInput):
+    """The version is recorded with another manifest, or is not newer without a rollback."""
+
+    outcome = "refused"
+
+
+def manifest_digest(manifest: str | bytes) -> str:
+    data = manifest.encode("utf-8") if isinstance(manifest, str) else manifest
+    return hashlib.sha256(data).hexdigest()
+
+
+def newest_version(versions: Sequence[str]) -> ReleaseVersion | None:
+    """The newest by semantic-version precedence; a recorded version that is not a semantic
+    version (from before the rule) is not comparable and is left out."""
+    parsed = [v for v in (ReleaseVersion.parse_or_none(text) for text in versions) if v]
+    return max(parsed, default=None)
 
 
 @dataclass(frozen=True)
@@ -122,6 +153,7 @@ def notice_data(release: Release, manifest: ReleaseManifest) -> dict[str, object
         "announced_by_name": release.announced_by_name,
         "components": [c.model_dump() for c in manifest.components],
         "notes": manifest.notes,
+        "rollback_from": release.rolled_back_from,
     }
 
 
@@ -135,6 +167,7 @@ class UpgradeService:
         trusted_keys: Sequence[str],
         notices: Notices,
         audit: AuditService,
+        access: AccessService | None = None,
         check_nodes: Callable[[], Awaitable[Overview]] | None = None,
         source: ReleaseSource | None = None,
     ) -> None:
@@ -144,27 +177,44 @@ class UpgradeService:
         self.trusted_keys = [PublicKey.parse(k) for k in trusted_keys]
         self._notices = notices
         self._audit = audit
+        self._access = access or AccessService()
         self._check_nodes = check_nodes
         self._source = source
         self._refused_sources: set[str] = set()
+        self._recording = asyncio.Lock()
+        """One announce at a time decides "newer than the newest" and records (this process)."""
 
     # -- announce ------------------------------------------------------------------------------
 
-    async def announce(self, actor: Actor, url: str) -> Release:
-        """Fetch `url` and `url.minisig`, verify, validate, record and post the notice."""
+    async def announce(self, actor: Actor, url: str, *, rollback: bool = False) -> Release:
+        """Fetch `url` and `url.minisig`, verify, validate, record and post the notice.
+        `rollback`: Core Ops mean to announce a version older than the newest one."""
+        if rollback:
+            await self._require_rollback_role(actor, url)
         try:
             manifest = await self._fetcher.fetch(url)
             signature = await self._fetcher.fetch(url.strip() + SIGNATURE_SUFFIX)
         except DomainError as failure:
             await self._refused(actor, url, failure.user_message, outcome="unreachable")
             raise InvalidInput(f"Release refused, nothing posted: {failure.user_message}") from None
-        return await self.announce_verified(actor, manifest, signature, source=url.strip())
+        return await self.announce_verified(
+            actor, manifest, signature, source=url.strip(), rollback=rollback
+        )
 
     async def announce_verified(
-        self, actor: Actor, manifest_bytes: bytes, signature: bytes, *, source: str
+        self,
+        actor: Actor,
+        manifest_bytes: bytes,
+        signature: bytes,
+        *,
+        source: str,
+        rollback: bool = False,
     ) -> Release:
-        """Verify the signature, then the manifest; only then record it and post the notice."""
+        """Verify the signature, then the manifest, then that it is a new release (or a rollback
+        Core Ops asked for); only then record it and post the notice."""
         source = display_url(source)
+        if rollback:
+            await self._require_rollback_role(actor, source)
         try:
             if not self.trusted_keys:
                 raise SignatureError(
@@ -173,39 +223,77 @@ class UpgradeService:
                 )
             verified = verify(manifest_bytes, signature, self.trusted_keys)
             manifest = ReleaseManifest.parse(manifest_bytes)
+            require_named_release(verified.trusted_comment, manifest.version)
         except DomainError as refusal:
             await self._refused(actor, source, refusal.user_message)
             raise InvalidInput(f"Release refused, nothing posted: {refusal.user_message}") from None
-        now = self._clock.now()
+        text = manifest_bytes.decode("utf-8")
+        async with self._recording:
+            try:
+                release = await self._record(actor, manifest, text, verified, source, rollback)
+            except (AlreadyAnnounced, ReleaseConflict) as refusal:
+                await self._refused(actor, source, refusal.user_message, outcome=refusal.outcome)
+                raise type(refusal)(
+                    f"Release refused, nothing posted: {refusal.user_message}"
+                ) from None
+        self._notices.wake()
+        return release
+
+    async def _record(
+        self,
+        actor: Actor,
+        manifest: ReleaseManifest,
+        text: str,
+        verified: Verified,
+        source: str,
+        rollback: bool,
+    ) -> Release:
+        """Record the release, its audit row and its #dev-log notice in one transaction, or
+        raise saying why this manifest is not a new release."""
+        version = manifest.version
         async with self._uow() as uow:
+            known = await uow.releases.by_version(version)
+            if known is not None:
+                raise self._already(known, text)
+            newest = newest_version(await uow.releases.versions())
+            rolled_back_from = _rollback_from(manifest.release_version, newest, rollback)
             release = await uow.releases.add(
-                version=manifest.version,
+                version=version,
                 channel=manifest.channel,
                 released_at=manifest.released_at,
-                manifest=manifest_bytes.decode("utf-8"),
+                manifest=text,
                 key_id=verified.key_id,
                 trusted_comment=verified.trusted_comment[:1000],
                 source=source[:600],
                 announced_by=actor.id,
                 announced_by_name=actor.name[:100],
-                announced_at=now,
+                announced_at=self._clock.now(),
+                rolled_back_from=rolled_back_from,
             )
-            if release is None:
+            if release is None:  # another process recorded this version in the meantime
                 await uow.rollback()
-                message = f"version {manifest.version} was already announced"
-                await self._refused(actor, source, message, outcome="duplicate")
-                raise AlreadyAnnounced(f"Release refused, nothing posted: {message}.")
+                async with self._uow() as again:
+                    known = await again.releases.by_version(version)
+                raise self._already(known, text)
+            details: dict[str, object] = {
+                "release_id": release.id,
+                "key_id": release.key_id,
+                "source": source[:300],
+                "channel": release.channel,
+                "manifest_sha256": manifest_digest(text),
+            }
+            if rolled_back_from is not None:
+                details |= {"rollback": True, "rolled_back_from": rolled_back_from}
             await self._audit.record(
                 uow,
                 actor,
                 "upgrade:announce",
-                target=f"release {release.version}",
-                details={
-                    "release_id": release.id,
-                    "key_id": release.key_id,
-                    "source": source[:300],
-                    "channel": release.channel,
-                },
+                target=(
+                    f"release {release.version} (rollback from {rolled_back_from})"
+                    if rolled_back_from
+                    else f"release {release.version}"
+                ),
+                details=details,
             )
             await self._notices.notice(
                 uow,
@@ -215,8 +303,30 @@ class UpgradeService:
                 dedupe_key=f"upgrade:release:{release.id}",
             )
             await uow.commit()
-        self._notices.wake()
         return release
+
+    @staticmethod
+    def _already(known: Release | None, text: str) -> AlreadyAnnounced | ReleaseConflict:
+        """The same signed manifest again is one release; another one under its version is not."""
+        if known is None:
+            return AlreadyAnnounced("this version was being announced at the same time: retry.")
+        if known.manifest == text:
+            return AlreadyAnnounced(
+                f"version {known.version} was already announced (the same signed manifest): it "
+                "is one release, see `/upgrade history`."
+            )
+        return ReleaseConflict(
+            f"version {known.version} was already announced with a different manifest "
+            f"(sha256 {manifest_digest(known.manifest)[:12]}…, this one "
+            f"{manifest_digest(text)[:12]}…): a version is released once; publish a new version."
+        )
+
+    async def _require_rollback_role(self, actor: Actor, source: str) -> None:
+        try:
+            self._access.authorize(actor, ROLLBACK)
+        except PermissionDenied as denial:
+            await self._refused(actor, source, denial.user_message, outcome="denied")
+            raise
 
     # -- GitHub releases poll ------------------------------------------------------------------
 
@@ -224,8 +334,9 @@ class UpgradeService:
         """Verify and announce each new release of the source once; returns how many.
 
         Idempotent across runs and restarts: a release whose manifest URL is recorded is not
-        fetched again; one whose version was announced by hand is skipped; a refused one is
-        audited once per process (and again after a restart), never posted.
+        fetched again; the same manifest announced by hand is one release (not posted again);
+        an older version than the newest announced is refused (the poll never rolls back);
+        a refused one is audited once per process (and again after a restart), never posted.
         """
         if self._source is None:
             return 0
@@ -292,7 +403,11 @@ class UpgradeService:
                 actor,
                 "upgrade:approve",
                 target=f"release {release.version}",
-                details={"release_id": release.id, "announced_by": release.announced_by},
+                details={
+                    "release_id": release.id,
+                    "announced_by": release.announced_by,
+                    "rolled_back_from": release.rolled_back_from,
+                },
             )
             await self._notices.notice(
                 uow,
@@ -302,6 +417,7 @@ class UpgradeService:
                     "channel": release.channel,
                     "announced_by_name": release.announced_by_name,
                     "approved_by_name": actor.name[:100],
+                    "rollback_from": release.rolled_back_from,
                 },
                 channel="dev_log",
                 dedupe_key=f"upgrade:approved:{release.id}",
@@ -378,3 +494,31 @@ class UpgradeService:
                 ReleaseHistory(r, tuple(await uow.releases.snapshots(r.id, limit=20)))
                 for r in releases
             ]
+
+
+def _rollback_from(
+    version: ReleaseVersion, newest: ReleaseVersion | None, rollback: bool
+) -> str | None:
+    """None for a new release; the newest version for a rollback Core Ops asked for. A version
+    not newer than the newest needs `rollback:true`; `rollback:true` needs an older version."""
+    if newest is None or version > newest:
+        if rollback:
+            raise ReleaseConflict(
+                f"rollback:true, but {version} is newer than {newest}: not a rollback. "
+                "Announce it without rollback."
+                if newest
+                else "rollback:true, but no release was announced yet: nothing to roll back "
+                "from. Announce it without rollback."
+            )
+        return None
+    if version == newest:
+        raise ReleaseConflict(
+            f"version {version} is not newer than {newest} (the same precedence: build metadata "
+            "does not count): publish a new version."
+        )
+    if not rollback:
+        raise ReleaseConflict(
+            f"version {version} is not newer than {newest}, the newest announced release. "
+            "A downgrade must be meant: Core Ops may announce it with rollback:true."
+        )
+    return str(newest)

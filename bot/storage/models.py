@@ -454,6 +454,8 @@ class ReleaseEntry(Base):
     approved_by: Mapped[int | None] = mapped_column(BigInteger)
     approved_by_name: Mapped[str | None] = mapped_column(String(100))
     approved_at: Mapped[datetime | None]
+    rolled_back_from: Mapped[str | None] = mapped_column(String(64))
+    """A rollback: the newest version announced when Core Ops announced this older one."""
 
 
 class RolloutSnapshotEntry(Base):

@@ -1546,6 +1546,7 @@ def _release(row: ReleaseEntry) -> Release:
         approved_by=row.approved_by,
         approved_by_name=row.approved_by_name,
         approved_at=row.approved_at,
+        rolled_back_from=row.rolled_back_from,
     )
 
 
@@ -1594,9 +1595,14 @@ class SqlReleaseRepository:
         )
         return _release(row) if row else None
 
+    async def versions(self) -> list[str]:
+        """Every recorded version (a few per month: the newest is found by precedence)."""
+        return list((await self._session.scalars(select(ReleaseEntry.version))).all())
+
     async def latest(self) -> Release | None:
+        """The release announced last: after a rollback, the version rolled back to."""
         row = await self._session.scalar(
-            select(ReleaseEntry).order_by(ReleaseEntry.released_at.desc(), ReleaseEntry.id.desc())
+            select(ReleaseEntry).order_by(ReleaseEntry.announced_at.desc(), ReleaseEntry.id.desc())
         )
         return _release(row) if row else None
 

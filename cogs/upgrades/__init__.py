@@ -39,16 +39,29 @@ class UpgradeCog(commands.Cog, name="upgrades"):
     @upgrade.command(
         name="announce", description="Verify a signed release manifest, then post it in #dev-log."
     )
-    @app_commands.describe(url="The manifest's http(s) URL; its signature is at <url>.minisig")
-    async def announce(self, interaction: discord.Interaction, url: str) -> None:
+    @app_commands.describe(
+        url="The manifest's http(s) URL; its signature is at <url>.minisig",
+        rollback="True to announce a version older than the newest announced one (Core Ops)",
+    )
+    async def announce(
+        self, interaction: discord.Interaction, url: str, rollback: bool = False
+    ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         actor = self.bot.actor_for(interaction.user)
-        release = await self.service.announce(actor, url)
+        release = await self.service.announce(actor, url, rollback=rollback)
+        version = render.plain(release.version, 64)
+        dev_log = f"<#{self.bot.settings.channels.dev_log}>"
+        text = (
+            f"{render.ROLLBACK_ICON} Rollback to **{version}** from "
+            f"{render.plain(release.rolled_back_from, 64)} verified (key `{release.key_id}`) "
+            f"and announced in {dev_log} as a rollback."
+            if release.rolled_back_from
+            else f"Release **{version}** verified (key `{release.key_id}`) and announced in "
+            f"{dev_log}."
+        )
         await interaction.followup.send(
             truncate(
-                f"Release **{render.plain(release.version, 64)}** verified (key "
-                f"`{release.key_id}`) and announced in <#{self.bot.settings.channels.dev_log}>. "
-                "A second Core Ops member must approve the rollout there.",
+                f"{text} A second Core Ops member must approve the rollout there.",
                 2000,
             ),
             ephemeral=True,
@@ -56,7 +69,9 @@ class UpgradeCog(commands.Cog, name="upgrades"):
         )
 
     @upgrade.command(name="status", description="Each node's version and health for a release.")
-    @app_commands.describe(version="A release version (default: the newest announced)")
+    @app_commands.describe(
+        version="A release version (default: the one announced last, a rollback included)"
+    )
     async def status(self, interaction: discord.Interaction, version: str | None = None) -> None:
         await interaction.response.defer(ephemeral=self._private(interaction), thinking=True)
         rollout = await self.service.rollout(version)

@@ -21,6 +21,9 @@ COLOUR_RELEASE = discord.Colour.blurple()
 COLOUR_OK = discord.Colour.green()
 COLOUR_WARN = discord.Colour.orange()
 COLOUR_BAD = discord.Colour.red()
+COLOUR_ROLLBACK = discord.Colour.orange()
+"""A rollback (an older version Core Ops announced with rollback:true) is never blurple."""
+ROLLBACK_ICON = "⏪"
 BAR_WIDTH = 20
 NOTES_MAX = 1500
 TABLE_BUDGET = 3500
@@ -81,14 +84,31 @@ def component_fields(components: Sequence[Mapping[str, Any]]) -> list[tuple[str,
 def release_notice(data: Mapping[str, Any]) -> Rendered:
     version = plain(data["version"], 64)
     key_id = plain(data["key_id"], 16)
+    channel = plain(data.get("channel", "?"), 16)
+    rollback_from = plain(data["rollback_from"], 64) if data.get("rollback_from") else None
     notes = str(data.get("notes") or "").strip()
     if len(notes) > NOTES_MAX:
         notes = truncate(notes, NOTES_MAX) + "\n*(notes truncated: see the manifest)*"
     embed = discord.Embed(
-        title=truncate(f"Release {version} ({plain(data.get('channel', '?'), 16)})", 256),
+        title=truncate(
+            f"{ROLLBACK_ICON} Rollback to {version} ({channel})"
+            if rollback_from
+            else f"Release {version} ({channel})",
+            256,
+        ),
         description=notes or "*(no release notes)*",
-        colour=COLOUR_RELEASE,
+        colour=COLOUR_ROLLBACK if rollback_from else COLOUR_RELEASE,
     )
+    if rollback_from:
+        embed.add_field(
+            name="Rolls back",
+            value=truncate(
+                f"from **{rollback_from}** (the newest announced release) to **{version}**: "
+                "announced with rollback:true by Core Ops",
+                FIELD_VALUE_MAX,
+            ),
+            inline=False,
+        )
     embed.add_field(name="Released", value=ts(data.get("released_at")), inline=True)
     embed.add_field(
         name="Announced by", value=plain(data.get("announced_by_name", "?"), 100), inline=True
@@ -105,9 +125,14 @@ def release_notice(data: Mapping[str, Any]) -> Rendered:
         inline=False,
     )
     embed.set_footer(text=truncate(f"manifest: {data.get('source', '')}", 300))
+    headline = (
+        f"{ROLLBACK_ICON} **Rollback** to **{version}** from {rollback_from}: "
+        if rollback_from
+        else f"📦 Release **{version}**: "
+    )
     return Rendered(
         content=truncate(
-            f"📦 Release **{version}**: signature verified, key `{key_id}`. "
+            f"{headline}signature verified, key `{key_id}`. "
             "Rollout needs a second Core Ops member's approval (two-person rule).",
             2000,
         ),
@@ -118,13 +143,27 @@ def release_notice(data: Mapping[str, Any]) -> Rendered:
 
 def approved_notice(data: Mapping[str, Any]) -> Rendered:
     version = plain(data["version"], 64)
+    who = (
+        f"Announced by {plain(data.get('announced_by_name', '?'), 100)}, approved by "
+        f"{plain(data.get('approved_by_name', '?'), 100)}.\n"
+    )
+    if data.get("rollback_from"):
+        embed = discord.Embed(
+            title=truncate(f"Rollback approved: {version}", 256),
+            description=(
+                f"{who}**The fleet may roll back** from {plain(data['rollback_from'], 64)} to "
+                f"{version}: node agents apply it at their next hourly poll; manual rollbacks run "
+                "`hh-node-agent upgrade --verify-signature` (manual §8)."
+            ),
+            colour=COLOUR_ROLLBACK,
+        )
+        return Rendered(embeds=[fit_embed(embed)])
     embed = discord.Embed(
         title=truncate(f"Rollout approved: {version}", 256),
         description=(
-            f"Announced by {plain(data.get('announced_by_name', '?'), 100)}, approved by "
-            f"{plain(data.get('approved_by_name', '?'), 100)}.\n"
-            f"**The fleet may upgrade** to {version}: node agents apply it at their next hourly "
-            "poll; manual upgrades run `hh-node-agent upgrade --verify-signature` (manual §8)."
+            f"{who}**The fleet may upgrade** to {version}: node agents apply it at their next "
+            "hourly poll; manual upgrades run `hh-node-agent upgrade --verify-signature` "
+            "(manual §8)."
         ),
         colour=COLOUR_OK,
     )
@@ -187,8 +226,15 @@ def rollout_embed(rollout: Rollout) -> discord.Embed:
         if snapshot.total and snapshot.upgraded == snapshot.total
         else COLOUR_WARN
     )
+    rolled_back = (
+        f" · {ROLLBACK_ICON} Rollback from {plain(release.rolled_back_from, 64)}"
+        if release.rolled_back_from
+        else ""
+    )
     embed = discord.Embed(
-        title=truncate(f"Rollout of {plain(release.version, 64)} ({release.channel})", 256),
+        title=truncate(
+            f"Rollout of {plain(release.version, 64)} ({release.channel}){rolled_back}", 256
+        ),
         description=truncate(header + body, DESCRIPTION_MAX),
         colour=state_colour,
     )
@@ -223,8 +269,13 @@ def history_embed(history: Sequence[ReleaseHistory]) -> discord.Embed:
             lines.append(f"rollout: {points} (last {ts(last.at)}, {last.upgraded}/{last.total})")
         else:
             lines.append("rollout: not checked yet (`/upgrade status`)")
+        rolled_back = (
+            f" · {ROLLBACK_ICON} rollback from {plain(r.rolled_back_from, 64)}"
+            if r.rolled_back_from
+            else ""
+        )
         embed.add_field(
-            name=truncate(f"{plain(r.version, 64)} ({r.channel})", 256),
+            name=truncate(f"{plain(r.version, 64)} ({r.channel}){rolled_back}", 256),
             value=truncate("\n".join(lines), FIELD_VALUE_MAX),
             inline=False,
         )

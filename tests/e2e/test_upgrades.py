@@ -128,7 +128,7 @@ async def test_announce_approve_and_follow_the_rollout(
     world: World, app: Application, files: ReleaseFiles, keys: KeyPair
 ) -> None:
     emu = world.emulator
-    good = files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"), comment="hh 2.0.0")
+    good = files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"), comment="hh version:2.0.0")
     bad = files.publish(keys, "bad/manifest.json", manifest("2.0.0"))
     files.files["bad/manifest.json"] = files.files["bad/manifest.json"].replace(b"ab", b"ef")
 
@@ -211,3 +211,81 @@ async def test_announce_approve_and_follow_the_rollout(
     text = everything(answer)
     assert "2.0.0" in text and "core-alice" in text and "core-erin" in text
     assert "33 % → 33 %" in text
+
+
+def announce(url: str, *, rollback: bool | None = None) -> list[dict]:
+    options: list[dict] = [{"name": "url", "value": url}]
+    if rollback is not None:
+        options.append({"name": "rollback", "value": rollback})
+    return [{"name": "announce", "type": 1, "options": options}]
+
+
+async def reply_to(world: World, user: int, options: list[dict]) -> str:
+    result = await world.emulator.invoke_command("upgrade", user, options=options)
+    if result.sent and result.sent.get("content"):
+        assert result.ephemeral
+        return str(result.sent["content"])
+    (reply,) = await result.wait_for_followups(1)
+    assert reply["flags"] & 64, "ephemeral"
+    return str(reply["content"])
+
+
+async def test_downgrade_needs_an_explicit_rollback_and_replays_are_one_release(
+    world: World, app: Application, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    """Security issue item 7 (and 13) end to end: after 2.0.0, a signed 1.0.0 is refused
+    unless Core Ops says rollback:true; the rollback is audited and marked in #dev-log; the
+    same manifest again is one release; a trusted comment must name the version."""
+    emu = world.emulator
+    current = files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"))
+    older = files.publish(keys, "1.0.0/manifest.json", manifest("1.0.0"))
+    assert "announced in" in await reply_to(world, CORE_USER, announce(current))
+    await eventually(lambda: len(channel_messages(world, "dev_log")) == 1)
+
+    # The downgrade without rollback: refused, saying how to mean it.
+    text = await reply_to(world, CORE_USER, announce(older))
+    assert "nothing posted" in text and "not newer than 2.0.0" in text and "rollback:true" in text
+    # rollback:true from someone who is not Core Ops: denied by the permission table.
+    assert "Core Ops" in await reply_to(world, NODE_USER, announce(older, rollback=True))
+    # A replay of 2.0.0's signed manifest from a mirror: already announced, nothing posted.
+    mirror = files.publish(keys, "mirror/manifest.json", manifest("2.0.0"))
+    text = await reply_to(world, CORE_USER, announce(mirror))
+    assert "already announced" in text and "same signed manifest" in text
+    # Another manifest under 2.0.0: refused.
+    other = files.publish(keys, "other/manifest.json", manifest("2.0.0", notes="rebuilt"))
+    assert "different manifest" in await reply_to(world, CORE_USER, announce(other))
+    # A signature whose trusted comment does not name the release: refused (item 13).
+    unnamed = files.publish(keys, "2.1.0/manifest.json", manifest("2.1.0"), comment="hh 2.1.0")
+    text = await reply_to(world, CORE_USER, announce(unnamed))
+    assert "must name the release: add `version:2.1.0`" in text
+    await app.outbox.drain_all()
+    assert len(channel_messages(world, "dev_log")) == 1, "none of those reached #dev-log"
+
+    # Core Ops says rollback:true: announced, audited, and #dev-log shows a rollback.
+    text = await reply_to(world, CORE_USER, announce(older, rollback=True))
+    assert "Rollback to **1.0.0**" in text and "2.0.0" in text
+    notice = await eventually(
+        lambda: next(
+            (m for m in channel_messages(world, "dev_log") if "Rollback" in everything(m)), None
+        )
+    )
+    [embed] = notice["embeds"]
+    assert embed["title"].startswith("⏪ Rollback to 1.0.0")
+    assert embed["color"] == discord.Colour.orange().value
+    assert "rollback" in notice["content"].lower() and "2.0.0" in notice["content"]
+    assert notice["mention_everyone"] is False
+    async with app.database.uow() as uow:
+        [row] = await uow.audit.recent(1, action="upgrade:announce")
+    assert row.details["rollback"] is True and row.details["rolled_back_from"] == "2.0.0"
+
+    # Its approval says the fleet rolls back.
+    approve = notice["components"][0]["components"][0]["custom_id"]
+    second = await emu.click_button(approve, SECOND_CORE, message=notice)
+    await second.wait_for_edit(1)
+    approved = await eventually(
+        lambda: next(
+            (m for m in channel_messages(world, "dev_log") if "may roll back" in everything(m)),
+            None,
+        )
+    )
+    assert approved["embeds"][0]["title"].startswith("Rollback approved: 1.0.0")

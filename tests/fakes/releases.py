@@ -36,6 +36,12 @@ def manifest(version: str = "1.4.0", **overrides: Any) -> dict[str, Any]:
     return body
 
 
+def release_comment(body: dict[str, Any] | bytes, name: str = "manifest.json") -> str:
+    """A trusted comment as a release is signed (`minisign -t`): it names the version."""
+    version = body.get("version") if isinstance(body, dict) else None
+    return f"file:{name} version:{version}" if version else f"hh release {name}"
+
+
 class ReleaseFiles(_Server):
     """GET /<name> answers the bytes stored under that name; 404 otherwise."""
 
@@ -60,11 +66,12 @@ class ReleaseFiles(_Server):
         comment: str | None = None,
         legacy: bool = False,
     ) -> str:
-        """Store `name` and `name.minisig` signed by the real minisign; returns the URL."""
+        """Store `name` and `name.minisig` signed by the real minisign; returns the URL. The
+        trusted comment names the manifest's version unless `comment` says otherwise."""
         data = body if isinstance(body, bytes) else json.dumps(body, indent=2).encode()
         self.files[name] = data
         self.files[f"{name}.minisig"] = keys.sign(
-            data, comment=comment or f"hh release {name}", legacy=legacy
+            data, comment=comment or release_comment(body, name), legacy=legacy
         )
         return f"{self.url}/{name}"
 

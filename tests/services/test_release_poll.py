@@ -20,7 +20,7 @@ from tests.conftest import FakeClock
 from tests.fakes.github_api import GitHubAPI
 from tests.fakes.minisign_tool import KeyPair, generate
 from tests.fakes.releases import manifest
-from tests.services.conftest import FakeRoles, audit_actions
+from tests.services.conftest import CORE_A, FakeRoles, audit_actions
 
 TOKEN = "ghp_release_poll_token_0123456789"
 REPO = "hyper-hash/releases"
@@ -66,15 +66,18 @@ def build(
     return services, posted
 
 
-def publish(api: GitHubAPI, keys: KeyPair, version: str, **extra: bytes) -> None:
+def publish(
+    api: GitHubAPI, keys: KeyPair, version: str, *, comment: str | None = None, **extra: bytes
+) -> bytes:
     data = json.dumps(manifest(version)).encode()
     assets = {
         "manifest.json": data,
-        "manifest.json.minisig": keys.sign(data, comment=f"hh {version}"),
+        "manifest.json.minisig": keys.sign(data, comment=comment or f"version:{version}"),
         "hh-node-agent.tar.gz": b"\x1f\x8b binary",
         **extra,
     }
     api.add_release(f"v{version}", assets)
+    return data
 
 
 async def test_each_release_is_announced_once_across_restarts(
@@ -122,3 +125,34 @@ async def test_github_down_is_retried_next_poll(
     with pytest.raises(RetryLater):
         await services.upgrades.poll_releases()
     assert await services.upgrades.poll_releases() == 1
+
+
+async def test_the_poll_never_downgrades_nor_replays(
+    database: Database, clock: FakeClock, gh: GitHubAPI, keys: KeyPair
+) -> None:
+    """After 2.0.0, an older signed manifest published later is refused (only Core Ops may
+    roll back, by hand); the manifest already announced by hand is the same release, not a
+    second one; a trusted comment that does not name the version is refused."""
+    services, posted = build(database, clock, gh, keys)
+    data = json.dumps(manifest("2.0.0")).encode()
+    await services.upgrades.announce_verified(
+        CORE_A,
+        data,
+        keys.sign(data, comment="version:2.0.0"),
+        source="https://mirror.invalid/2.0.0/manifest.json",
+    )
+    publish(gh, keys, "2.0.0")  # the identical manifest, on GitHub
+    publish(gh, keys, "1.0.0")  # an older release published after 2.0.0
+    publish(gh, keys, "2.1.0", comment="hh release 2.1.0")  # the comment names no version
+    assert await services.upgrades.poll_releases() == 0
+    assert await services.upgrades.poll_releases() == 0
+    await services.outbox.drain_all()
+    assert [p["data"]["version"] for p in posted] == ["2.0.0"]
+    async with database.uow() as uow:
+        assert [r.version for r in await uow.releases.recent(10)] == ["2.0.0"]
+    verify = [a for a in await audit_actions(database) if a[0] == "upgrade:verify"]
+    assert verify == [
+        ("upgrade:verify", "duplicate"),
+        ("upgrade:verify", "refused"),
+        ("upgrade:verify", "refused"),
+    ], "each audited once per process"

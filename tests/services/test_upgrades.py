@@ -3,6 +3,7 @@ verified before anything is recorded or posted; the two-person approval; the rol
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,22 +11,23 @@ from pathlib import Path
 import pytest
 
 from bot.config import AccessSettings, UpgradeSettings
-from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.errors import DomainError, InvalidInput, NotFound
 from bot.domain.health import Target, TargetKind
 from bot.domain.outbox import OutboxItem
 from bot.domain.releases import RolloutState
+from bot.domain.roles import Actor
 from bot.integrations.probes import ProbeRunner
 from bot.integrations.releases import HttpManifestFetcher
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.notices import NOTICE
-from bot.services.upgrades import NotYours
+from bot.services.upgrades import AlreadyAnnounced, NotYours
 from bot.storage.database import Database
 from tests.conftest import FakeClock
 from tests.fakes.minisign_tool import KeyPair, generate
 from tests.fakes.network import JsonService
 from tests.fakes.releases import ReleaseFiles, manifest
-from tests.services.conftest import CORE_A, CORE_B, FakeRoles, audit_actions
+from tests.services.conftest import CORE_A, CORE_B, NODE, FakeRoles, audit_actions
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +106,11 @@ async def releases(database: Database) -> list[str]:
 async def test_verified_manifest_is_recorded_and_noticed_in_dev_log(
     world: World, files: ReleaseFiles, keys: KeyPair
 ) -> None:
-    url = files.publish(keys, "1.4.0/manifest.json", manifest("1.4.0"), comment="hh 1.4.0")
+    comment = "timestamp:1764331200 file:manifest.json version:1.4.0"
+    url = files.publish(keys, "1.4.0/manifest.json", manifest("1.4.0"), comment=comment)
     release = await world.services.upgrades.announce(CORE_A, url)
     assert release.version == "1.4.0" and release.key_id == keys.key_id
-    assert release.trusted_comment == "hh 1.4.0"
+    assert release.trusted_comment == comment
     [notice] = await world.posted()
     assert notice["channel"] == "dev_log" and notice["template"] == "upgrade.release"
     assert notice["data"]["key_id"] == keys.key_id
@@ -133,6 +136,7 @@ def _truncate(files: ReleaseFiles, name: str) -> None:
 def _edit_comment(files: ReleaseFiles, name: str) -> None:
     sig = files.files[f"{name}.minisig"]
     files.files[f"{name}.minisig"] = sig.replace(b"trusted comment: hh", b"trusted comment: HH")
+    assert files.files[f"{name}.minisig"] != sig
 
 
 def _drop_signature(files: ReleaseFiles, name: str) -> None:
@@ -152,7 +156,7 @@ def _drop_signature(files: ReleaseFiles, name: str) -> None:
 async def test_every_failure_is_refused_audited_and_posts_nothing(
     world: World, files: ReleaseFiles, keys: KeyPair, spoil: object, reason: str
 ) -> None:
-    url = files.publish(keys, "manifest.json", manifest("1.4.0"), comment="hh 1.4.0")
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"), comment="hh version:1.4.0")
     assert callable(spoil)
     spoil(files, "manifest.json")
     with pytest.raises(InvalidInput, match=reason):
@@ -288,3 +292,211 @@ async def test_rollout_without_a_release_says_so(world: World) -> None:
 
 def test_manifest_fixture_is_valid_json() -> None:
     assert json.loads(json.dumps(manifest()))["channel"] == "stable"
+
+
+# -- downgrade and replay (security issue, item 7) ---------------------------------------------
+
+
+async def dev_log(world: World) -> list[tuple[str, dict]]:
+    return [(n["template"], n["data"]) for n in await world.posted() if n["channel"] == "dev_log"]
+
+
+async def audits(database: Database, action: str) -> list[tuple[str, str | None, dict]]:
+    async with database.uow() as uow:
+        rows = await uow.audit.recent(1000, action=action)
+    return [(r.outcome, r.target, dict(r.details)) for r in reversed(rows)]
+
+
+@pytest.mark.parametrize("older", ["1.0.0", "2.0.0-rc.1", "2.0.0+rebuild.2", "1.99.99"])
+async def test_a_version_not_newer_than_the_newest_is_refused_without_rollback(
+    world: World, files: ReleaseFiles, keys: KeyPair, older: str
+) -> None:
+    await world.services.upgrades.announce(
+        CORE_A, files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"))
+    )
+    url = files.publish(keys, f"{older}/manifest.json", manifest(older))
+    with pytest.raises(InvalidInput, match=r"not newer than 2\.0\.0") as refused:
+        await world.services.upgrades.announce(CORE_B, url)
+    assert "nothing posted" in refused.value.user_message
+    if "+" in older:  # the same precedence: a rebuild, not a rollback either
+        assert "publish a new version" in refused.value.user_message
+    else:
+        assert "rollback:true" in refused.value.user_message
+    assert await releases(world.database) == ["2.0.0"]
+    assert [t for t, _ in await dev_log(world)] == ["upgrade.release"], "one notice: 2.0.0's"
+    [(outcome, _, details)] = await audits(world.database, "upgrade:verify")
+    assert outcome == "refused" and "not newer than 2.0.0" in details["reason"]
+
+
+async def test_newer_versions_follow_semantic_version_precedence(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    """2.0.0-rc.1 < 2.0.0-rc.2 < 2.0.0 < 2.0.1 < 2.10.0 (numbers, not text)."""
+    for version in ("2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "2.0.1", "2.10.0"):
+        url = files.publish(keys, f"{version}/manifest.json", manifest(version))
+        await world.services.upgrades.announce(CORE_A, url)
+    with pytest.raises(InvalidInput, match=r"not newer than 2\.10\.0"):
+        await world.services.upgrades.announce(
+            CORE_A, files.publish(keys, "2.9.0/manifest.json", manifest("2.9.0"))
+        )
+    assert len(await dev_log(world)) == 5
+
+
+async def test_a_rollback_needs_core_ops_saying_so_and_is_audited_and_marked(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    upgrades = world.services.upgrades
+    await upgrades.announce(CORE_A, files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0")))
+    url = files.publish(keys, "1.0.0/manifest.json", manifest("1.0.0"))
+    # Only Core Ops may say rollback: not a Node Ops member, not the releases poll.
+    for actor in (NODE, Actor.system("release-poll")):
+        with pytest.raises(DomainError, match="Core Ops"):
+            await upgrades.announce(actor, url, rollback=True)
+    assert await releases(world.database) == ["2.0.0"]
+    denials = [(o, d["reason"]) for o, _, d in await audits(world.database, "upgrade:verify")]
+    assert denials == [("denied", "`upgrade:rollback` needs the Core Ops role.")] * 2
+
+    release = await upgrades.announce(CORE_A, url, rollback=True)
+    assert release.version == "1.0.0" and release.rolled_back_from == "2.0.0"
+    [_, (template, data)] = await dev_log(world)
+    assert template == "upgrade.release"
+    assert data["version"] == "1.0.0" and data["rollback_from"] == "2.0.0"
+    [_, (outcome, target, details)] = await audits(world.database, "upgrade:announce")
+    assert outcome == "ok" and target is not None and "rollback" in target
+    assert details["rollback"] is True and details["rolled_back_from"] == "2.0.0"
+
+    # Its approval says rollback too, and the history marks it.
+    approved = await upgrades.approve(CORE_B, release.id)
+    assert approved.rolled_back_from == "2.0.0"
+    [*_, (template, data)] = await dev_log(world)
+    assert template == "upgrade.approved" and data["rollback_from"] == "2.0.0"
+    marks = {h.release.version: h.release.rolled_back_from for h in await upgrades.history()}
+    assert marks == {"2.0.0": None, "1.0.0": "2.0.0"}
+    assert (await upgrades.rollout()).release.version == "1.0.0", "the fleet's target now"
+
+    # The newest announced stays 2.0.0: 1.5.0 is a rollback too, 2.0.1 is an upgrade.
+    with pytest.raises(InvalidInput, match=r"not newer than 2\.0\.0"):
+        await upgrades.announce(CORE_A, files.publish(keys, "1.5/manifest.json", manifest("1.5.0")))
+    newer = await upgrades.announce(
+        CORE_A, files.publish(keys, "2.0.1/manifest.json", manifest("2.0.1"))
+    )
+    assert newer.rolled_back_from is None
+    assert (await upgrades.rollout()).release.version == "2.0.1"
+
+
+async def test_rollback_true_on_a_newer_version_is_refused(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    upgrades = world.services.upgrades
+    with pytest.raises(InvalidInput, match="nothing to roll back"):
+        await upgrades.announce(
+            CORE_A, files.publish(keys, "1/manifest.json", manifest("1.0.0")), rollback=True
+        )
+    await upgrades.announce(CORE_A, files.publish(keys, "2/manifest.json", manifest("2.0.0")))
+    with pytest.raises(InvalidInput, match=r"3\.0\.0 is newer than 2\.0\.0: not a rollback"):
+        await upgrades.announce(
+            CORE_A, files.publish(keys, "3/manifest.json", manifest("3.0.0")), rollback=True
+        )
+    with pytest.raises(InvalidInput, match=r"2\.0\.0\+b is not newer than 2\.0\.0 \(the same"):
+        await upgrades.announce(
+            CORE_A, files.publish(keys, "2b/manifest.json", manifest("2.0.0+b")), rollback=True
+        )
+    assert await releases(world.database) == ["2.0.0"]
+
+
+async def test_the_same_signed_manifest_twice_is_one_release(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    """Replayed from another URL (a mirror), and even with rollback:true: one release."""
+    body = manifest("2.0.0")
+    first = files.publish(keys, "a/manifest.json", body)
+    mirror = files.publish(keys, "mirror/manifest.json", body)
+    announced = await world.services.upgrades.announce(CORE_A, first)
+    for url, rollback in ((mirror, False), (first, True)):
+        with pytest.raises(AlreadyAnnounced, match=r"2\.0\.0 was already announced") as again:
+            await world.services.upgrades.announce(CORE_B, url, rollback=rollback)
+        assert "same signed manifest" in again.value.user_message
+        assert "nothing posted" in again.value.user_message
+    assert [t for t, _ in await dev_log(world)] == ["upgrade.release"]
+    async with world.database.uow() as uow:
+        [only] = await uow.releases.recent(10)
+    assert only.id == announced.id and only.source.endswith("/a/manifest.json")
+    outcomes = [o for o, _, _ in await audits(world.database, "upgrade:verify")]
+    assert outcomes == ["duplicate", "duplicate"]
+
+
+async def test_the_same_version_with_another_manifest_is_refused(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    await world.services.upgrades.announce(
+        CORE_A, files.publish(keys, "a/manifest.json", manifest("2.0.0"))
+    )
+    changed = manifest("2.0.0", notes="## 2.0.0\n- a different build")
+    url = files.publish(keys, "b/manifest.json", changed)
+    for rollback in (False, True):
+        with pytest.raises(InvalidInput, match="with a different manifest") as refused:
+            await world.services.upgrades.announce(CORE_B, url, rollback=rollback)
+        assert "new version" in refused.value.user_message
+    assert [t for t, _ in await dev_log(world)] == ["upgrade.release"]
+    async with world.database.uow() as uow:
+        [only] = await uow.releases.recent(10)
+    assert "a different build" not in only.manifest
+    assert [o for o, _, _ in await audits(world.database, "upgrade:verify")] == ["refused"] * 2
+
+
+async def test_announces_racing_each_other_record_one_release(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    """Two Core Ops members (or a member and the poll) at once: one release, one notice."""
+    url = files.publish(keys, "manifest.json", manifest("2.0.0"))
+    results = await asyncio.gather(
+        *(world.services.upgrades.announce(actor, url) for actor in (CORE_A, CORE_B, CORE_A)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, AlreadyAnnounced) for r in results if isinstance(r, BaseException))
+    assert len(await dev_log(world)) == 1
+
+
+# -- the trusted comment names the release (security issue, item 13) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("comment", "reason"),
+    [
+        ("hh release", r"must name the release: add `version:2\.0\.0`"),
+        ("timestamp:1764331200\tfile:manifest.json", r"must name the release"),
+        ("hh 2.0.0", r"must name the release"),
+        ("version:1.9.0", r"names version 1\.9\.0, the manifest is 2\.0\.0"),
+        ("version:2.0.0 version:1.9.0", r"names version 1\.9\.0"),
+        ("version:2.0.00", r"names version 2\.0\.00"),
+        ("Version:2.0.0", r"must name the release"),
+        ("version: 2.0.0", r"must name the release"),
+    ],
+    ids=["none", "minisign-default", "bare-version", "other", "two", "not-exact", "case", "spaced"],
+)
+async def test_a_trusted_comment_not_naming_the_release_is_refused(
+    world: World, files: ReleaseFiles, keys: KeyPair, comment: str, reason: str
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("2.0.0"), comment=comment)
+    with pytest.raises(InvalidInput, match=reason) as refused:
+        await world.services.upgrades.announce(CORE_A, url)
+    assert refused.value.user_message.startswith("Release refused, nothing posted")
+    assert await world.posted() == [] and await releases(world.database) == []
+    assert [o for o, _, _ in await audits(world.database, "upgrade:verify")] == ["refused"]
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "version:2.0.0",
+        "timestamp:1764331200\tfile:manifest.json\tversion:2.0.0\thashed",
+        "hh release version:2.0.0 stable",
+    ],
+)
+async def test_a_trusted_comment_naming_the_release_is_accepted(
+    world: World, files: ReleaseFiles, keys: KeyPair, comment: str
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("2.0.0"), comment=comment)
+    release = await world.services.upgrades.announce(CORE_A, url)
+    assert release.trusted_comment == comment

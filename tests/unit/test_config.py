@@ -364,6 +364,34 @@ def test_a_bad_trusted_key_or_repo_is_named(tmp_path: Path) -> None:
     assert any("upgrades.github_repo" in p and "owner/name" in p for p in found)
 
 
+def test_two_trusted_keys_with_one_key_id_stop_the_start(tmp_path: Path) -> None:
+    """Two different keys under one key id: which one vouches? A configuration error."""
+    import base64
+
+    raw = base64.b64decode(KEY)
+    twin = base64.b64encode(raw[:10] + bytes(reversed(raw[10:]))).decode()
+    other = base64.b64encode(raw[:2] + bytes(8) + raw[10:]).decode()
+    text = GOOD + f'[upgrades]\ntrusted_keys = ["{KEY}", "{other}", "{twin}"]\n'
+    assert problems(write(tmp_path, text)) == [
+        "upgrades.trusted_keys: entries 0 and 2 have the same key id 51341D745384183D: "
+        "remove one (a key id names one key)"
+    ]
+    same = GOOD + f'[upgrades]\ntrusted_keys = ["{KEY}", "{KEY}"]\n'
+    assert problems(write(tmp_path, same)) == [
+        "upgrades.trusted_keys: entries 0 and 1 have the same key id 51341D745384183D: "
+        "remove one (a key id names one key)"
+    ]
+    env = {"HH_UPGRADES__TRUSTED_KEYS": f'["{KEY}", "{twin}"]'}
+    (line,) = problems(write(tmp_path, GOOD), env)
+    assert line.startswith("upgrades.trusted_keys: entries 0 and 1 have the same key id")
+    assert twin not in line and KEY not in line, "the keys themselves are not echoed"
+    good = GOOD + f'[upgrades]\ntrusted_keys = ["{KEY}", "{other}"]\n'
+    assert load_settings(write(tmp_path, good), environ={}).settings.upgrades.trusted_keys == [
+        KEY,
+        other,
+    ]
+
+
 def test_the_receiver_needs_a_port_of_its_own(tmp_path: Path) -> None:
     text = GOOD + (
         '\n[web]\nport = 8090\n[alertmanager]\nwebhook_token = "0123456789abcdef"\n'

@@ -145,3 +145,14 @@ def test_signature_file_made_elsewhere_verifies_from_disk(keys: KeyPair, tmp_pat
     sig = keys.sign(MANIFEST, comment="x")
     (tmp_path / "m.minisig").write_bytes(sig)
     verify(MANIFEST, (tmp_path / "m.minisig").read_bytes(), [PublicKey.parse(keys.public_line)])
+
+
+def test_two_trusted_keys_under_one_key_id_are_refused(keys: KeyPair, other_keys: KeyPair) -> None:
+    """Which of the two would vouch for the release? Neither: a configuration error."""
+    trusted = PublicKey.parse(keys.public_line)
+    twin = PublicKey(key_id=trusted.key_id, key=PublicKey.parse(other_keys.public_line).key)
+    sig = keys.sign(MANIFEST)
+    for order in ([trusted, twin], [twin, trusted]):
+        with pytest.raises(SignatureError, match=f"two trusted keys share key id {keys.key_id}"):
+            verify(MANIFEST, sig, order)
+    verify(MANIFEST, sig, [trusted, trusted])  # the same key twice is still one key

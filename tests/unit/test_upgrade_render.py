@@ -139,3 +139,43 @@ def test_notices_for_approval_and_unhealthy_nodes() -> None:
     unhealthy = render.unhealthy_notice({"version": "2.0.0", "node": "n" * 500, "reason": "x"})
     within_limits(unhealthy.embeds[0])
     assert "Rollback expected" in (unhealthy.embeds[0].description or "")
+
+
+def test_a_rollback_notice_says_rollback_in_title_text_and_colour() -> None:
+    data = {**notice_data(), "version": "1.0.0", "rollback_from": "2.0.0"}
+    rendered = render.release_notice(data)
+    [embed] = rendered.embeds
+    assert (embed.title or "").startswith("⏪ Rollback to 1.0.0")
+    assert "rollback" in (rendered.content or "").lower() and "2.0.0" in (rendered.content or "")
+    assert embed.colour == render.COLOUR_ROLLBACK != render.COLOUR_RELEASE
+    assert any(f.name == "Rolls back" and "2.0.0" in (f.value or "") for f in embed.fields)
+    assert [i.custom_id for i in rendered.items] == ["hh:upgrade:approve:3"]  # type: ignore[attr-defined]
+    within_limits(embed)
+    plain = render.release_notice(notice_data())
+    assert "Rollback" not in (plain.embeds[0].title or "") + (plain.content or "")
+    assert plain.embeds[0].colour == render.COLOUR_RELEASE
+
+
+def test_a_rollback_approval_says_the_fleet_rolls_back() -> None:
+    approved = render.approved_notice(
+        {
+            "version": "1.0.0",
+            "announced_by_name": "a",
+            "approved_by_name": "b",
+            "rollback_from": "2.0.0",
+        }
+    )
+    [embed] = approved.embeds
+    assert (embed.title or "").startswith("Rollback approved: 1.0.0")
+    assert "may roll back" in (embed.description or "") and "2.0.0" in (embed.description or "")
+    assert embed.colour == render.COLOUR_ROLLBACK
+
+
+def test_history_and_status_mark_a_rollback() -> None:
+    embed = render.history_embed(
+        [ReleaseHistory(release(version="1.0.0", rolled_back_from="2.0.0"), ())]
+    )
+    assert "rollback from 2.0.0" in (embed.fields[0].name or "")
+    rolled_back = release(version="1.0.0", rolled_back_from="2.0.0")
+    status = render.rollout_embed(Rollout(rolled_back, (), AT))
+    assert "Rollback" in (status.title or "")
