@@ -65,7 +65,7 @@ class BotProcess:
         exited.cancel()
         if not wait.done() or wait.exception() is not None:
             wait.cancel()
-            await asyncio.sleep(0.2)  # let the reader catch the last lines
+            await asyncio.sleep(0.1)  # let the reader catch the last lines
             raise AssertionError(f"the bot did not come up:\n{self.output}")
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:

@@ -83,7 +83,7 @@ def build_bot(guild_id: int, captured: list[discord.Interaction]) -> commands.Bo
     @bot.tree.command(name="slow", description="Defer, then edit the original", guild=guild)
     async def slow(interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)  # slow work after the defer
         await interaction.edit_original_response(content="slow result")
 
     @bot.tree.command(name="silent", description="Never answers", guild=guild)

@@ -252,6 +252,7 @@ async def test_after_a_fallback_a_held_lock_is_not_retried_again(sqlite_file, mo
             await uow.commit()
         assert len(slept) == len(uow_module.BUSY_RETRIES), "the first retried, the next not"
         other.execute("BEGIN IMMEDIATE")
-        threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
-    await asyncio.sleep(0.5)
+        timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+        timer.start()
+    await asyncio.to_thread(timer.join)
     other.close()

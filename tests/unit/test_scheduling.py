@@ -55,7 +55,7 @@ async def test_shutdown_lets_a_running_job_finish() -> None:
 
     async def slow() -> None:
         started.set()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)  # the job's own (slow) work
         finished.set()
 
     running = RunningJobs()
