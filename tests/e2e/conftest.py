@@ -2,40 +2,39 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import discord
 import pytest
 
 from bot.app import Application
-from bot.config import load_settings
 from bot.domain.permissions import CORE, PERMISSIONS
-from bot.storage import migrations
 from cogs import EXTENSIONS
 from tests.fakes.discord_emulator import DiscordEmulator
+from tests.harness.running import running_app
+from tests.harness.world import (
+    CORE_USER,
+    GUILD_ID,
+    MINER_USER,
+    NODE_USER,
+    OWNER_USER,
+    TOKEN,
+    World,
+    config_text,
+    free_port,
+)
 
-TOKEN = "emulator-bot-token.abcdef.0123456789"
-GUILD_ID = 800000000000000001
-CORE_USER = 700000000000000001
-NODE_USER = 700000000000000002
-MINER_USER = 700000000000000003
-OWNER_USER = 700000000000000004
-
-
-@dataclass
-class World:
-    emulator: DiscordEmulator
-    roles: dict[str, int]
-    channels: dict[str, int]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = [
+    "CORE_USER",
+    "GUILD_ID",
+    "MINER_USER",
+    "NODE_USER",
+    "OWNER_USER",
+    "TOKEN",
+    "World",
+    "config_text",
+    "free_port",
+]
 
 
 @pytest.fixture
@@ -65,37 +64,6 @@ async def world() -> AsyncIterator[World]:
         await emulator.stop()
 
 
-def config_text(world: World, *, database_url: str, web_port: int, extra: str = "") -> str:
-    emu = world.emulator
-    roles = "\n".join(f"{k} = {v}" for k, v in world.roles.items())
-    channels = "\n".join(f"{k} = {v}" for k, v in world.channels.items())
-    return f"""
-[discord]
-guild_id = {GUILD_ID}
-owner_ids = [{OWNER_USER}]
-api_base = "{emu.api_base}"
-gateway_url = "{emu.gateway_url}"
-
-[channels]
-{channels}
-
-[roles]
-{roles}
-
-[database]
-url = "{database_url}"
-
-[web]
-host = "127.0.0.1"
-port = {web_port}
-
-[logging]
-level = "INFO"
-format = "text"
-{extra}
-"""
-
-
 @pytest.fixture
 def config_path(world: World, tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
@@ -109,18 +77,8 @@ TABLE = {**PERMISSIONS, "boom": None, "reject": None, "buttons": None, "test:pre
 
 
 @pytest.fixture
-async def app(world: World, config_path: Path) -> AsyncIterator[Application]:
-    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    application = Application(
-        settings, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
-    )
-    await migrations.upgrade(application.database.engine)
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    await application.start()
-    try:
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
+async def app(world: World, config_path: Path, tmp_path: Path) -> AsyncIterator[Application]:
+    async with running_app(
+        world, tmp_path, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
+    ) as application:
         yield application
-    finally:
-        await application.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved

@@ -7,6 +7,7 @@ payloads are Alertmanager 0.25's real captures, posted over HTTP to the bot's we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,15 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import discord
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy import select as select_
 
 from bot.app import Application
-from bot.config import load_settings
 from bot.domain.outbox import OutboxStatus
-from bot.storage import migrations
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
 from tests.alertmanager_process import AlertmanagerProcess, webhook_config
@@ -35,12 +33,11 @@ from tests.e2e.conftest import (
     GUILD_ID,
     MINER_USER,
     NODE_USER,
-    TOKEN,
     World,
-    config_text,
     free_port,
 )
 from tests.harness.binaries import require_binary
+from tests.harness.running import running_app
 from tests.harness.waiting import quiesce, until_async
 
 pytestmark = pytest.mark.e2e
@@ -80,35 +77,24 @@ idle_poll = 1
 @pytest.fixture
 async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
     """Start (and at the end stop) Applications on one database and one web port."""
-    apps: list[Application] = []
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     port = free_port()
     database = f"sqlite+aiosqlite:///{tmp_path / 'alerts.db'}"
+    async with contextlib.AsyncExitStack() as apps:
 
-    async def start(
-        extra: str = "",
-        alertmanager_api: str | None = None,
-        alertmanager_extra: str = "",
-        clock: FakeClock | None = None,
-        **alerts: Any,
-    ) -> Application:
-        path = tmp_path / "config.toml"
-        body = alert_sections(world, alertmanager_api, alertmanager_extra, **alerts) + extra
-        path.write_text(config_text(world, database_url=database, web_port=port, extra=body))
-        settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-        app = Application(settings, clock=clock)
-        await migrations.upgrade(app.database.engine)
-        await app.start()
-        apps.append(app)
-        await world.emulator.wait_ready(timeout=30)
-        return app
+        async def start(
+            extra: str = "",
+            alertmanager_api: str | None = None,
+            alertmanager_extra: str = "",
+            clock: FakeClock | None = None,
+            **alerts: Any,
+        ) -> Application:
+            body = alert_sections(world, alertmanager_api, alertmanager_extra, **alerts) + extra
+            return await apps.enter_async_context(
+                running_app(world, tmp_path, extra=body, clock=clock, database_url=database,
+                            web_port=port)
+            )  # fmt: skip
 
-    try:
         yield start
-    finally:
-        for app in apps:
-            await app.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
 async def send(app: Application, body: bytes) -> dict[str, Any]:
@@ -593,7 +579,7 @@ to = ["core-ops@hyperhash.invalid"]
     clock = FakeClock()
     app = await start_app(extra=smtp, email_fallback_after=1, clock=clock)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
-    clock.advance(seconds=1)  # the batch wait
+    clock.advance(seconds=0.5)  # past the batch wait (0.3 s), not the fallback (1 s)
     await world.emulator.wait_for_messages(world.channels["alerts"], 1)
     clock.advance(seconds=30)  # long past the fallback's due time
     await quiesce(app)

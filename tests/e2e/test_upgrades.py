@@ -12,20 +12,15 @@ import discord
 import pytest
 
 from bot.app import Application
-from bot.config import load_settings
-from bot.storage import migrations
 from tests.e2e.conftest import (
     CORE_USER,
-    GUILD_ID,
     NODE_USER,
-    TOKEN,
     World,
-    config_text,
-    free_port,
 )
 from tests.fakes.minisign_tool import KeyPair, generate
 from tests.fakes.network import JsonService
 from tests.fakes.releases import ReleaseFiles, manifest
+from tests.harness.running import running_app
 
 pytestmark = pytest.mark.e2e
 
@@ -61,35 +56,19 @@ async def agents() -> AsyncIterator[list[JsonService]]:
 async def app(
     world: World, tmp_path: Path, keys: KeyPair, agents: list[JsonService]
 ) -> AsyncIterator[Application]:
-    path = tmp_path / "config.toml"
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
     nodes = "\n".join(
         f'[[health.nodes]]\nname = "node-{i}"\nendpoint = "{agent.url}"\n'
         for i, agent in enumerate(agents)
     )
-    path.write_text(
-        config_text(world, database_url=url, web_port=free_port())
-        + f'\n[upgrades]\ntrusted_keys = ["{keys.public_line}"]\n\n'
+    extra = (
+        f'\n[upgrades]\ntrusted_keys = ["{keys.public_line}"]\n\n'
         + "[health]\npoll_interval = 600\nprobe_timeout = 1\nbudget = 3\n"
         + nodes
     )
     await world.emulator.member_join(SECOND_CORE, "core-erin", roles=[world.roles["core_ops"]])
-    settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    application = Application(settings)
-    await migrations.upgrade(application.database.engine)
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    await application.start()
-    try:
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
-        async with asyncio.timeout(15):
-            while not application.bot.is_ready():
-                await asyncio.sleep(0.05)
+    async with running_app(world, tmp_path, extra=extra) as application:
         await application.outbox.drain_all()
         yield application
-    finally:
-        await application.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
