@@ -227,7 +227,7 @@ async def test_pictures_script_builds_every_picture_from_the_real_render_functio
     }
     for shot in shots:
         page = script.page(shot)
-        assert "<div class=\"embed\"" in page or shot.payload["content"], shot.name
+        assert '<div class="embed"' in page or shot.payload["content"], shot.name
         assert (DOCS / "pictures" / f"{shot.name}.png").is_file(), shot.name
     firing = next(s for s in shots if s.name == "alert-firing")
     labels = [c["label"] for row in firing.payload["components"] for c in row["components"]]
