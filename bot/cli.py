@@ -124,7 +124,7 @@ async def _audit_verify(loaded: LoadedConfig) -> int:
 
 
 async def prepare_schema(loaded: LoadedConfig) -> None:
-    """SQLite migrates itself on start; PostgreSQL must be migrated deliberately (see README)."""
+    """SQLite migrates itself on start; PostgreSQL is migrated deliberately (docs/deployment.md)."""
     from bot.app import StartupError
     from bot.storage import migrations
     from bot.storage.database import make_engine

@@ -24,7 +24,7 @@ async def probe_node(
 
 
 def agent_figures(body: Any, now: datetime) -> dict[str, Figure]:
-    """The figures /health judges, from the keys the README documents (tolerant of aliases)."""
+    """The figures /health judges, from the keys docs/configuration.md names (and aliases)."""
     if not isinstance(body, dict):
         raise ProbeFailure("unexpected answer: not a JSON object")
     figures: dict[str, Figure] = {}
