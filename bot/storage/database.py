@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from bot.storage.audit_head import ChainOptions, HeadRecorder
 from bot.storage.sqlite_file import checkpoint_file
 from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
 from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
@@ -46,8 +47,10 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 class Database:
     """The process's one engine; hands out units of work."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, audit: ChainOptions | None = None) -> None:
         self.engine = engine
+        self.audit = audit or ChainOptions()
+        self.audit_head = HeadRecorder(self.audit.head_file)
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
         # SQLite has one writer: transactions that overlap make it sleep in its busy handler
         # (1 ms, 2 ms, ... 100 ms), which is what a burst of webhooks would see as latency.
@@ -66,12 +69,19 @@ class Database:
         self._busy = BusyMemo()
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        return cls(make_engine(url, echo=echo))
+    def from_url(
+        cls, url: str, *, echo: bool = False, audit: ChainOptions | None = None
+    ) -> Database:
+        return cls(make_engine(url, echo=echo), audit=audit)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self.sessions, self.transaction_lock, bridge=self._bridged, busy=self._busy
+            self.sessions,
+            self.transaction_lock,
+            bridge=self._bridged,
+            busy=self._busy,
+            audit_key=self.audit.key,
+            audit_head=self.audit_head,
         )
 
     def priority_uow(self) -> SqlUnitOfWork:
@@ -82,7 +92,14 @@ class Database:
             priority=True,
             bridge=self._bridged,
             busy=self._busy,
+            audit_key=self.audit.key,
+            audit_head=self.audit_head,
         )
+
+    async def reconcile_audit_head(self) -> None:
+        """At start, before anything appends: check the head file against the log, then move
+        it to the stored head (bot.storage.audit_head)."""
+        await self.audit_head.reconcile(self.uow)
 
     async def ping(self, limit: float = 2.0) -> float:
         """Round-trip time of `SELECT 1` in seconds; raises when the database does not answer."""
