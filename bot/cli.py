@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,8 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRIVATE_UMASK = 0o077
+"""Whatever the bot creates (database, -wal/-shm, spool, audit head file, anything written
+later) is readable by its own user only; the storage layer also creates its files 0600."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _command(args)
+    finally:
+        os.umask(previous)  # for callers in the same process (tests)
+
+
+def _command(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_CONFIG

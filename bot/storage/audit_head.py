@@ -57,7 +57,7 @@ def default_head_file(url: str) -> Path | None:
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
-    if database.startswith("file:"):
+    if database.startswith("file:") or parsed.query.get("uri"):
         return None
     return Path(database + HEAD_SUFFIX)
 

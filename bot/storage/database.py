@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,14 +16,26 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from bot.storage.audit_head import ChainOptions, HeadRecorder
-from bot.storage.sqlite_file import checkpoint_file
+from bot.storage.sqlite_file import checkpoint_file, create_private
 from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
 from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """A SQLite database file is created 0600 (its -wal and -shm follow its mode)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return
+    create_private(database)
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
+        prepare_sqlite_file(url)
         # No pre-ping: a file cannot drop the connection, and every checkout would pay a
         # round trip through aiosqlite's thread for nothing.
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
