@@ -51,15 +51,10 @@ class HeadFileError(Exception):
 def default_head_file(url: str) -> Path | None:
     """Beside a SQLite database file (`hh-opsbot.db.audit-head`); none for PostgreSQL or an
     in-memory database."""
-    from sqlalchemy.engine import make_url
+    from bot.storage.database import sqlite_file_path
 
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:") or parsed.query.get("uri"):
-        return None
-    return Path(database + HEAD_SUFFIX)
+    database = sqlite_file_path(url)
+    return Path(database + HEAD_SUFFIX) if database else None
 
 
 def chain_options(url: str, head_file: str | None, key: str | None) -> ChainOptions:

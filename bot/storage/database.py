@@ -6,7 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,21 +22,34 @@ from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlit
 from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
 
 
-def prepare_sqlite_file(url: str) -> None:
-    """A SQLite database file is created 0600 (its -wal and -shm follow its mode)."""
+def sqlite_file_path(url: str | URL) -> str | None:
+    """The file behind a SQLite URL; None for anything else (in memory, a URI, PostgreSQL)."""
     parsed = make_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return
+        return None
     if database.startswith("file:") or parsed.query.get("uri"):
-        return
-    create_private(database)
+        return None
+    return database
+
+
+def prepare_sqlite_file(url: str | URL) -> None:
+    """A SQLite database file is created 0600 (its -wal and -shm follow its mode)."""
+    path = sqlite_file_path(url)
+    if path is not None:
+        create_private(path)
+
+
+def create_privately(engine: Engine) -> None:
+    """Create the engine's SQLite file 0600 when it first connects (not before: nothing
+    touches the disk at construction)."""
+    url = engine.url
+    event.listen(engine, "do_connect", lambda *_: prepare_sqlite_file(url))
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
-        prepare_sqlite_file(url)
         # No pre-ping: a file cannot drop the connection, and every checkout would pay a
         # round trip through aiosqlite's thread for nothing.
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
@@ -44,6 +58,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         else:
             kwargs.update(connect_args={"timeout": 30})
         engine = create_async_engine(url, **kwargs)
+        create_privately(engine.sync_engine)
         # aiosqlite waits in its own thread, so it may wait for the lock (the fallback path).
         event.listen(
             engine.sync_engine,

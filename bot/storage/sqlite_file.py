@@ -12,6 +12,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 PRIVATE = 0o600
+_warned: set[str] = set()
 
 
 def create_private(path: str | Path) -> None:
@@ -25,7 +26,8 @@ def create_private(path: str | Path) -> None:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:
             return
-        if mode & 0o077:
+        if mode & 0o077 and str(path) not in _warned:
+            _warned.add(str(path))
             log.warning(
                 "%s is accessible to other users (mode %04o): `chmod 600` it (and its -wal, -shm)",
                 path,
