@@ -38,11 +38,13 @@ from bot.receiver import ReceiverError, ReceiverOptions, ReceiverProcess
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
 from bot.services.alerts import ALERTS_DELIVER, AlertPolicy, AlertService
+from bot.services.audit import AuditKeyError
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.incidents import CARD_REFRESH
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.services.outbox import OutboxHandler
+from bot.storage.audit_head import ChainOptions, chain_options
 from bot.storage.database import Database
 from bot.storage.spool import SpoolError, SpoolReader
 from bot.web.app import HealthSources, WebServer, create_app
@@ -146,6 +148,15 @@ def alert_policy(settings: Settings) -> AlertPolicy:
     )
 
 
+def audit_chain_options(settings: Settings) -> ChainOptions:
+    key = settings.audit.hmac_key
+    return chain_options(
+        settings.database.url.get_secret_value(),
+        settings.audit.head_file,
+        key.get_secret_value() if key else None,
+    )
+
+
 class Application:
     """Everything the process runs, wired once, started and stopped in order."""
 
@@ -164,7 +175,9 @@ class Application:
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.database = Database.from_url(
-            settings.database.url.get_secret_value(), echo=settings.database.echo
+            settings.database.url.get_secret_value(),
+            echo=settings.database.echo,
+            audit=audit_chain_options(settings),
         )
         self.roles = DiscordMemberRoles(
             settings.discord.guild_id,
@@ -441,6 +454,7 @@ class Application:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
         point_discord_at(self.settings.discord.api_base, self.settings.discord.gateway_url)
         await self.check_database()
+        await self._prepare_audit_chain()
         try:
             await self.web.start()
         except OSError as exc:
@@ -473,6 +487,23 @@ class Application:
         # process: out of the collector's sight, so a full collection in a storm stays short.
         gc.collect()
         gc.freeze()
+
+    async def _prepare_audit_chain(self) -> None:
+        """The head file checked against the log (and moved to its head), then the chain's key:
+        a keyed chain without its key, or with another, stops the start (nothing appended)."""
+        try:
+            await self.database.reconcile_audit_head()
+            async with self.database.uow() as uow:
+                if await self.services.audit.key_chain(uow):
+                    log.info("audit chain keyed with [audit] hmac_key_file from this row on")
+        except AuditKeyError as exc:
+            await self.database.close()
+            raise StartupError(exc.user_message) from None
+        except Exception as exc:
+            log.error(
+                "could not check the audit chain at start (%s); `hh-opsbot audit verify` does",
+                type(exc).__name__,
+            )
 
     async def _poll_quietly(self) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,8 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRIVATE_UMASK = 0o077
+"""Whatever the bot creates (database, -wal/-shm, spool, audit head file, anything written
+later) is readable by its own user only; the storage layer also creates its files 0600."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _command(args)
+    finally:
+        os.umask(previous)  # for callers in the same process (tests)
+
+
+def _command(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_CONFIG
@@ -101,25 +115,41 @@ async def _migrate(loaded: LoadedConfig) -> int:
 
 async def _audit_verify(loaded: LoadedConfig) -> int:
     from bot.services.audit import verify_chain
+    from bot.storage.audit_head import chain_options, reading
     from bot.storage.database import Database
 
-    database = Database.from_url(loaded.settings.database.url.get_secret_value())
+    settings = loaded.settings
+    key = settings.audit.hmac_key
+    url = settings.database.url.get_secret_value()
+    options = chain_options(url, settings.audit.head_file, key.get_secret_value() if key else None)
+    head_file = reading(options.head_file) if options.head_file else None
+    database = Database.from_url(url, audit=options)
     try:
         async with database.uow() as uow:
-            verdict = await verify_chain(uow)
+            verdict = await verify_chain(uow, key=options.key, head_file=head_file)
     except Exception as exc:
         print(f"hh-opsbot: cannot read the audit log: {_safe(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         await database.close()
+    for note in verdict.notes:
+        print(f"note: {note}")
     if verdict.ok:
-        print(f"audit log OK: {verdict.rows} rows, hash chain intact")
+        anchors = ["stored head matches"]
+        if verdict.keyed_from is not None:
+            anchors.append(f"keyed (HMAC) from row {verdict.keyed_from}")
+        if head_file is not None:
+            anchors.append(f"head file {head_file.path} matches")
+        print(f"audit log OK: {verdict.rows} rows, hash chain intact, {', '.join(anchors)}")
         return EXIT_OK
-    print(
-        f"audit log BROKEN at row {verdict.first_broken_id}: {verdict.reason} "
-        f"({verdict.rows - 1} rows before it verified)",
-        file=sys.stderr,
-    )
+    if verdict.first_broken_id is not None:
+        print(
+            f"audit log BROKEN at row {verdict.first_broken_id}: {verdict.reason} "
+            f"({verdict.rows - 1} rows before it verified)",
+            file=sys.stderr,
+        )
+    for problem in verdict.problems:
+        print(f"audit log BROKEN: {problem}", file=sys.stderr)
     return EXIT_FAILURE
 
 

@@ -431,6 +431,29 @@ class OutboxSettings(Section):
     idle_poll: Duration = Field(default=5.0, gt=0)
 
 
+class AuditSettings(Section):
+    """The audit log's anchors outside its own table (see README, Audit log)."""
+
+    head_file: str | None = None
+    """Where the chain's head (newest row id and hash) is written after every append. Unset:
+    beside a SQLite database file (`<database>.audit-head`), none for PostgreSQL; "": none."""
+    hmac_key: SecretStr | None = None
+    """Keys the chain (HMAC-SHA256); read from `hmac_key_file`, or HH_AUDIT__HMAC_KEY."""
+
+    @field_validator("hmac_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value().strip()
+        if len(text) < 32:
+            raise PydanticCustomError(
+                "hmac_key",
+                "must be at least 32 characters (e.g. the output of `openssl rand -hex 32`)",
+            )
+        return SecretStr(text)
+
+
 class UpgradeSettings(Section):
     """Signed release manifests and their rollout (manual §8). Optional: without trusted keys,
     every announce is refused ("no trusted keys"); without `github_repo`, nothing is polled."""
@@ -489,6 +512,7 @@ class Settings(BaseModel):
     smtp: SmtpSettings | None = None
     outbox: OutboxSettings = OutboxSettings()
     upgrades: UpgradeSettings = UpgradeSettings()
+    audit: AuditSettings = AuditSettings()
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:

@@ -49,7 +49,11 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_async_engine(_url())
+    from bot.storage.database import prepare_sqlite_file
+
+    url = _url()
+    prepare_sqlite_file(url)  # created 0600, as the bot creates it
+    engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
         await connection.commit()

@@ -27,7 +27,7 @@ from bot.domain.alerts import (
     SpooledBody,
     StoredNotification,
 )
-from bot.domain.audit import AuditRecord
+from bot.domain.audit import AuditRecord, ChainHead, HeadMark
 from bot.domain.health import (
     MinuteAggregate,
     NodeStatus,
@@ -61,6 +61,21 @@ class AuditRepository(Protocol):
         self, after_id: int, limit: int
     ) -> list[tuple[AuditRecord, str | None, str | None]]:
         """Rows after `after_id` in id order, each with its stored prev_hash and hash."""
+        ...
+
+    @property
+    def key_check(self) -> str | None:
+        """The configured HMAC key's fingerprint; None without a key."""
+        ...
+
+    async def head(self) -> ChainHead | None:
+        """The stored chain head; None when it is missing."""
+        ...
+
+    async def mark_at(self, row_id: int) -> HeadMark | None: ...
+
+    async def snapshot(self) -> None:
+        """The rest of this transaction reads one consistent snapshot."""
         ...
 
 

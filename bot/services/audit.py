@@ -6,10 +6,20 @@ import json
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.domain.audit import AuditRecord, ChainVerdict, ChainVerifier
+from bot.domain.audit import (
+    EMPTY_HEAD,
+    AuditRecord,
+    ChainVerdict,
+    ChainVerifier,
+    HeadFileReading,
+    HeadMark,
+    key_fingerprint,
+)
+from bot.domain.errors import DomainError
 from bot.domain.ports import Clock, UnitOfWork
 from bot.domain.roles import Actor
 
@@ -106,18 +116,166 @@ class AuditService:
     ) -> list[AuditRecord]:
         return await uow.audit.since(since, limit)
 
+    async def key_chain(self, uow: UnitOfWork) -> bool:
+        """At start. A keyed chain needs its own key: without it, or with another, the bot
+        refuses to start (it could append no row that verifies). An unkeyed chain with a key
+        configured is keyed now, from a row that says so. True when this call keyed it."""
+        head = await uow.audit.head()
+        configured = uow.audit.key_check
+        if head is not None and head.keyed_from is not None:
+            if configured is None:
+                raise AuditKeyError(
+                    f"the audit log is keyed (HMAC) from row {head.keyed_from}: set [audit] "
+                    "hmac_key_file to the key it was written with"
+                )
+            if configured != head.key_check:
+                raise AuditKeyError(
+                    "[audit] hmac_key_file is not the key the audit log was written with: "
+                    "configure that key again"
+                )
+            return False
+        if configured is None:
+            return False
+        await self.record(
+            uow, Actor.system("startup"), "audit:chain_keyed", details={"hmac": "sha256"}
+        )
+        await uow.commit()
+        return True
 
-async def verify_chain(uow: UnitOfWork, batch: int = 1000) -> ChainVerdict:
-    """Walk the whole log in id order; name the first row whose chain link does not hold."""
-    verifier = ChainVerifier()
+
+class AuditKeyError(DomainError):
+    """The chain's HMAC key and the configured one disagree; the bot does not start."""
+
+
+async def verify_chain(
+    uow: UnitOfWork,
+    batch: int = 1000,
+    *,
+    key: bytes | None = None,
+    head_file: HeadFileReading | None = None,
+) -> ChainVerdict:
+    """Walk the whole log in id order and name the first row whose chain link does not hold;
+    then compare the log with its stored head (row count, last row), the key the chain was
+    written with, and the head file (when configured). Each failure is one line in `problems`.
+
+    `key`: `[audit] hmac_key_file`'s contents. Rows written with a key are checked with it;
+    without it (or with another one) their links are still checked but not their content, and
+    the verdict fails saying so."""
+    await uow.audit.snapshot()
+    stored = await uow.audit.head()
+    keyed_from = stored.keyed_from if stored else None
+    problems: list[str] = []
+    notes: list[str] = []
+    check_key = key
+    if keyed_from is not None and key is None:
+        problems.append(
+            f"rows from {keyed_from} on are keyed (HMAC-SHA256) and no key is configured: set "
+            "[audit] hmac_key_file to the key they were written with to check their content"
+        )
+    elif (
+        keyed_from is not None
+        and key is not None
+        and stored is not None
+        and key_fingerprint(key) != stored.key_check
+    ):
+        problems.append(
+            "[audit] hmac_key_file is not the key the chain was written with: rows from "
+            f"{keyed_from} on cannot be checked with it"
+        )
+        check_key = None
+    watch = head_file.mark.row_id if head_file and head_file.mark else None
+    verifier = ChainVerifier(check_key, keyed_from, watch)
     after = 0
     while True:
         rows = await uow.audit.chain(after, batch)
-        if not rows:
-            return verifier.verdict()
-        if not verifier.feed(rows):
-            return verifier.verdict()
+        if not rows or not verifier.feed(rows):
+            break
         after = rows[-1][0].id or after
+    found = verifier.verdict()
+    if found.first_broken_id is not None:
+        return replace(found, problems=tuple(problems), keyed_from=keyed_from)
+    head = verifier.head
+    if key is not None and keyed_from is None and head.rows:
+        problems.append(
+            "[audit] hmac_key_file is set but no row is keyed: the bot keys the chain when it "
+            "starts with the key, so it has not started since, or the keyed rows were removed"
+        )
+    problems += _against_stored(head, stored.mark if stored else None)
+    if head_file is not None:
+        problems += _against_file(head, head_file, verifier.watched, notes)
+    return replace(
+        found,
+        ok=not problems,
+        problems=tuple(problems),
+        notes=tuple(notes),
+        keyed_from=keyed_from,
+    )
+
+
+def _short(digest: str) -> str:
+    return digest[:12]
+
+
+def _against_stored(head: HeadMark, stored: HeadMark | None) -> list[str]:
+    if stored is None:
+        return ["the stored chain head (table audit_chain_head) is missing"]
+    problems = []
+    if stored.rows != head.rows:
+        problems.append(
+            f"the log has {head.rows} rows but its stored head counts {stored.rows}: "
+            + ("rows were deleted" if head.rows < stored.rows else "rows were added past the bot")
+        )
+    if (stored.row_id, stored.hash) != (head.row_id, head.hash):
+        problems.append(
+            f"the stored head names row {stored.row_id} (hash {_short(stored.hash)}) but the "
+            f"log ends at row {head.row_id} (hash {_short(head.hash)}): the newest rows were "
+            "deleted or rewritten"
+        )
+    return problems
+
+
+def _against_file(
+    head: HeadMark, reading: HeadFileReading, watched: HeadMark | None, notes: list[str]
+) -> list[str]:
+    """The file names the newest row at its last write: the log must still hold that row, with
+    that hash and as many rows up to it. It may lag (a crash between a commit and the write,
+    or another instance appending): then a note says how far."""
+    where = f"the head file {reading.path}"
+    if reading.error:
+        return [f"{where} {reading.error}"]
+    mark = reading.mark
+    if mark is None:
+        if not head.rows:
+            return []
+        return [
+            f"{where} does not exist: the bot writes it at start and after every append, so "
+            "it was removed (or the bot has not started since the head file was configured)"
+        ]
+    if mark.row_id == 0:
+        return [] if mark == EMPTY_HEAD else [f"{where} names row 0 with an unexpected hash"]
+    if mark.row_id > head.row_id:
+        return [
+            f"{where} names row {mark.row_id} but the log ends at row {head.row_id}: "
+            "the newest rows were deleted"
+        ]
+    if watched is None:
+        return [f"{where} names row {mark.row_id}, which the log no longer has: rows were deleted"]
+    if watched.hash != mark.hash:
+        return [
+            f"{where} names row {mark.row_id} with hash {_short(mark.hash)} but the log's row "
+            f"{mark.row_id} has hash {_short(watched.hash)}: the log was rewritten"
+        ]
+    if watched.rows != mark.rows:
+        return [
+            f"{where} counts {mark.rows} rows up to row {mark.row_id} but the log has "
+            f"{watched.rows}: rows were deleted or inserted"
+        ]
+    if mark.row_id < head.row_id:
+        notes.append(
+            f"{where} is {head.rows - mark.rows} rows behind the log (a crash between a commit "
+            "and its write, or another instance appending); the bot moves it forward at start"
+        )
+    return []
 
 
 def to_json_line(record: AuditRecord) -> str:

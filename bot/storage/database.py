@@ -6,7 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,9 +16,35 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
-from bot.storage.sqlite_file import checkpoint_file
+from bot.storage.audit_head import ChainOptions, HeadRecorder
+from bot.storage.sqlite_file import checkpoint_file, create_private
 from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
 from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
+
+
+def sqlite_file_path(url: str | URL) -> str | None:
+    """The file behind a SQLite URL; None for anything else (in memory, a URI, PostgreSQL)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return database
+
+
+def prepare_sqlite_file(url: str | URL) -> None:
+    """A SQLite database file is created 0600 (its -wal and -shm follow its mode)."""
+    path = sqlite_file_path(url)
+    if path is not None:
+        create_private(path)
+
+
+def create_privately(engine: Engine) -> None:
+    """Create the engine's SQLite file 0600 when it first connects (not before: nothing
+    touches the disk at construction)."""
+    url = engine.url
+    event.listen(engine, "do_connect", lambda *_: prepare_sqlite_file(url))
 
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -31,6 +58,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         else:
             kwargs.update(connect_args={"timeout": 30})
         engine = create_async_engine(url, **kwargs)
+        create_privately(engine.sync_engine)
         # aiosqlite waits in its own thread, so it may wait for the lock (the fallback path).
         event.listen(
             engine.sync_engine,
@@ -46,8 +74,10 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 class Database:
     """The process's one engine; hands out units of work."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, audit: ChainOptions | None = None) -> None:
         self.engine = engine
+        self.audit = audit or ChainOptions()
+        self.audit_head = HeadRecorder(self.audit.head_file)
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
         # SQLite has one writer: transactions that overlap make it sleep in its busy handler
         # (1 ms, 2 ms, ... 100 ms), which is what a burst of webhooks would see as latency.
@@ -66,12 +96,19 @@ class Database:
         self._busy = BusyMemo()
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        return cls(make_engine(url, echo=echo))
+    def from_url(
+        cls, url: str, *, echo: bool = False, audit: ChainOptions | None = None
+    ) -> Database:
+        return cls(make_engine(url, echo=echo), audit=audit)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self.sessions, self.transaction_lock, bridge=self._bridged, busy=self._busy
+            self.sessions,
+            self.transaction_lock,
+            bridge=self._bridged,
+            busy=self._busy,
+            audit_key=self.audit.key,
+            audit_head=self.audit_head,
         )
 
     def priority_uow(self) -> SqlUnitOfWork:
@@ -82,7 +119,14 @@ class Database:
             priority=True,
             bridge=self._bridged,
             busy=self._busy,
+            audit_key=self.audit.key,
+            audit_head=self.audit_head,
         )
+
+    async def reconcile_audit_head(self) -> None:
+        """At start, before anything appends: check the head file against the log, then move
+        it to the stored head (bot.storage.audit_head)."""
+        await self.audit_head.reconcile(self.uow)
 
     async def ping(self, limit: float = 2.0) -> float:
         """Round-trip time of `SELECT 1` in seconds; raises when the database does not answer."""

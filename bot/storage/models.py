@@ -86,12 +86,19 @@ class AuditEntry(Base):
 
 
 class AuditChainHead(Base):
-    """One row: the hash of the newest audit row. Locking it serialises appends to the chain."""
+    """One row: the newest audit row (id, hash) and the row count, updated in the transaction
+    of every append; `audit verify` compares them with the log. Locking it serialises appends.
+    `keyed_from`: the first row hashed with the HMAC key (`[audit] hmac_key_file`), and
+    `key_check` that key's fingerprint (bot.domain.audit.key_fingerprint); NULL: not keyed."""
 
     __tablename__ = "audit_chain_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    keyed_from: Mapped[int | None] = mapped_column(BigInteger)
+    key_check: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxEntry(Base):

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.domain.alerts import SpooledBody, WebhookPayload, group_key_hash
-from bot.storage.sqlite_file import checkpoint_file
+from bot.storage.sqlite_file import checkpoint_file, create_private
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def connect(path: str | Path, *, busy_timeout: float) -> sqlite3.Connection:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        create_private(target)  # 0600, and so its -wal and -shm
         connection = sqlite3.connect(
             str(target), timeout=5.0, isolation_level=None, check_same_thread=False
         )

@@ -28,6 +28,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.storage.sqlite_file import create_private
+
 
 class BridgedSession:
     """The subset of `AsyncSession` the repositories use, over a synchronous `Session`."""
@@ -197,6 +199,7 @@ class SyncSqlite:
             self.engine, "connect", sqlite_pragmas(busy_timeout_ms=0, autocheckpoint=False)
         )
         event.listen(self.engine, "begin", begin_immediate)
+        event.listen(self.engine, "do_connect", lambda *_: create_private(str(url.database)))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session_factory(self) -> Callable[[], AsyncSession]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
@@ -12,6 +13,8 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.audit import HeadMark
+from bot.storage.audit_head import HeadRecorder
 from bot.storage.repositories import (
     SqlAlertRepository,
     SqlAuditRepository,
@@ -119,8 +122,13 @@ class SqlUnitOfWork:
         priority: bool = False,
         bridge: Callable[[], AsyncSession] | None = None,
         busy: BusyMemo | None = None,
+        audit_key: bytes | None = None,
+        audit_head: HeadRecorder | None = None,
     ) -> None:
         self._sessions = sessions
+        self._audit_key = audit_key
+        self._audit_head = audit_head
+        self._committed_heads: tuple[HeadMark, HeadMark] | None = None
         self._bridge = bridge
         self._busy = busy or BusyMemo()
         self._session: AsyncSession | None = None
@@ -142,7 +150,7 @@ class SqlUnitOfWork:
             if self._lock is not None:
                 self._lock.release()
             raise
-        self.audit = SqlAuditRepository(self._session)
+        self.audit = SqlAuditRepository(self._session, self._audit_key)
         self.outbox = SqlOutboxRepository(self._session)
         self.reminders = SqlReminderRepository(self._session)
         self.grants = SqlGrantRepository(self._session)
@@ -196,9 +204,21 @@ class SqlUnitOfWork:
             finally:
                 if self._lock is not None:
                     self._lock.release()
+        heads, self._committed_heads = self._committed_heads, None
+        if heads is not None and self._audit_head is not None:
+            # After the lock: the head file's fsync holds up no other transaction.
+            try:
+                await self._audit_head.committed(*heads)
+            except Exception:
+                logging.getLogger("bot.audit").exception("recording the audit head failed")
 
     async def commit(self) -> None:
         await self.session.commit()
+        appended, self.audit.appended = self.audit.appended, None
+        if appended is not None:
+            before = self._committed_heads[0] if self._committed_heads else appended[0]
+            self._committed_heads = (before, appended[1])
 
     async def rollback(self) -> None:
         await self.session.rollback()
+        self.audit.appended = None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
+import stat
+import subprocess
 import sys
 import tomllib
 from collections.abc import AsyncIterator, Coroutine
@@ -211,3 +214,91 @@ async def test_refused_token_is_one_clear_line(world: World, config_path: Path) 
     assert code == 1
     assert "Discord refused the bot token: check HH_DISCORD__TOKEN" in process.output
     assert "Traceback" not in process.output
+
+
+AUDIT_KEY = "9f8e7d6c5b4a39281706f5e4d3c2b1a0" * 2
+
+
+def audit_verify(config: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HH_")}
+    env["HH_DISCORD__TOKEN"] = TOKEN
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "verify", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+    )  # fmt: skip
+
+
+async def test_audit_chain_is_anchored_keyed_and_its_files_private(
+    world: World, config_path: Path
+) -> None:
+    """The real process with `[audit] hmac_key_file`: it keys the chain at start, writes the head
+    file (0600, like the database and its -wal/-shm) and logs the head after each append;
+    `audit verify` agrees. Without its key the bot refuses to start; a truncation the database
+    hides is named by verify."""
+    emu = world.emulator
+    key_file = config_path.parent / "audit.key"
+    key_file.write_text(AUDIT_KEY + "\n")
+    plain = config_path.read_text()
+    config_path.write_text(plain + f'\n[audit]\nhmac_key_file = "{key_file}"\n')
+    bot = await start_bot(config_path)
+    try:
+        await bot.until_up(emu.wait_for_commands(GUILD_ID, timeout=60))
+        await bot.until_up(emu.wait_ready(timeout=30))
+        await bot.until_up(bot.healthy(timeout=30))
+        for user in (CORE_USER, MINER_USER, OWNER_USER):
+            assert (await emu.invoke_command("whoami", user)).ephemeral
+        assert (await emu.invoke_command("ping", MINER_USER)).ephemeral  # denied, audited
+        await bot.wait_for_line("audit head: row ")
+        db_files = sorted(config_path.parent.glob("hh-opsbot.db*"))
+        assert {p.name for p in db_files} >= {
+            "hh-opsbot.db", "hh-opsbot.db-wal", "hh-opsbot.db-shm", "hh-opsbot.db.audit-head",
+        }  # fmt: skip
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in db_files} == {
+            p.name: 0o600 for p in db_files
+        }
+    finally:
+        code = await bot.stop(signal.SIGTERM)
+    assert code == 0, bot.output
+    assert "audit chain keyed with [audit] hmac_key_file" in bot.output
+    assert AUDIT_KEY not in bot.output and "Traceback" not in bot.output
+
+    db_path = config_path.parent / "hh-opsbot.db"
+    head_file = Path(f"{db_path}.audit-head")
+    db = sqlite3.connect(db_path)
+    last_id, last_hash, rows = db.execute(
+        "SELECT last_id, last_hash, row_count FROM audit_chain_head"
+    ).fetchone()
+    db.close()
+    assert rows == last_id >= 5, "the keying row, four commands and what the start audited"
+    assert json.loads(head_file.read_text())["hash"] == last_hash
+    assert f"audit head: row {last_id} hash {last_hash} ({rows} rows)" in bot.output
+    verified = audit_verify(config_path)
+    assert verified.returncode == 0, verified.stderr
+    assert f"audit log OK: {rows} rows" in verified.stdout
+    assert "keyed (HMAC) from row 1" in verified.stdout and "matches" in verified.stdout
+
+    # Without its key the bot does not start, and says why in one line.
+    config_path.write_text(plain)
+    refused = await start_bot(config_path)
+    assert await asyncio.wait_for(refused.proc.wait(), 60) == 1
+    await refused._reader
+    assert (
+        "the audit log is keyed (HMAC) from row 1: set [audit] hmac_key_file to the key it "
+        "was written with" in refused.output
+    )
+    assert "Traceback" not in refused.output
+
+    # The newest rows deleted and the stored head fixed up to match: verify still names it.
+    config_path.write_text(plain + f'\n[audit]\nhmac_key_file = "{key_file}"\n')
+    db = sqlite3.connect(db_path)
+    db.execute("DELETE FROM audit_log WHERE id > 3")
+    (hash3,) = db.execute("SELECT hash FROM audit_log WHERE id = 3").fetchone()
+    db.execute("UPDATE audit_chain_head SET last_id = 3, row_count = 3, last_hash = ?", (hash3,))
+    db.commit()
+    db.close()
+    tampered = audit_verify(config_path)
+    assert tampered.returncode == 1
+    assert tampered.stderr.splitlines() == [
+        f"audit log BROKEN: the head file {head_file} names row {last_id} but the log ends at "
+        "row 3: the newest rows were deleted"
+    ]

@@ -50,7 +50,9 @@ async def test_queued_post_arrives_with_safe_mentions(world: World, app: Applica
     )
     item_id = await post(app, payload)
     await wait_status(app, item_id, OutboxStatus.DONE)
-    (message,) = world.emulator.messages[channel]
+    (message,) = [
+        m for m in world.emulator.messages[channel] if "heads up" in (m.get("content") or "")
+    ]
     assert message["content"] == f"<@&{core_role}> @everyone heads up"
     assert len(message["embeds"][0]["description"]) == 4096, "truncated to Discord's limit"
     # Only the named role may be pinged: never @everyone.
@@ -75,4 +77,4 @@ async def test_outage_is_retried_then_delivered_once(world: World, app: Applicat
 
 async def test_refused_post_is_failed_not_retried(world: World, app: Application) -> None:
     item_id = await post(app, message_payload(999_999_999_999, content="no such channel"))
-    await wait_status(app, item_id, OutboxStatus.FAILED)
+    assert await wait_status(app, item_id, OutboxStatus.FAILED) == 1, "one attempt, no retry"

@@ -23,6 +23,19 @@ class MemoryAudit:
     async def chain(self, after_id, limit):
         return []
 
+    @property
+    def key_check(self) -> str | None:
+        return None
+
+    async def head(self):
+        return None
+
+    async def mark_at(self, row_id):
+        return None
+
+    async def snapshot(self) -> None:
+        pass
+
 
 class MemoryUow:
     outbox: Any = None

@@ -122,12 +122,13 @@ def test_audit_verify_passes_then_names_an_edited_row(config_file: Path, capsys)
     from bot.domain.clock import SystemClock
     from bot.domain.roles import Actor
     from bot.services.audit import AuditService
+    from bot.storage.audit_head import chain_options
 
     assert cli.main(["migrate", "--config", str(config_file)]) == 0
     url = load_settings(config_file, environ={}).settings.database.url.get_secret_value()
 
     async def write_rows() -> None:
-        db = Database.from_url(url)
+        db = Database.from_url(url, audit=chain_options(url, None, None))
         service = AuditService(SystemClock())
         for i in range(5):
             async with db.uow() as uow:
@@ -138,7 +139,8 @@ def test_audit_verify_passes_then_names_an_edited_row(config_file: Path, capsys)
     asyncio.run(write_rows())
     capsys.readouterr()
     assert cli.main(["audit", "verify", "--config", str(config_file)]) == 0
-    assert "audit log OK: 5 rows" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "audit log OK: 5 rows" in out and "bot.db.audit-head matches" in out
 
     conn = sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///"))
     conn.execute("UPDATE audit_log SET outcome = 'denied' WHERE id = 3")
@@ -200,3 +202,148 @@ async def test_receive_runs_the_receiver_alone_until_sigterm(config_file: Path) 
 def test_receive_without_an_alertmanager_section_says_so(config_file: Path, capsys) -> None:
     assert cli.main(["receive", "--config", str(config_file)]) == cli.EXIT_CONFIG
     assert "[alertmanager] section" in capsys.readouterr().err
+
+
+AUDIT_KEY = "f0e1d2c3b4a5968778695a4b3c2d1e0f" * 2
+
+
+def _audit_rows(config_file: Path, count: int) -> str:
+    """`count` audit rows written the way the bot writes them (its head file, its key)."""
+    import asyncio
+
+    from bot.app import audit_chain_options
+    from bot.domain.clock import SystemClock
+    from bot.domain.roles import Actor
+    from bot.services.audit import AuditService
+
+    settings = load_settings(config_file, environ={}).settings
+    url = settings.database.url.get_secret_value()
+
+    async def write_rows() -> None:
+        db = Database.from_url(url, audit=audit_chain_options(settings))
+        service = AuditService(SystemClock())
+        async with db.uow() as uow:
+            await service.key_chain(uow)
+        for i in range(count):
+            async with db.uow() as uow:
+                await service.record(uow, Actor(id=i, name=f"m{i}"), "whoami")
+                await uow.commit()
+        await db.close()
+
+    assert cli.main(["migrate", "--config", str(config_file)]) == 0
+    asyncio.run(write_rows())
+    return url.removeprefix("sqlite+aiosqlite:///")
+
+
+def test_audit_verify_catches_a_truncation_the_database_hides(config_file: Path, capsys) -> None:
+    """The newest rows deleted and the stored head fixed up: only the head file still knows."""
+    import sqlite3
+
+    path = _audit_rows(config_file, 5)
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM audit_log WHERE id > 3")
+    conn.commit()
+    capsys.readouterr()
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "audit log BROKEN: the log has 3 rows but its stored head counts 5: rows were deleted",
+        f"audit log BROKEN: the stored head names row 5 (hash {_hash(path, None)[:12]}) but the "
+        f"log ends at row 3 (hash {_hash(path, 3)[:12]}): the newest rows were deleted or "
+        "rewritten",
+        f"audit log BROKEN: the head file {path}.audit-head names row 5 but the log ends at "
+        "row 3: the newest rows were deleted",
+    ]
+    head = conn.execute("SELECT hash FROM audit_log WHERE id = 3").fetchone()[0]
+    conn.execute("UPDATE audit_chain_head SET last_id = 3, row_count = 3, last_hash = ?", (head,))
+    conn.commit()
+    conn.close()
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 1
+    assert capsys.readouterr().err.splitlines() == [err[-1]]
+
+
+def _hash(path: str, row_id: int | None) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        if row_id is None:
+            return str(conn.execute("SELECT last_hash FROM audit_chain_head").fetchone()[0])
+        return str(conn.execute("SELECT hash FROM audit_log WHERE id = ?", (row_id,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_audit_verify_with_the_key_without_it_and_with_another(config_file: Path, capsys) -> None:
+    key_file = config_file.parent / "audit.key"
+    key_file.write_text(AUDIT_KEY + "\n")
+    plain = config_file.read_text()
+    config_file.write_text(plain + f'\n[audit]\nhmac_key_file = "{key_file}"\n')
+    _audit_rows(config_file, 3)
+    capsys.readouterr()
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert "audit log OK: 4 rows, hash chain intact, stored head matches, keyed (HMAC) " in out
+    assert "from row 1" in out
+
+    config_file.write_text(plain)
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "audit log BROKEN: rows from 1 on are keyed (HMAC-SHA256) and no key is configured: "
+        "set [audit] hmac_key_file to the key they were written with to check their content"
+    ]
+    key_file.write_text("another key, long enough to be accepted as one")
+    config_file.write_text(plain + f'\n[audit]\nhmac_key_file = "{key_file}"\n')
+    assert cli.main(["audit", "verify", "--config", str(config_file)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "audit log BROKEN: [audit] hmac_key_file is not the key the chain was written with: "
+        "rows from 1 on cannot be checked with it"
+    ]
+    assert AUDIT_KEY not in captured.out + captured.err
+
+
+async def test_start_keys_the_chain_and_refuses_a_keyed_chain_without_its_key(
+    config_file: Path, caplog
+) -> None:
+    """At start: a key keys the chain (an audit row says so); a keyed chain without its key,
+    or with another, stops the start with one line and appends nothing."""
+    import logging
+    import sqlite3
+
+    from bot.app import Application
+
+    caplog.set_level(logging.INFO)
+    key_file = config_file.parent / "audit.key"
+    key_file.write_text(AUDIT_KEY)
+    plain = config_file.read_text()
+    config_file.write_text(plain + f'\n[audit]\nhmac_key_file = "{key_file}"\n')
+    loaded = load_settings(config_file, environ={})
+    await cli.prepare_schema(loaded)
+    app = Application(loaded.settings)
+    await app._prepare_audit_chain()
+    await app.database.close()
+    path = str(config_file.parent / "bot.db")
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT actor_name, action FROM audit_log").fetchall()
+    conn.close()
+    assert rows == [("startup", "audit:chain_keyed")]
+    assert "audit chain keyed with [audit] hmac_key_file" in caplog.text
+    assert Path(path + ".audit-head").exists()
+
+    for config, message in (
+        (plain, "the audit log is keyed (HMAC) from row 1: set [audit] hmac_key_file"),
+        (
+            plain + '\n[audit]\nhmac_key = "another key, long enough to be accepted"\n',
+            "[audit] hmac_key_file is not the key the audit log was written with",
+        ),
+    ):
+        config_file.write_text(config)
+        app = Application(load_settings(config_file, environ={}).settings)
+        with pytest.raises(StartupError) as info:
+            await app._prepare_audit_chain()
+        assert str(info.value).startswith(message)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 1
+    conn.close()
+    assert AUDIT_KEY not in caplog.text

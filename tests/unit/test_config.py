@@ -408,3 +408,38 @@ def test_an_unknown_receiver_mode_is_named(tmp_path: Path) -> None:
     text = GOOD + '\n[alertmanager]\nwebhook_token = "0123456789abcdef"\nreceiver = "thread"\n'
     (line,) = problems(write(tmp_path, text))
     assert line.startswith("alertmanager.receiver: ")
+
+
+def test_audit_key_from_file_and_head_file(tmp_path: Path) -> None:
+    """`[audit] hmac_key_file` fills the secret key (stripped); it is redacted from logs."""
+    from bot.storage.audit_head import chain_options
+
+    key = "0123456789abcdef" * 4
+    (tmp_path / "audit.key").write_text(key + "\n")
+    text = GOOD + f'\n[audit]\nhmac_key_file = "{tmp_path / "audit.key"}"\nhead_file = ""\n'
+    s = load_settings(write(tmp_path, text), environ={}).settings
+    assert s.audit.hmac_key is not None and s.audit.hmac_key.get_secret_value() == key
+    assert key in s.secret_values()
+    assert key not in repr(s)
+    options = chain_options(s.database.url.get_secret_value(), s.audit.head_file, key)
+    assert options.key == key.encode() and options.head_file is None and key not in repr(options)
+    # Defaults: beside a SQLite file; none for PostgreSQL.
+    default = load_settings(write(tmp_path, GOOD), environ={}).settings.audit
+    assert default.head_file is None and default.hmac_key is None
+    sqlite = chain_options("sqlite+aiosqlite:///./x/hh.db", None, None).head_file
+    assert sqlite == Path("./x/hh.db.audit-head")
+    assert chain_options("postgresql+asyncpg://u:p@h/db", None, None).head_file is None
+    assert chain_options("sqlite+aiosqlite:///:memory:", None, None).head_file is None
+
+
+def test_a_short_audit_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    (tmp_path / "audit.key").write_text("too-short-key")
+    text = GOOD + f'\n[audit]\nhmac_key_file = "{tmp_path / "audit.key"}"\n'
+    lines = problems(write(tmp_path, text))
+    assert lines == [
+        "audit.hmac_key: must be at least 32 characters (e.g. the output of `openssl rand -hex 32`)"
+    ]
+    missing = GOOD + '\n[audit]\nhmac_key_file = "/nonexistent/audit.key"\n'
+    assert problems(write(tmp_path, missing))[0].startswith(
+        "audit.hmac_key_file: cannot read /nonexistent/audit.key"
+    )
