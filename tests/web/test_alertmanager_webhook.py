@@ -78,6 +78,44 @@ async def test_wrong_or_missing_token_is_401(client, database, headers) -> None:
     assert await count(database, AlertNotification) == 0
 
 
+async def raw_post(client: TestClient, authorization: bytes, body: bytes) -> tuple[int, bytes]:
+    """A request written byte for byte (an HTTP client would refuse a non-ASCII header)."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(
+            b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\n"
+            b"Authorization: " + authorization + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), rest
+
+
+NON_ASCII_AUTHORIZATIONS = [
+    b"Bearer \xff\xfe",
+    b"Bearer " + WEBHOOK_TOKEN.encode() + b"\x80",
+    b"Bearer caf\xc3\xa9",  # UTF-8, but no token has it
+    b"B\xe9arer " + WEBHOOK_TOKEN.encode(),
+]
+
+
+@pytest.mark.parametrize("authorization", NON_ASCII_AUTHORIZATIONS)
+async def test_non_ascii_authorization_is_401(client, database, authorization) -> None:
+    """Security item 10: a non-ASCII byte in Authorization answered 500 with a traceback."""
+    status, body = await raw_post(
+        client, authorization, fixture_bytes("01_firing_single_nodeoffline.json")
+    )
+    assert status == 401
+    assert json.loads(body)["error"] == "missing or wrong bearer token"
+    assert await count(database, AlertNotification) == 0
+
+
 async def test_body_over_one_mib_is_413(client, database) -> None:
     body = json.dumps({**fixture("01_firing_single_nodeoffline.json"), "pad": "x" * 1024**2})
     response = await post(client, body.encode())
