@@ -3,7 +3,9 @@
 Answers (always JSON):
 - 200 `{"status": "accepted" | "duplicate", "dedupe_key", "notification_id"}`: stored (or
   already); the group is updated from the stored body right after, by the processor.
-- 400 malformed JSON or a payload that is not Alertmanager's version 4, naming the field.
+- 400 malformed JSON or a payload that is not Alertmanager's version 4, naming the field; also
+  a value the database could not store (a timestamp outside years 1..9999 in UTC or without an
+  offset, a NUL in a text column): refused here, never a 503 that Alertmanager retries for ever.
 - 401 without the right `Authorization: Bearer <[alertmanager] webhook_token>` (whatever bytes
   the header carries).
 - 413 body over 1 MiB. 415 not JSON.

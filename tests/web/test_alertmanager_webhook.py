@@ -163,6 +163,69 @@ async def test_schema_errors_are_400_naming_the_field(client, database, mutate, 
     assert await count(database, AlertNotification) == 0
 
 
+OUT_OF_RANGE_TIMES = [
+    ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z"),  # 31 Dec of year 0 in UTC
+    ("9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59.999999Z"),  # year 10000 in UTC
+    ("2026-11-28T03:00:00", "timezone"),  # no offset: which time is it?
+]
+
+
+@pytest.mark.parametrize("name", ["startsAt", "endsAt"])
+@pytest.mark.parametrize(("value", "why"), OUT_OF_RANGE_TIMES)
+async def test_a_timestamp_outside_what_is_stored_is_400_naming_it(
+    client, database, name, value, why
+) -> None:
+    """Security item 11: such a timestamp passed validation, then failed the store with 503
+    (Alertmanager retries that forever), and took the other bodies of its batch with it."""
+    payload = fixture("04_firing_group_4_alerts.json")
+    payload["alerts"][1][name] = value
+    response = await post(client, json.dumps(payload).encode())
+    assert response.status == 400
+    body = await response.json()
+    assert body["field"] == f"alerts.1.{name}", body
+    assert why in body["error"]
+    assert await count(database, AlertNotification) == 0
+
+
+async def test_the_edges_of_what_is_stored_are_accepted(client, database) -> None:
+    payload = fixture("01_firing_single_nodeoffline.json")
+    payload["alerts"][0].update(
+        startsAt="0001-01-01T01:00:00+01:00", endsAt="9999-12-31T22:59:59.999999-01:00"
+    )
+    response = await post(client, json.dumps(payload).encode())
+    assert response.status == 200, await response.text()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda p: p.update(groupKey='{}:{alertname="a\u0000"}'), "groupKey"),
+        (lambda p: p.update(receiver="discord\u0000"), "receiver"),
+        (lambda p: p["alerts"][0].update(fingerprint="f\u0000"), "alerts.0.fingerprint"),
+    ],
+)
+async def test_a_nul_character_is_400_naming_the_field(client, database, mutate, field) -> None:
+    """PostgreSQL text cannot hold NUL: refused at the door, not a 503 (or a stuck processor).
+    (Labels and annotations are stored as JSON, where it is an escape like any other.)"""
+    payload = fixture("01_firing_single_nodeoffline.json")
+    mutate(payload)
+    response = await post(client, json.dumps(payload).encode())
+    assert response.status == 400
+    assert (await response.json())["field"] == field
+    assert await count(database, AlertNotification) == 0
+
+
+async def test_a_bad_body_never_fails_a_good_one_sent_with_it(client, database) -> None:
+    bad = fixture("04_firing_group_4_alerts.json")
+    bad["alerts"][0]["startsAt"] = OUT_OF_RANGE_TIMES[0][0]
+    good = fixture("01_firing_single_nodeoffline.json")
+    answers = await asyncio.gather(
+        *(post(client, json.dumps(body).encode()) for body in (bad, good, bad, good))
+    )
+    assert [a.status for a in answers] == [400, 200, 400, 200]
+    assert await count(database, AlertNotification) == 1
+
+
 async def test_the_body_is_stored_as_the_text_that_arrived(client, database) -> None:
     """Validated once by pydantic's JSON parser, then stored byte for byte: no second encode."""
     body = json.dumps(fixture("01_firing_single_nodeoffline.json"), indent=1).encode()

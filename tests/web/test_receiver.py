@@ -68,6 +68,13 @@ async def test_every_capture_is_spooled_once(client: TestClient, tmp_path: Path,
         (AUTH, b"{not json", 400),
         (AUTH, b"[]", 400),
         (AUTH, b'{"version": "4"}', 400),
+        (
+            AUTH,
+            fixture_bytes("01_firing_single_nodeoffline.json").replace(
+                b'"startsAt":"2026', b'"startsAt":"9999-12-31T23:30:00-01:00","x":"'
+            ),
+            400,
+        ),
         (AUTH, b"x" * (1024 * 1024 + 1), 413),
         ({**AUTH, "Content-Type": "application/xml"}, b"{}", 415),
     ],
