@@ -231,6 +231,7 @@ class Application:
             alert_policy(settings),
             silences=self.silences,
             ingest_uow_factory=self.database.priority_uow,
+            observer=self.metrics,
         )
         self.running_jobs = RunningJobs()
         self.scheduler = build_scheduler(

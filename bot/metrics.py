@@ -90,6 +90,14 @@ class Metrics:
             "Webhook bodies stored but not yet applied to their groups (should stay near 0).",
             registry=r,
         )
+        self.alert_quarantined = Counter(
+            "hh_opsbot_alert_bodies_quarantined_total",
+            "Stored webhook bodies set aside by the processor instead of applied, by reason "
+            "(invalid: the webhook's model refuses it now; failed: applying it keeps failing). "
+            "Each one is in the log with its id.",
+            ["reason"],
+            registry=r,
+        )
         self.alert_messages = Counter(
             "hh_opsbot_alert_messages_total",
             "Messages posted or edited in #alerts, by kind (post, digest, edit).",
@@ -108,6 +116,10 @@ class Metrics:
 
     def resolved(self, severity: int, seconds: float) -> None:
         self.incident_resolve.labels(str(int(severity))).observe(seconds)
+
+    # The alert processor's observer (bot.services.alerts.AlertObserver).
+    def alert_body_quarantined(self, reason: str) -> None:
+        self.alert_quarantined.labels(reason).inc()
 
     def track_gateway(self, latency: Callable[[], float], connected: Callable[[], bool]) -> None:
         """Read live from the client at scrape time, so the figure is never stale."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -139,9 +140,25 @@ async def _strike(bot: OpsBot, interaction: discord.Interaction, action: str) ->
 class OpsCommandTree(app_commands.CommandTree["OpsBot"]):
     async def interaction_check(self, interaction: discord.Interaction[OpsBot], /) -> bool:
         if interaction.type is discord.InteractionType.autocomplete:
-            return True
+            return await self._may_suggest(interaction)
         await self.client.authorize(interaction, action_of(interaction))
         return True
+
+    async def _may_suggest(self, interaction: discord.Interaction[OpsBot]) -> bool:
+        """Every autocomplete, in one place: suggestions show data (incident ids and titles,
+        target names), so they pass the command's own check, role then lockout. A refusal is
+        an empty list, quietly: no strike and no audit row per keystroke. Fails closed."""
+        action = action_of(interaction)
+        try:
+            await self.client.authorize(interaction, action)
+            return True
+        except Refused:
+            log.debug("no suggestions for %s to %s: refused", action, interaction.user.id)
+        except Exception:
+            log.exception("no suggestions for %s: the check failed", action)
+        with contextlib.suppress(discord.HTTPException, discord.InteractionResponded):
+            await interaction.response.autocomplete([])
+        return False
 
     async def on_error(
         self, interaction: discord.Interaction[OpsBot], error: app_commands.AppCommandError, /

@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_GROUP_KEY = 10_000
 SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
@@ -28,6 +28,25 @@ class AlertStatus(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+def _storable_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which the database cannot store")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+"""A string a text column can store (no NUL: PostgreSQL text cannot hold it). Labels and
+annotations are stored as JSON, where a NUL is an escape like any other."""
+Timestamp = Annotated[
+    AwareDatetime,
+    Field(ge=ZERO_TIME, le=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+]
+"""An instant a UTC timestamp column holds, on SQLite as on PostgreSQL: with an offset, in
+years 1 to 9999 once in UTC (checked in pydantic's core, as instants). Refused at the webhook,
+400 naming the field: never a store that fails with 503 for ever, failing the other bodies of
+its batch with it."""
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
@@ -36,10 +55,10 @@ class WebhookAlert(_Payload):
     status: AlertStatus
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime = Field(alias="endsAt", default=ZERO_TIME)
-    generator_url: str = Field(alias="generatorURL", default="", max_length=4000)
-    fingerprint: str = Field(min_length=1, max_length=64)
+    starts_at: Timestamp = Field(alias="startsAt")
+    ends_at: Timestamp = Field(alias="endsAt", default=ZERO_TIME)
+    generator_url: Text = Field(alias="generatorURL", default="", max_length=4000)
+    fingerprint: Text = Field(min_length=1, max_length=64)
 
     @property
     def name(self) -> str:
@@ -59,14 +78,14 @@ class WebhookPayload(_Payload):
     """Alertmanager's webhook body, version "4" (Alertmanager 0.x up to today)."""
 
     version: Literal["4"]
-    group_key: str = Field(alias="groupKey", min_length=1, max_length=MAX_GROUP_KEY)
+    group_key: Text = Field(alias="groupKey", min_length=1, max_length=MAX_GROUP_KEY)
     truncated_alerts: int = Field(alias="truncatedAlerts", default=0, ge=0)
     status: AlertStatus
-    receiver: str = Field(max_length=500)
+    receiver: Text = Field(max_length=500)
     group_labels: dict[str, str] = Field(alias="groupLabels", default_factory=dict)
     common_labels: dict[str, str] = Field(alias="commonLabels", default_factory=dict)
     common_annotations: dict[str, str] = Field(alias="commonAnnotations", default_factory=dict)
-    external_url: str = Field(alias="externalURL", default="", max_length=4000)
+    external_url: Text = Field(alias="externalURL", default="", max_length=4000)
     alerts: list[WebhookAlert] = Field(min_length=1)
 
     def dedupe_key(self) -> str:
@@ -260,7 +279,9 @@ class SpooledBody:
     received_at: datetime | None
 
 
-IngestOutcome = Literal["accepted", "duplicate", "stale", "watchdog", "invalid", "pending"]
+IngestOutcome = Literal[
+    "accepted", "duplicate", "stale", "watchdog", "invalid", "quarantined", "pending"
+]
 
 
 @dataclass(frozen=True)
@@ -268,8 +289,8 @@ class IngestResult:
     """What became of one webhook body.
 
     From `receive()` (the webhook's answer) only "accepted" (stored, its group is updated
-    shortly) or "duplicate"; once processed also "stale", "watchdog" or "invalid", and the
-    group it updated.
+    shortly) or "duplicate"; once processed also "stale", "watchdog", "invalid" or
+    "quarantined" (set aside: see `AlertService.process_pending`), and the group it updated.
     """
 
     outcome: IngestOutcome

@@ -372,7 +372,7 @@ class IssueTracker(Protocol):
     PermanentFailure (bot.domain.outbox); each is safe to call again after a lost answer."""
 
     async def find_issue(self, marker: str) -> tuple[int, str] | None:
-        """(number, url) of an issue whose body carries `marker`, if one exists."""
+        """(number, url) of an issue whose body's first line is `marker`, if one exists."""
         ...
 
     async def create_issue(self, title: str, body: str, labels: list[str]) -> tuple[int, str]: ...
@@ -382,7 +382,7 @@ class IssueTracker(Protocol):
     ) -> None: ...
 
     async def comment(self, number: int, body: str, marker: str) -> str:
-        """Add a comment unless one carrying `marker` is already there; returns its url."""
+        """Add a comment unless one ending with `marker` is already there; returns its url."""
         ...
 
     async def put_file(self, path: str, content: str, message: str) -> str:

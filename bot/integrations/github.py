@@ -6,7 +6,9 @@ outbox owns retries (with backoff, across restarts). Errors are sorted for the o
 rate limits (403/429 with `X-RateLimit-Remaining: 0` or `Retry-After`) are `RetryLater` after the
 reset, 5xx and timeouts are `RetryLater`, refusals (401, 403, 404, 410, 422) are
 `PermanentFailure`. Every write is safe to repeat after a lost answer: issues and comments carry a
-marker that is looked for before creating, and a file whose content is already there is left be.
+marker that is looked for before creating (only where the bot puts it: an issue's first line, a
+comment's last line, so text quoting a marker never counts), and a file whose content is already
+there is left be.
 The token is never logged, and never part of an error message.
 """
 
@@ -112,7 +114,7 @@ class GitHubIssues:
             for index, issue in enumerate(self._repo.get_issues(state="all", labels=["incident"])):
                 if index >= MAX_SCANNED:
                     break
-                if marker in (issue.body or ""):
+                if _line(issue.body, 0) == marker:  # only where the bot puts it: the first line
                     return issue.number, issue.html_url
             return None
 
@@ -146,7 +148,7 @@ class GitHubIssues:
             for index, existing in enumerate(issue.get_comments()):
                 if index >= MAX_SCANNED:
                     break
-                if tag in (existing.body or ""):
+                if _line(existing.body, -1) == tag:  # only where the bot puts it: the last line
                     return existing.html_url
             return issue.create_comment(f"{body}\n\n{tag}").html_url
 
@@ -169,6 +171,12 @@ class GitHubIssues:
             return str(updated["content"].html_url)
 
         return await self._call("file commit", put)
+
+
+def _line(text: str | None, index: int) -> str | None:
+    """One line of an issue or comment body, trimmed (GitHub stores web edits with CRLF)."""
+    lines = (text or "").strip().splitlines()
+    return lines[index].strip() if lines else None
 
 
 def _text(content: ContentFile) -> str | None:

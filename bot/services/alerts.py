@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from time import perf_counter
-from typing import Any, cast
+from typing import Any, Protocol, cast
+
+from pydantic import ValidationError
 
 from bot.domain.alerts import (
     AlertGroup,
@@ -55,8 +57,19 @@ FRESH_CACHE = 5_000
 """New groups kept for their first digest (a plan checks each one's version first)."""
 RENDERED_CACHE = 10_000
 """Versions this process has shown, so an already-shown item needs no transaction."""
+QUARANTINE_AFTER = 3
+"""Failed transactions of one stored body alone, in a row, before it is set aside (provided
+the body after it applies: then the fault is the body's, not the database's)."""
 
 UowFactory = Callable[[], UnitOfWork]
+
+
+class AlertObserver(Protocol):
+    """Told when a stored body is set aside (the metric)."""
+
+    def alert_body_quarantined(self, reason: str) -> None:
+        """`invalid`: it no longer passes the webhook's model; `failed`: applying it fails."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class AlertService:
         silences: SilenceGateway | None = None,
         ingest_uow_factory: UowFactory | None = None,
         spool: AlertSpool | None = None,
+        observer: AlertObserver | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._ingest_uow_factory = ingest_uow_factory or uow_factory
@@ -109,6 +123,7 @@ class AlertService:
         self._reminders = reminders
         self.policy = policy
         self._silences = silences
+        self._observer = observer
         self.inbox = Inbox(self._ingest_uow_factory, clock, self._received)
         self._process_wake = asyncio.Event()
         self._process_lock = asyncio.Lock()
@@ -122,6 +137,10 @@ class AlertService:
         self._spool_cursor: int | None = None  # last spool id copied; None: read it again
         self._spool_generation = ""  # the generation that cursor belongs to
         self._spool_watchdog: datetime | None = None  # the last Watchdog seen in the spool
+        self._attempted: list[int] = []  # the stored bodies of the transaction under way
+        self._aside: list[str] = []  # bodies set aside in it: counted once it commits
+        self._alone = 0  # after a failed batch: bodies still to apply one at a time
+        self._suspect: tuple[int, int] | None = None  # a body failing alone: (id, times)
         reminders.register(EMAIL_FALLBACK, self._email_fallback)
 
     # -- ingest -----------------------------------------------------------------------------
@@ -153,7 +172,9 @@ class AlertService:
         outcome, group_id = found
         return IngestResult(
             cast(IngestOutcome, outcome),
-            group_id=group_id if outcome not in ("watchdog", "invalid", "pending") else None,
+            group_id=group_id
+            if outcome not in ("watchdog", "invalid", "quarantined", "pending")
+            else None,
             notification_id=notification_id,
         )
 
@@ -224,13 +245,17 @@ class AlertService:
         async with self._process_lock:
             watchdog, self._watchdog_arrived = self._watchdog_arrived, False
             watchdog = self._spool_watchdog_arrived() or watchdog
+            batch = 1 if self._alone else (limit or self.batch_limit())
             try:
-                applied, delay = await self._process(
-                    watchdog, limit or self.batch_limit(), self._uow_factory
-                )
-            except BaseException:
+                applied, delay = await self._process(watchdog, batch, self._uow_factory)
+            except BaseException as exc:
                 self._watchdog_arrived = self._watchdog_arrived or watchdog
+                if isinstance(exc, Exception) and await self._set_aside_failing(exc):
+                    return 1  # the body at fault is set aside: the others go on
                 raise
+            if applied and self._alone:
+                self._alone = max(self._alone - applied, 0)
+                self._suspect = None
             if applied:
                 # The transaction's own time: waiting for the lock is no reason to shrink.
                 per_body = self._last_work / applied
@@ -250,11 +275,69 @@ class AlertService:
         fits = int(policy.process_budget / self._body_seconds)
         return max(1, min(policy.process_batch, fits))
 
+    async def _set_aside_failing(self, error: Exception) -> bool:
+        """After a failed transaction: find the body at fault and set it aside, so that one
+        bad body never holds up the others (the webhook's model refuses what is known to be
+        bad at the door; this is for what is not known, and bodies stored by an older version).
+
+        A failed batch is applied again one body at a time; a body that fails alone
+        `QUARANTINE_AFTER` times in a row, while the body after it applies (tried in a
+        transaction rolled back: the database works), and once more after that, is marked
+        "quarantined", logged and counted. True when a body was set aside."""
+        attempted = self._attempted
+        if len(attempted) != 1:
+            self._alone = max(self._alone, len(attempted))
+            return False
+        (body,) = attempted
+        times = self._suspect[1] + 1 if self._suspect and self._suspect[0] == body else 1
+        self._suspect = (body, times)
+        self._alone = max(self._alone, 1)
+        if times < QUARANTINE_AFTER or not await self._next_body_applies(body):
+            return False
+        try:  # once more: a database that just came back would apply it now
+            await self._process(False, 1, self._uow_factory)
+        except Exception as again:
+            error = again
+        else:
+            self._suspect = None
+            return True
+        async with self._uow_factory() as uow:
+            await uow.alerts.mark_processed({body: "quarantined"}, self._clock.now())
+            await uow.commit()
+        self._parsed.pop(body, None)
+        self._suspect = None
+        log.error(
+            "stored webhook body %s quarantined: applying it failed %d times (last: %s) while "
+            "the body after it applies; the bodies after it go on",
+            body,
+            times + 1,
+            type(error).__name__,
+        )
+        if self._observer is not None:
+            self._observer.alert_body_quarantined("failed")
+        return True
+
+    async def _next_body_applies(self, suspect: int) -> bool:
+        """Does the body waiting after `suspect` apply? Tried and rolled back."""
+        try:
+            async with self._uow_factory() as uow:
+                stored = [n for n in await uow.alerts.unprocessed(2) if n.id != suspect][:1]
+                if not stored:
+                    return False
+                await self._apply(uow, stored, self._clock.now())
+                await uow.rollback()
+            return True
+        except Exception:
+            return False
+        finally:
+            self._aside = []
+
     async def _process(self, watchdog: bool, limit: int, uows: UowFactory) -> tuple[int, float]:
         """One transaction."""
         now = self._clock.now()
         cursor: int | None = None
         moved = False
+        self._attempted, self._aside = [], []
         try:
             async with uows() as uow:
                 started = perf_counter()
@@ -265,6 +348,7 @@ class AlertService:
                     moved = previous is not None and cursor != previous
                 known = self._parsed.keys() | copied.keys() if copied else self._parsed.keys()
                 stored = await uow.alerts.unprocessed(limit, known)
+                self._attempted = [notification.id for notification in stored]
                 if not stored and not watchdog and not moved and cursor == self._spool_cursor:
                     return 0, 0.0
                 if watchdog:
@@ -283,6 +367,10 @@ class AlertService:
         # loops that run "while something was done" go on to the rest of the spool.
         if cursor is not None:
             self._spool_cursor = cursor
+        aside, self._aside, self._attempted = self._aside, [], []
+        for reason in aside:
+            if self._observer is not None:
+                self._observer.alert_body_quarantined(reason)
         self._remember(touched)
         return len(stored) or int(watchdog) or int(moved), delay
 
@@ -401,10 +489,11 @@ class AlertService:
                 continue
             try:
                 items.append((notification, WebhookPayload.model_validate(notification.payload)))
-            except ValueError:
+            except ValidationError as exc:
                 # Validated when it arrived; only a body stored by another version gets here.
-                log.error("stored webhook body %s is not a valid payload", notification.id)
-                outcomes[notification.id] = "invalid"
+                problem = exc.errors(include_input=False, include_url=False)[0]
+                where = ".".join(str(part) for part in problem["loc"]) or "(body)"
+                self._set_aside(outcomes, notification.id, "invalid", f"{where}: {problem['msg']}")
 
         fresh: dict[int, AlertGroup] = {}
         for index, (notification, payload) in enumerate(items):
@@ -412,7 +501,10 @@ class AlertService:
             if not alerts:
                 outcomes[notification.id] = "watchdog"
                 continue
-            fresh[index] = fresh_group(payload, alerts, now)
+            try:
+                fresh[index] = fresh_group(payload, alerts, now)
+            except Exception as exc:  # one body's values: never the others' failure
+                self._set_aside(outcomes, notification.id, "quarantined", type(exc).__name__)
         hashes = [notification.group_key_hash for notification, _ in items]
         # New groups first, straight from their first body (a storm is all new groups: one
         # statement); only the groups that exist are read and locked.
@@ -476,6 +568,12 @@ class AlertService:
         await uow.alerts.mark_processed(outcomes, now)
         delay = min((delay for _, _, delay in deliveries), default=0.0)
         return delay, [groups[h] for h in touched]
+
+    def _set_aside(self, outcomes: dict[int, str], body: int, outcome: str, why: str) -> None:
+        """A stored body that cannot be applied: marked, logged, counted (after the commit)."""
+        outcomes[body] = outcome
+        log.error("stored webhook body %s set aside as %s: %s", body, outcome, why[:300])
+        self._aside.append("invalid" if outcome == "invalid" else "failed")
 
     # -- delivery ---------------------------------------------------------------------------
 

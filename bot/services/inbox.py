@@ -3,11 +3,14 @@
 Knows nothing of groups or Discord (that is the processor's work, in `AlertService`), so it is
 the whole of what a webhook waits for. Concurrent bodies share one short transaction (group
 commit); identical bodies (retries, an HA pair) store one row, and the rest answer "duplicate".
+A batch the store refuses is written again one body at a time, so a bad body fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +23,8 @@ from bot.domain.alerts import (
     group_key_hash,
 )
 from bot.domain.ports import Clock, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 Stored = Callable[[Sequence[WebhookPayload], Sequence[IngestResult]], None]
 """Called after each commit with the bodies and what became of them (on the loop)."""
@@ -59,19 +64,40 @@ class Inbox:
         while self._pending:
             batch = self._pending[: self.max_batch]
             del self._pending[: len(batch)]
-            payloads = [p for p, _, _ in batch]
             try:
-                results = await self._store(payloads, [r for _, r, _ in batch])
-            except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                if self._on_stored is not None:
-                    self._on_stored(payloads, results)
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                await self._write(batch)
+            except Exception:
+                if len(batch) == 1:
+                    continue  # its own answer (503) is set
+                # One body the store refuses must not fail the others that came with it:
+                # each alone, so only the one at fault answers 503.
+                for one in batch:
+                    with contextlib.suppress(Exception):
+                        await self._write([one])
+
+    async def _write(
+        self,
+        batch: list[tuple[WebhookPayload, Mapping[str, Any] | str, asyncio.Future[IngestResult]]],
+    ) -> None:
+        """One transaction; a lone body's failure is its answer, a batch's is raised."""
+        payloads = [p for p, _, _ in batch]
+        try:
+            results = await self._store(payloads, [r for _, r, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                raise
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        if self._on_stored is not None:
+            try:
+                self._on_stored(payloads, results)
+            except Exception:  # stored all the same: the processor finds them
+                log.exception("after storing %d webhook bodies", len(payloads))
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     async def _store(
         self, payloads: list[WebhookPayload], raws: list[Mapping[str, Any] | str]

@@ -11,6 +11,7 @@ idempotent on replay. Nudges are database reminders, fired once, also across res
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -824,7 +825,9 @@ class IncidentService:
         number = await self._issue_number(incident)
         url = await self._guarded(
             incident,
-            self._tracker().comment(number, str(item.payload["body"]), str(item.payload["marker"])),
+            self._tracker().comment(
+                number, github_text(str(item.payload["body"])), str(item.payload["marker"])
+            ),
         )
         return {"url": url}
 
@@ -849,7 +852,9 @@ class IncidentService:
         path = str(item.payload["path"])
         url = await self._guarded(
             incident,
-            tracker.put_file(path, str(item.payload["content"]), str(item.payload["message"])),
+            tracker.put_file(
+                path, github_text(str(item.payload["content"])), str(item.payload["message"])
+            ),
         )
         async with self._uow() as uow:
             await uow.incidents.update(incident.id, report_url=url[:300])
@@ -898,12 +903,29 @@ def duration(delta: timedelta | None) -> str:
 # -- what GitHub shows ------------------------------------------------------------------------
 
 
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def github_text(text: str) -> str:
+    """Text from people or alerts, made safe for GitHub: HTML comments go (one could carry a
+    marker of the bot's, or hide the rest of the page; an unclosed one loses its opener, and the
+    loop catches comments that removing others would assemble), and every `@` gets a zero-width
+    space after it, so no user or team is mentioned. Apply once, to text as sent."""
+    while True:
+        cleaned = _HTML_COMMENT.sub("", text).replace("<!--", "")
+        if cleaned == text:
+            break
+        text = cleaned
+    return text.replace("@", "@\u200b")
+
+
 def issue_marker(incident: Incident) -> str:
+    """The issue's first line (and only there, see `IssueTracker.find_issue`)."""
     return f"<!-- hh-opsbot:{incident.ref} -->"
 
 
 def issue_title(incident: Incident) -> str:
-    return f"[{incident.ref}] {incident.severity.label}: {incident.title}"
+    return f"[{incident.ref}] {incident.severity.label}: {github_text(incident.title)}"
 
 
 def issue_labels(incident: Incident) -> list[str]:
@@ -934,9 +956,9 @@ def discord_link(incident: Incident, guild_id: int | None) -> str | None:
 
 
 def issue_body(incident: Incident, guild_id: int | None = None) -> str:
-    """The issue: timestamp, severity, reporter, summary, checklist (manual §19)."""
+    """The issue: timestamp, severity, reporter, summary, checklist (manual §19). The marker
+    is the first line; everything after it passes `github_text`."""
     parts = [
-        issue_marker(incident),
         f"**Incident:** {incident.ref}",
         f"**Opened:** {utc(incident.opened_at)}",
         f"**Severity:** {incident.severity.label} ({incident.severity.meaning})",
@@ -964,7 +986,7 @@ def issue_body(incident: Incident, guild_id: int | None = None) -> str:
             parts.append(f"**Report due:** {utc(incident.report_due_at)}")
     if incident.report_url:
         parts.append(f"**Report:** {incident.report_url}")
-    return "\n".join(parts) + "\n"
+    return issue_marker(incident) + "\n" + github_text("\n".join(parts)) + "\n"
 
 
 def postmortem(incident: Incident, timeline: Sequence[TimelineEntry], *, now: datetime) -> str:

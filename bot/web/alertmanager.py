@@ -3,8 +3,11 @@
 Answers (always JSON):
 - 200 `{"status": "accepted" | "duplicate", "dedupe_key", "notification_id"}`: stored (or
   already); the group is updated from the stored body right after, by the processor.
-- 400 malformed JSON or a payload that is not Alertmanager's version 4, naming the field.
-- 401 without the right `Authorization: Bearer <[alertmanager] webhook_token>`.
+- 400 malformed JSON or a payload that is not Alertmanager's version 4, naming the field; also
+  a value the database could not store (a timestamp outside years 1..9999 in UTC or without an
+  offset, a NUL in a text column): refused here, never a 503 that Alertmanager retries for ever.
+- 401 without the right `Authorization: Bearer <[alertmanager] webhook_token>` (whatever bytes
+  the header carries).
 - 413 body over 1 MiB. 415 not JSON.
 - 503 when `[alertmanager]` is not configured, or the database did not store it (Alertmanager
   retries 5xx, so nothing is lost).
@@ -52,8 +55,14 @@ def _authorized(header: str | None, token: bytes) -> bool:
     scheme, _, credentials = (header or "").partition(" ")
     if scheme.lower() != "bearer":
         return False
+    try:
+        # aiohttp keeps bytes that are not UTF-8 as surrogates: back to the bytes that came, so
+        # a non-ASCII byte is one more wrong token (401), not an encoding error (500).
+        given = credentials.strip().encode("utf-8", "surrogateescape")
+    except UnicodeError:
+        return False
     # Constant time whatever the input; compare_digest on bytes of any length is safe.
-    return hmac.compare_digest(credentials.strip().encode(), token)
+    return hmac.compare_digest(given, token)
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

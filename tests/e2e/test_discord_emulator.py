@@ -66,6 +66,9 @@ class IncidentModal(discord.ui.Modal, title="Open incident"):
         await interaction.response.send_message(f"opened {thread.mention}", ephemeral=True)
 
 
+captured_errors: list[discord.HTTPException] = []
+
+
 def build_bot(guild_id: int, captured: list[discord.Interaction]) -> commands.Bot:
     """The probe bot: one command per interaction behaviour the emulator must observe."""
     bot = commands.Bot(
@@ -110,6 +113,21 @@ def build_bot(guild_id: int, captured: list[discord.Interaction]) -> commands.Bo
         await interaction.response.defer(ephemeral=True, thinking=True)
         await member.add_roles(role, reason=f"/grant by {interaction.user.id}")
         await interaction.followup.send(f"granted {role.name} to {member.name}", ephemeral=True)
+
+    @bot.tree.command(name="pick", description="Pick a node, with suggestions", guild=guild)
+    async def pick(interaction: discord.Interaction, node: str, note: str | None = None) -> None:
+        await interaction.response.send_message(f"picked {node}", ephemeral=True)
+
+    @pick.autocomplete("node")
+    async def nodes(interaction: discord.Interaction, current: str) -> list[app_commands.Choice]:
+        names = [f"{current or 'node'}-{i}" for i in range(30)]
+        try:  # more than Discord takes: refused, and the interaction is still unanswered
+            await interaction.response.autocomplete(
+                [app_commands.Choice(name=n, value=n) for n in names]
+            )
+        except discord.HTTPException as exc:
+            captured_errors.append(exc)
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
     @bot.tree.command(name="incident", description="Open an incident", guild=guild)
     async def incident(interaction: discord.Interaction) -> None:
@@ -202,7 +220,7 @@ async def test_tree_sync_is_recorded(harness: Harness) -> None:
     emu = harness.emu
     stored = await emu.wait_for_commands(emu.guild_id)
     names = {c["name"] for c in stored}
-    assert names == {"secret", "slow", "silent", "confirm", "burst", "grant", "incident"}
+    assert names == {"secret", "slow", "silent", "confirm", "burst", "grant", "pick", "incident"}
     path = f"/applications/{emu.application_id}/guilds/{emu.guild_id}/commands"
     assert ("PUT", path, 200) in emu.requests
     fetched = await harness.bot.tree.fetch_commands(guild=discord.Object(emu.guild_id))
@@ -247,6 +265,21 @@ async def test_unacknowledged_interaction_and_late_answer(harness: Harness) -> N
     with pytest.raises(discord.NotFound) as excinfo:
         await interaction.response.send_message("too late")
     assert excinfo.value.code == 10062
+
+
+async def test_autocomplete_round_trip(harness: Harness) -> None:
+    emu = harness.emu
+    captured_errors.clear()
+    typing = [{"name": "node", "value": "ams", "focused": True}]
+    result = await emu.autocomplete("pick", ALICE, options=typing)
+    assert result.choices is not None and len(result.choices) == 25
+    assert result.choices[0] == {"name": "ams-0", "value": "ams-0"}
+    (refused,) = captured_errors
+    assert refused.status == 400 and refused.code == 50035
+    with pytest.raises(ValueError, match="no autocomplete"):
+        await emu.autocomplete("pick", ALICE, options=[{"name": "note", "focused": True}])
+    with pytest.raises(ValueError, match="exactly one"):
+        await emu.autocomplete("pick", ALICE, options=[{"name": "node", "value": "a"}])
 
 
 async def test_button_click_round_trip(harness: Harness) -> None:

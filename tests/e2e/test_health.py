@@ -125,6 +125,18 @@ async def test_miner_cannot_use_health(world: World, app: Application) -> None:
     assert result.ephemeral and "needs the" in result.sent["content"]
 
 
+async def test_target_names_are_suggested_only_to_ops_roles(
+    world: World, app: Application, agent: JsonService
+) -> None:
+    """The tree's one autocomplete check (security item 5) covers /health's targets too."""
+    await register_and_approve(world, agent.url)
+    typing = [{"name": "target", "type": 3, "value": "node", "focused": True}]
+    core = await world.emulator.autocomplete("health", CORE_USER, options=typing)
+    assert core.choices == [{"name": "node-7", "value": "node-7"}]
+    miner = await world.emulator.autocomplete("health", MINER_USER, options=typing)
+    assert miner.choices == []
+
+
 async def test_status_for_a_member_without_role_has_no_hostname(
     world: World, app: Application, agent: JsonService
 ) -> None:

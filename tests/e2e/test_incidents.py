@@ -12,10 +12,12 @@ from typing import Any
 import discord
 import pytest
 from prometheus_client import generate_latest
+from sqlalchemy import func, select
 
 from bot.app import Application
 from bot.config import load_settings
 from bot.storage import migrations
+from bot.storage.models import AuditEntry, StrikeEntry
 from tests.conftest import FakeClock
 from tests.e2e.conftest import (
     CORE_USER,
@@ -326,3 +328,72 @@ async def test_nudges_in_the_thread_and_report_reminders_by_dm(
 
 def emu_dms(world: World, user_id: int) -> list[dict]:
     return world.emulator.dm_messages(user_id)
+
+
+def typing_id(command: str, typed: str) -> list[dict]:
+    """`/incident <command> id:<typed>` as Discord sends it while the member types."""
+    return [
+        {
+            "name": command,
+            "type": 1,
+            "options": [{"name": "id", "type": 3, "value": typed, "focused": True}],
+        }
+    ]
+
+
+async def audit_and_strikes(app: Application) -> tuple[int, int]:
+    async with app.database.sessions() as session:
+        audits = await session.scalar(select(func.count()).select_from(AuditEntry))
+        strikes = await session.scalar(select(func.count()).select_from(StrikeEntry))
+    return int(audits or 0), int(strikes or 0)
+
+
+async def test_autocomplete_answers_only_those_the_command_would(
+    world: World, app: Application
+) -> None:
+    """Security item 5: incident ids and titles were suggested to anyone. Every autocomplete
+    now goes through its command's permission and lockout check, and a refusal is an empty
+    list: no strike, no audit row, however many keystrokes."""
+    emu = world.emulator
+    await run(world, CORE_USER, "open", severity=2, title="Hot wallet key exposed")
+    (incident,) = await app.services.incidents.find(open_only=True)
+
+    allowed = await emu.autocomplete("incident", NODE_USER, options=typing_id("update", ""))
+    assert allowed.choices == [
+        {"name": f"{incident.ref} Hot wallet key exposed", "value": incident.ref}
+    ]
+
+    before = await audit_and_strikes(app)
+    for typed in ("", "I", "IN", "INC", "hot"):
+        for command in ("update", "show", "resolve"):
+            refused = await emu.autocomplete(
+                "incident", MINER_USER, options=typing_id(command, typed)
+            )
+            assert refused.choices == []
+    assert await audit_and_strikes(app) == before
+
+    # Locked out (three denied attempts): Node Ops' own commands suggest nothing either.
+    for _ in range(3):
+        await emu.invoke_command(
+            "access",
+            NODE_USER,
+            options=[
+                {
+                    "name": "grant",
+                    "type": 1,
+                    "options": [
+                        {"name": "member", "type": 6, "value": str(MINER_USER)},
+                        {"name": "role", "type": 3, "value": "observer"},
+                        {"name": "reason", "type": 3, "value": "try"},
+                    ],
+                }
+            ],
+        )
+    locked = await audit_and_strikes(app)
+    for command in ("update", "show"):
+        refused = await emu.autocomplete("incident", NODE_USER, options=typing_id(command, "INC"))
+        assert refused.choices == []
+    assert await audit_and_strikes(app) == locked
+    # Core Ops still get their suggestions.
+    core = await emu.autocomplete("incident", CORE_USER, options=typing_id("show", "hot"))
+    assert core.choices and core.choices[0]["value"] == incident.ref

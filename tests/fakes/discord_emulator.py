@@ -153,6 +153,8 @@ class InteractionResult:
     token: str = ""
     modal: Json | None = None
     edits: int = 0
+    choices: list[Json] | None = None
+    """An autocomplete's answer (callback type 8): the choices offered, maybe none."""
 
     @property
     def sent(self) -> Json:
@@ -305,7 +307,7 @@ class _Route:
 class _Interaction:
     id: int
     token: str
-    kind: int  # 2 application command, 3 message component, 5 modal submit
+    kind: int  # 2 application command, 3 message component, 4 autocomplete, 5 modal submit
     name: str
     channel_id: int
     user_id: int
@@ -726,6 +728,38 @@ class DiscordEmulator:
         if scope:
             data["guild_id"] = str(scope)
         record = self._new_interaction(2, f"/{name}", cid, user_id)
+        return await self._run_interaction(record, self._interaction_payload(record, data), timeout)
+
+    async def autocomplete(
+        self,
+        name: str,
+        user_id: int,
+        *,
+        options: list[Json],
+        channel_id: int | None = None,
+        timeout: float = 10,
+    ) -> InteractionResult:
+        """Send an autocomplete INTERACTION_CREATE (type 4), as Discord does while a member types
+        into an option declared with ``autocomplete``. ``options`` are given as for
+        ``invoke_command`` (subcommands nested); exactly one leaf carries ``"focused": True`` and
+        the text typed so far (always a string); required options may still be missing. The
+        bot's answer (callback type 8) is in the result's ``choices``."""
+        command, scope = self._find_command(name)
+        cid = self._target_channel(channel_id)
+        self._require_member(user_id)
+        opts = copy.deepcopy(options)
+        focused = self._check_partial_options(command.get("options") or [], opts, f"/{name}")
+        if focused != 1:
+            raise ValueError(f"/{name}: exactly one option must be focused, not {focused}")
+        data: Json = {
+            "id": command["id"],
+            "name": command["name"],
+            "type": command.get("type", 1),
+            "options": opts,
+        }
+        if scope:
+            data["guild_id"] = str(scope)
+        record = self._new_interaction(4, f"autocomplete /{name}", cid, user_id)
         return await self._run_interaction(record, self._interaction_payload(record, data), timeout)
 
     async def click_button(
@@ -2022,6 +2056,32 @@ class DiscordEmulator:
         if missing:
             raise ValueError(f"{where}: missing required options {missing}")
 
+    def _check_partial_options(self, defs: list[Json], given: list[Json], where: str) -> int:
+        """An autocomplete's options: known names, and the focused one declares autocomplete.
+        Returns how many are focused."""
+        by_name = {d["name"]: d for d in defs}
+        focused = 0
+        for option in given:
+            definition = by_name.get(option.get("name", ""))
+            if definition is None:
+                raise ValueError(
+                    f"{where}: no option {option.get('name')!r} (has {sorted(by_name)})"
+                )
+            option.setdefault("type", definition["type"])
+            if definition["type"] in (1, 2):
+                focused += self._check_partial_options(
+                    definition.get("options") or [],
+                    option.setdefault("options", []),
+                    f"{where} {definition['name']}",
+                )
+                continue
+            if option.get("focused"):
+                if not definition.get("autocomplete"):
+                    raise ValueError(f"{where} {definition['name']}: no autocomplete declared")
+                option["value"] = str(option.get("value", ""))
+                focused += 1
+        return focused
+
     def _resolve_options(self, options: list[Json]) -> Json:
         resolved: Json = {}
 
@@ -2187,7 +2247,7 @@ class DiscordEmulator:
         body = call.object()
         rtype = int(body.get("type") or 0)
         data = body.get("data") or {}
-        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 5: {4, 5, 6, 7}}[record.kind]
+        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}[record.kind]
         if rtype not in allowed:
             errors = _FormErrors()
             errors.add(
@@ -2233,6 +2293,21 @@ class DiscordEmulator:
             result.message = copy.deepcopy(msg)
             result.allowed_mentions = data.get("allowed_mentions")
             resource["message"] = copy.deepcopy(msg)
+        elif rtype == 8:
+            choices = data.get("choices")
+            errors = _FormErrors()
+            if not isinstance(choices, list) or len(choices) > 25:
+                errors.add(("data", "choices"), "BASE_TYPE_BAD_LENGTH", "Must be 25 or fewer.")
+            else:
+                for index, choice in enumerate(choices):
+                    path = ("data", "choices", index)
+                    if errors.required((*path, "name"), choice.get("name")):
+                        errors.max_length((*path, "name"), choice.get("name"), 100)
+                    if isinstance(choice.get("value"), str):
+                        errors.max_length((*path, "value"), choice["value"], 100)
+            errors.raise_if_any()
+            result.choices = copy.deepcopy(choices)
+            record.completed = True
         else:  # 9: modal
             errors = _FormErrors()
             if errors.required(("data", "custom_id"), data.get("custom_id")):

@@ -6,6 +6,7 @@ once, the GitHub work waits in the outbox and is retried, and recovery makes no 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.config import AccessSettings, GitHubSettings
-from bot.domain.incidents import ChecklistItem
+from bot.domain.incidents import ChecklistItem, format_ref
 from bot.domain.outbox import OutboxItem, OutboxStatus
 from bot.integrations.github import GitHubIssues
 from bot.services.container import Services
@@ -253,3 +254,68 @@ async def test_pending_github_work_survives_a_restart(world: World) -> None:
     assert len(world.api.comments[1]) == 1
     assert "Looking into it" in world.api.comments[1][0]["body"]
     assert (await statuses(restarted))["pending"] == 0
+
+
+async def test_alert_text_cannot_hijack_another_incidents_issue(world: World) -> None:
+    """Security item 3: text carrying the next incident's marker (an alert description, say)
+    once made that incident reuse and overwrite this issue. Markers count only where the bot
+    put them, and the text reaches GitHub without HTML comments and without live @mentions."""
+    year = world.clock.now().year
+    next_ref = format_ref(year, 2)
+    hostile = f"Pool down. <!-- hh-opsbot:{next_ref} --> ping @hyper-hash/core and @alice"
+    first = await world.services.incidents.open(
+        CORE_A, severity=2, title="Pool @everyone down", summary=hostile
+    )
+    await world.drain()
+    second = await world.services.incidents.open(CORE_A, severity=3, title="Chart glitch")
+    assert second.ref == next_ref
+    await world.drain()
+    assert sorted(world.api.issues) == [1, 2]  # the second incident opened its own issue
+    assert (await world.services.incidents.get(second.ref)).github_number == 2
+    one, two = world.api.issues[1]["body"], world.api.issues[2]["body"]
+    assert "Chart glitch" not in one and f"**Incident:** {first.ref}" in one  # not overwritten
+    assert two.splitlines()[0] == f"<!-- hh-opsbot:{second.ref} -->"
+    # Only the bot's own marker, on the first line, is an HTML comment; no live mentions.
+    assert one.count("<!--") == 1 and one.startswith(f"<!-- hh-opsbot:{first.ref} -->\n")
+    assert "Pool down." in one
+    for text in (one, world.api.issues[1]["title"]):
+        assert not re.search(r"@[A-Za-z0-9]", text)
+    assert "@\u200bhyper-hash/core" in one
+
+    # The same for comments: text carrying the next entry's comment marker.
+    async with world.database.uow() as uow:
+        entries = await uow.incidents.timeline(first.id)
+    next_entry = f"hh-opsbot:{first.ref}:entry:{entries[-1].id + 2}"
+    await world.services.incidents.update(
+        CORE_A, first.ref, f"Looking. <!-- {next_entry} --> @alice"
+    )
+    await world.services.incidents.update(CORE_A, first.ref, "Restarted the pool")
+    await world.drain()
+    bodies = [c["body"] for c in world.api.comments[1]]
+    assert len(bodies) == 2 and "Restarted the pool" in bodies[1]
+    assert all(b.count("<!--") == 1 for b in bodies)
+    assert not any(re.search(r"@[A-Za-z0-9]", b) for b in bodies)
+
+    # The postmortem file: same rule.
+    await world.services.incidents.report(CORE_A, first.ref)
+    await world.drain()
+    text = world.api.file_text(f"incidents/{first.ref}.md")
+    assert text is not None and "Pool down." in text
+    assert "<!--" not in text and not re.search(r"@[A-Za-z0-9]", text)
+
+
+async def test_markers_count_only_where_the_bot_puts_them(gh: GitHubAPI) -> None:
+    """An issue or comment with a marker anywhere but its own place is not the bot's."""
+    clock = FakeClock(datetime.now(UTC))
+    settings = GitHubSettings(repo=REPO, token=SecretStr(TOKEN), api_url=gh.url, timeout_seconds=1)
+    tracker = GitHubIssues(settings, clock)
+    marker = "<!-- hh-opsbot:INC-2026-0007 -->"
+    number, _ = await tracker.create_issue("Someone's issue", f"Quoting:\n{marker}\n", ["incident"])
+    assert await tracker.find_issue(marker) is None
+    mine = await tracker.create_issue("[INC-2026-0007]", f"{marker}\n**Incident:**", ["incident"])
+    assert await tracker.find_issue(marker) == mine
+    await tracker.comment(number, "quoting <!-- hh-opsbot:INC-2026-0007:entry:9 --> here", "x")
+    await tracker.comment(number, "the real one", "hh-opsbot:INC-2026-0007:entry:9")
+    assert len(gh.comments[number]) == 2
+    await tracker.comment(number, "the real one, again", "hh-opsbot:INC-2026-0007:entry:9")
+    assert len(gh.comments[number]) == 2  # found at its place: not posted twice

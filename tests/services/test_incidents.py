@@ -19,7 +19,7 @@ from bot.domain.incidents import (
 from bot.domain.outbox import OutboxItem
 from bot.domain.roles import Actor, OpsRole
 from bot.services.container import Services
-from bot.services.incidents import CARD_REFRESH, postmortem
+from bot.services.incidents import CARD_REFRESH, github_text, postmortem
 from bot.storage.database import Database
 from tests.services.conftest import CORE_A, NODE, Delivered, audit_actions
 
@@ -265,6 +265,28 @@ async def test_miners_notice_never_carries_hosts_addresses_or_balances(
     await services.incidents.open(CORE_A, severity=3, title="Chart glitch")
     await services.outbox.drain_all()
     assert len([n for n in delivered.notices if n["channel"] == "miners"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain words", "plain words"),
+        ("a <!-- hh-opsbot:INC-2026-0002 --> b", "a  b"),
+        ("multi <!-- line\ncomment --> end", "multi  end"),
+        ("<!<!-- x -->-- assembled -->!", " assembled -->!"),
+        ("unclosed <!-- hides the rest", "unclosed  hides the rest"),
+        ("<!--> <!---> empty", " empty"),
+        ("@alice and @hyper-hash/core, ops@example.org", None),
+    ],
+)
+def test_github_text_strips_comments_and_neutralises_mentions(
+    text: str, expected: str | None
+) -> None:
+    cleaned = github_text(text)
+    assert "<!--" not in cleaned
+    assert "@" not in cleaned.replace("@\u200b", "")
+    if expected is not None:
+        assert cleaned == expected
 
 
 def test_miners_safe_keeps_plain_words() -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
 
-from bot.domain.alerts import WebhookPayload
+from bot.domain.alerts import NotificationRow, WebhookPayload, group_key_hash
 from bot.domain.outbox import DISCORD_MESSAGE, EMAIL
 from bot.domain.roles import Actor, OpsRole
-from bot.services.alerts import ALERTS_DELIVER
+from bot.metrics import Metrics
+from bot.services.alerts import ALERTS_DELIVER, AlertService
 from bot.services.outbox import ReminderService
-from bot.storage.models import OutboxEntry
+from bot.storage.models import AlertNotification, OutboxEntry
 from tests.alerting import fixture, storm, wire
 
 
@@ -323,3 +326,159 @@ async def test_items_shown_by_a_message_just_sent_need_no_transaction(database, 
         if item.payload["group_id"] in shown:
             assert await service.plan(item.payload, capacity=5) is None
     assert opened == before, "answered from what this process just sent"
+
+
+# -- one bad body never fails another (security item 11) -------------------------------------
+
+
+def watched(database, clock) -> tuple[AlertService, Metrics]:
+    """A service whose observer is the real metrics."""
+    from bot.services.outbox import OutboxService
+    from tests.alerting import policy
+
+    metrics = Metrics()
+    service = AlertService(
+        database.uow,
+        clock,
+        OutboxService(database.uow, clock),
+        ReminderService(database.uow, clock),
+        policy(),
+        observer=metrics,
+    )
+    return service, metrics
+
+
+def quarantined(metrics: Metrics) -> dict[str, float]:
+    found = {}
+    for reason in ("invalid", "failed"):
+        value = metrics.registry.get_sample_value(
+            "hh_opsbot_alert_bodies_quarantined_total", {"reason": reason}
+        )
+        if value:
+            found[reason] = value
+    return found
+
+
+def unstorable(payload: WebhookPayload) -> WebhookPayload:
+    """A body as the old model let it through: a start that is year 0 in UTC."""
+    alert = payload.alerts[0].model_copy(
+        update={"starts_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))}
+    )
+    return payload.model_copy(update={"alerts": [alert, *payload.alerts[1:]]})
+
+
+async def outcomes(database) -> list[str]:
+    async with database.sessions() as session:
+        query = select(AlertNotification.outcome).order_by(AlertNotification.id)
+        return list((await session.scalars(query)).all())
+
+
+async def test_the_inbox_never_fails_a_body_for_another_in_its_batch(database, clock) -> None:
+    service, _ = wire(database, clock)
+    good, raw = parsed("04_firing_group_4_alerts.json")
+    other, other_raw = parsed("01_firing_single_nodeoffline.json")
+    bad = unstorable(good)
+    # One transaction for all three (group commit): they arrive together.
+    results = await asyncio.gather(
+        service.receive(good, raw),
+        service.receive(bad, json.dumps(raw)),
+        service.receive(other, other_raw),
+        return_exceptions=True,
+    )
+    first, failed, third = results
+    assert isinstance(failed, Exception), "the bad one fails (503: retried)"
+    assert not isinstance(first, BaseException) and not isinstance(third, BaseException)
+    assert [first.outcome, third.outcome] == ["accepted", "accepted"]
+    assert await outcomes(database) == ["pending", "pending"]
+
+
+async def store_raw(database, clock, bodies: list[tuple[str, dict]]) -> None:
+    """Bodies in the inbox as an older version stored them (no validation on the way)."""
+    rows = [
+        NotificationRow(key, group_key_hash(body["groupKey"]), body["status"], "r", raw)
+        for key, body, raw in ((key, body, json.dumps(body)) for key, body in bodies)
+    ]
+    async with database.uow() as uow:
+        await uow.alerts.add_notifications(rows, clock.now())
+        await uow.commit()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("alerts.0.startsAt", "0001-01-01T00:00:00+01:00"),  # failed the batch on both
+        ("groupKey", '{}:{alertname="a\u0000"}'),  # failed the batch on PostgreSQL
+    ],
+)
+async def test_a_body_stored_before_the_fix_is_set_aside_and_the_rest_applied(
+    database, clock, caplog, field, value
+) -> None:
+    """It once failed every batch it was in, for ever: nothing after it reached #alerts."""
+    bad = fixture("01_firing_single_nodeoffline.json")
+    if field == "groupKey":
+        bad["groupKey"] = value
+    else:
+        bad["alerts"][0]["startsAt"] = value
+    await store_raw(
+        database,
+        clock,
+        [
+            ("a" * 64, fixture("04_firing_group_4_alerts.json")),
+            ("b" * 64, bad),
+            ("c" * 64, fixture("05_firing_group_partially_resolved.json")),
+        ],
+    )
+    service, metrics = watched(database, clock)
+    for _ in range(20):  # bounded: once, a bad body failed every attempt
+        if not await service.backlog():
+            break
+        await service.process_pending()
+    assert await outcomes(database) == ["accepted", "invalid", "accepted"]
+    assert quarantined(metrics) == {"invalid": 1}
+    assert any(field in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    (item,) = await outbox_rows(database, ALERTS_DELIVER)
+    group = await service.get_group(item.payload["group_id"])
+    assert group.version == 2, "both good bodies applied to their group"
+
+
+async def test_a_body_the_database_keeps_refusing_is_quarantined(
+    database, clock, monkeypatch, caplog
+) -> None:
+    """Whatever the reason a body's transaction fails (here the database refuses its group), it
+    is tried alone a few times, then set aside: the bodies after it are applied."""
+    from bot.services import alerts as alerts_module
+    from bot.storage.repositories import SqlAlertRepository
+
+    poison = fixture("01_firing_single_nodeoffline.json")
+    poison["groupKey"] = '{}:{alertname="Poison"}'
+    create_groups = SqlAlertRepository.create_groups
+
+    async def refusing(self, groups):
+        if any(g.group_key == poison["groupKey"] for _, g in groups):
+            raise RuntimeError("the database refuses this group")
+        return await create_groups(self, groups)
+
+    monkeypatch.setattr(SqlAlertRepository, "create_groups", refusing)
+    await store_raw(
+        database,
+        clock,
+        [
+            ("a" * 64, fixture("04_firing_group_4_alerts.json")),
+            ("b" * 64, poison),
+            ("c" * 64, fixture("05_firing_group_partially_resolved.json")),
+            ("d" * 64, fixture("07_firing_max_alerts_truncated.json")),
+        ],
+    )
+    service, metrics = watched(database, clock)
+    failures = 0
+    for _ in range(20):  # bounded: once, a bad body failed every attempt
+        if not await service.backlog():
+            break
+        try:
+            await service.process_pending()
+        except RuntimeError:
+            failures += 1
+    assert await outcomes(database) == ["accepted", "quarantined", "accepted", "accepted"]
+    assert failures <= alerts_module.QUARANTINE_AFTER + 1
+    assert quarantined(metrics) == {"failed": 1}
+    assert any("quarantined" in r.getMessage() for r in caplog.records)

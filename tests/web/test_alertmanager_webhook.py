@@ -78,6 +78,44 @@ async def test_wrong_or_missing_token_is_401(client, database, headers) -> None:
     assert await count(database, AlertNotification) == 0
 
 
+async def raw_post(client: TestClient, authorization: bytes, body: bytes) -> tuple[int, bytes]:
+    """A request written byte for byte (an HTTP client would refuse a non-ASCII header)."""
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(
+            b"POST " + ROUTE.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\n"
+            b"Authorization: " + authorization + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), rest
+
+
+NON_ASCII_AUTHORIZATIONS = [
+    b"Bearer \xff\xfe",
+    b"Bearer " + WEBHOOK_TOKEN.encode() + b"\x80",
+    b"Bearer caf\xc3\xa9",  # UTF-8, but no token has it
+    b"B\xe9arer " + WEBHOOK_TOKEN.encode(),
+]
+
+
+@pytest.mark.parametrize("authorization", NON_ASCII_AUTHORIZATIONS)
+async def test_non_ascii_authorization_is_401(client, database, authorization) -> None:
+    """Security item 10: a non-ASCII byte in Authorization answered 500 with a traceback."""
+    status, body = await raw_post(
+        client, authorization, fixture_bytes("01_firing_single_nodeoffline.json")
+    )
+    assert status == 401
+    assert json.loads(body)["error"] == "missing or wrong bearer token"
+    assert await count(database, AlertNotification) == 0
+
+
 async def test_body_over_one_mib_is_413(client, database) -> None:
     body = json.dumps({**fixture("01_firing_single_nodeoffline.json"), "pad": "x" * 1024**2})
     response = await post(client, body.encode())
@@ -123,6 +161,69 @@ async def test_schema_errors_are_400_naming_the_field(client, database, mutate, 
     assert body["field"] == field, body
     assert field in body["error"]
     assert await count(database, AlertNotification) == 0
+
+
+OUT_OF_RANGE_TIMES = [
+    ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z"),  # 31 Dec of year 0 in UTC
+    ("9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59.999999Z"),  # year 10000 in UTC
+    ("2026-11-28T03:00:00", "timezone"),  # no offset: which time is it?
+]
+
+
+@pytest.mark.parametrize("name", ["startsAt", "endsAt"])
+@pytest.mark.parametrize(("value", "why"), OUT_OF_RANGE_TIMES)
+async def test_a_timestamp_outside_what_is_stored_is_400_naming_it(
+    client, database, name, value, why
+) -> None:
+    """Security item 11: such a timestamp passed validation, then failed the store with 503
+    (Alertmanager retries that forever), and took the other bodies of its batch with it."""
+    payload = fixture("04_firing_group_4_alerts.json")
+    payload["alerts"][1][name] = value
+    response = await post(client, json.dumps(payload).encode())
+    assert response.status == 400
+    body = await response.json()
+    assert body["field"] == f"alerts.1.{name}", body
+    assert why in body["error"]
+    assert await count(database, AlertNotification) == 0
+
+
+async def test_the_edges_of_what_is_stored_are_accepted(client, database) -> None:
+    payload = fixture("01_firing_single_nodeoffline.json")
+    payload["alerts"][0].update(
+        startsAt="0001-01-01T01:00:00+01:00", endsAt="9999-12-31T22:59:59.999999-01:00"
+    )
+    response = await post(client, json.dumps(payload).encode())
+    assert response.status == 200, await response.text()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda p: p.update(groupKey='{}:{alertname="a\u0000"}'), "groupKey"),
+        (lambda p: p.update(receiver="discord\u0000"), "receiver"),
+        (lambda p: p["alerts"][0].update(fingerprint="f\u0000"), "alerts.0.fingerprint"),
+    ],
+)
+async def test_a_nul_character_is_400_naming_the_field(client, database, mutate, field) -> None:
+    """PostgreSQL text cannot hold NUL: refused at the door, not a 503 (or a stuck processor).
+    (Labels and annotations are stored as JSON, where it is an escape like any other.)"""
+    payload = fixture("01_firing_single_nodeoffline.json")
+    mutate(payload)
+    response = await post(client, json.dumps(payload).encode())
+    assert response.status == 400
+    assert (await response.json())["field"] == field
+    assert await count(database, AlertNotification) == 0
+
+
+async def test_a_bad_body_never_fails_a_good_one_sent_with_it(client, database) -> None:
+    bad = fixture("04_firing_group_4_alerts.json")
+    bad["alerts"][0]["startsAt"] = OUT_OF_RANGE_TIMES[0][0]
+    good = fixture("01_firing_single_nodeoffline.json")
+    answers = await asyncio.gather(
+        *(post(client, json.dumps(body).encode()) for body in (bad, good, bad, good))
+    )
+    assert [a.status for a in answers] == [400, 200, 400, 200]
+    assert await count(database, AlertNotification) == 1
 
 
 async def test_the_body_is_stored_as_the_text_that_arrived(client, database) -> None:

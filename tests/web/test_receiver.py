@@ -26,6 +26,7 @@ from bot.receiver import (
 from bot.storage.spool import SpoolReader, SpoolWriter
 from tests.alerting import FIXTURES, WEBHOOK_TOKEN, fixture_bytes, storm
 from tests.alertmanager_process import free_port
+from tests.web.test_alertmanager_webhook import NON_ASCII_AUTHORIZATIONS, raw_post
 
 ROUTE = "/webhooks/alertmanager"
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
@@ -67,6 +68,13 @@ async def test_every_capture_is_spooled_once(client: TestClient, tmp_path: Path,
         (AUTH, b"{not json", 400),
         (AUTH, b"[]", 400),
         (AUTH, b'{"version": "4"}', 400),
+        (
+            AUTH,
+            fixture_bytes("01_firing_single_nodeoffline.json").replace(
+                b'"startsAt":"2026', b'"startsAt":"9999-12-31T23:30:00-01:00","x":"'
+            ),
+            400,
+        ),
         (AUTH, b"x" * (1024 * 1024 + 1), 413),
         ({**AUTH, "Content-Type": "application/xml"}, b"{}", 415),
     ],
@@ -77,6 +85,17 @@ async def test_bad_input_is_refused_and_spools_nothing(
     response = await client.post(ROUTE, data=body, headers=headers)
     assert response.status == status
     assert "error" in await response.json()
+    assert SpoolReader(tmp_path / "spool.db").count() == 0
+
+
+@pytest.mark.parametrize("authorization", NON_ASCII_AUTHORIZATIONS)
+async def test_non_ascii_authorization_is_401(
+    client: TestClient, tmp_path: Path, authorization: bytes
+) -> None:
+    status, _ = await raw_post(
+        client, authorization, fixture_bytes("01_firing_single_nodeoffline.json")
+    )
+    assert status == 401
     assert SpoolReader(tmp_path / "spool.db").count() == 0
 
 
