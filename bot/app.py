@@ -115,6 +115,7 @@ class Application:
             static_targets(health, settings.prometheus),
             share_stale_after=health.share_stale_after,
             status_cooldown=health.status_cooldown,
+            allow_loopback=health.allow_loopback,
         )
         self.services = Services.build(
             self.database.uow,

@@ -96,11 +96,21 @@ format = "text"
 """
 
 
+LAB = "\n[health]\nallow_loopback = true\n"
+"""A lab's config: node endpoints and manifests on 127.0.0.1 (the tests' loopback servers)."""
+
+
 @pytest.fixture
-def config_path(world: World, tmp_path: Path) -> Path:
+def config_extra() -> str:
+    """TOML appended to the config: a module overrides it, a test parametrizes it (`LAB`)."""
+    return ""
+
+
+@pytest.fixture
+def config_path(world: World, tmp_path: Path, config_extra: str) -> Path:
     path = tmp_path / "config.toml"
     url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
-    path.write_text(config_text(world, database_url=url, web_port=free_port()))
+    path.write_text(config_text(world, database_url=url, web_port=free_port(), extra=config_extra))
     return path
 
 
