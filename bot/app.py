@@ -133,7 +133,9 @@ class Application:
             outbox_max_backoff=settings.outbox.max_backoff,
             outbox_idle_poll=settings.outbox.idle_poll,
             upgrade_settings=settings.upgrades,
-            fetcher=HttpManifestFetcher(timeout=settings.upgrades.fetch_timeout),
+            fetcher=HttpManifestFetcher(
+                timeout=settings.upgrades.fetch_timeout, allow_loopback=health.allow_loopback
+            ),
             check_nodes=self.health.check,
             release_source=GitHubReleases(
                 settings.github, settings.upgrades.github_repo, self.clock

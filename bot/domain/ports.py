@@ -532,8 +532,10 @@ class ReleaseRepository(Protocol):
 
 
 class ManifestFetcher(Protocol):
-    async def fetch(self, url: str) -> bytes:
-        """The body at an http(s) URL, size-capped and with a timeout; raises `FetchError`."""
+    async def fetch(self, url: str, *, cross_host: bool = False) -> bytes:
+        """The body at an http(s) URL, size-capped and with a timeout, under the address rules
+        of `bot.domain.addresses`; redirects stay on the URL's host unless `cross_host` (a
+        source the config names). Raises a `DomainError` (one text for "could not fetch")."""
         ...
 
 
