@@ -192,6 +192,7 @@ class Application:
             static_targets(health, settings.prometheus),
             share_stale_after=health.share_stale_after,
             status_cooldown=health.status_cooldown,
+            allow_loopback=health.allow_loopback,
         )
         self.services = Services.build(
             self.database.uow,
@@ -209,7 +210,9 @@ class Application:
             outbox_max_backoff=settings.outbox.max_backoff,
             outbox_idle_poll=settings.outbox.idle_poll,
             upgrade_settings=settings.upgrades,
-            fetcher=HttpManifestFetcher(timeout=settings.upgrades.fetch_timeout),
+            fetcher=HttpManifestFetcher(
+                timeout=settings.upgrades.fetch_timeout, allow_loopback=health.allow_loopback
+            ),
             check_nodes=self.health.check,
             release_source=GitHubReleases(
                 settings.github, settings.upgrades.github_repo, self.clock

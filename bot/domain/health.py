@@ -40,6 +40,10 @@ class Target:
     kind: TargetKind
     endpoint: str
     region: str | None = None
+    registered: bool = False
+    """Came from `/node register` (a member typed the endpoint): probed under the address
+    rules of `bot.domain.addresses`, checked again at every connection. Config targets are
+    the operator's own and are not."""
 
 
 Figure = float | int | str | bool | None
@@ -83,7 +87,11 @@ class NodeStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class RegisteredNode:
-    """A Hyper Node registration: pending until a Core Ops member approves it (manual §3)."""
+    """A Hyper Node registration: pending until a Core Ops member approves it (manual §3).
+
+    `id` names one request: asking again makes a new request with a new id (never reused), so
+    an approval binds to exactly the name, endpoint and region its message showed.
+    """
 
     id: int
     name: str
@@ -94,6 +102,9 @@ class RegisteredNode:
     requested_at: datetime
     decided_by: int | None = None
     decided_at: datetime | None = None
+    approval_channel_id: int | None = None
+    approval_message_id: int | None = None
+    """Where the request's Approve / Reject message is, once posted."""
 
 
 @dataclass(frozen=True)

@@ -330,9 +330,9 @@ class HealthRepository(Protocol):
         self, name: str, endpoint: str, region: str | None, requested_by: int, now: datetime
     ) -> RegisteredNode: ...
 
-    async def update_request(
-        self, node_id: int, endpoint: str, region: str | None, requested_by: int, now: datetime
-    ) -> RegisteredNode: ...
+    async def set_approval_message(
+        self, node_id: int, channel_id: int, message_id: int
+    ) -> None: ...
 
     async def node(self, node_id: int) -> RegisteredNode | None: ...
 
@@ -553,8 +553,10 @@ class ReleaseRepository(Protocol):
 
 
 class ManifestFetcher(Protocol):
-    async def fetch(self, url: str) -> bytes:
-        """The body at an http(s) URL, size-capped and with a timeout; raises `FetchError`."""
+    async def fetch(self, url: str, *, cross_host: bool = False) -> bytes:
+        """The body at an http(s) URL, size-capped and with a timeout, under the address rules
+        of `bot.domain.addresses`; redirects stay on the URL's host unless `cross_host` (a
+        source the config names). Raises a `DomainError` (one text for "could not fetch")."""
         ...
 
 

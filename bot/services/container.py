@@ -29,7 +29,7 @@ from bot.services.upgrades import UpgradeService
 class NoFetcher:
     """A process without HTTP fetching (some tests): every announce is refused, clearly."""
 
-    async def fetch(self, url: str) -> bytes:
+    async def fetch(self, url: str, *, cross_host: bool = False) -> bytes:
         raise InvalidInput("Fetching release manifests is not available in this process.")
 
 

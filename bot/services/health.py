@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from bot.domain.addresses import check_url
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.health import (
     MinuteAggregate,
@@ -309,6 +310,20 @@ class TooSoon(InvalidInput):
     outcome = "cooldown"
 
 
+class StaleRequest(InvalidInput):
+    """A decision on a request that was replaced by a newer one, or removed: nothing changes."""
+
+    outcome = "stale"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A new pending request, and the request it replaced (whose message must stop acting)."""
+
+    node: RegisteredNode
+    replaced: RegisteredNode | None = None
+
+
 # -- uptime ------------------------------------------------------------------------------------
 
 
@@ -379,8 +394,10 @@ class HealthService:
         *,
         share_stale_after: float = SHARE_STALE_SECONDS,
         status_cooldown: float = 10.0,
+        allow_loopback: bool = False,
     ) -> None:
         self._uow_factory = uow_factory
+        self._allow_loopback = allow_loopback
         self._clock = clock
         self._prober = prober
         self._static = list(static_targets)
@@ -400,7 +417,7 @@ class HealthService:
             approved = await uow.health.nodes(NodeStatus.APPROVED)
         names = {t.name for t in self._static}
         nodes = [
-            Target(n.name, TargetKind.NODE, n.endpoint, n.region)
+            Target(n.name, TargetKind.NODE, n.endpoint, n.region, registered=True)
             for n in approved
             if n.name not in names
         ]
@@ -529,6 +546,7 @@ class HealthService:
                 "The endpoint is the node agent's base URL, e.g. `https://node7.example:8442` "
                 f"(http or https, no credentials, at most {ENDPOINT_MAX} characters)."
             )
+        check_url(endpoint, allow_loopback=self._allow_loopback, what="The endpoint")
         if region is not None:
             region = region.strip() or None
             if region is not None and not _REGION.match(region):
@@ -537,27 +555,45 @@ class HealthService:
 
     async def register_node(
         self, uow: UnitOfWork, *, name: str, endpoint: str, region: str | None, requested_by: int
-    ) -> RegisteredNode:
-        """A pending registration; asking again while pending (or after a rejection) renews it."""
+    ) -> Registration:
+        """A pending request. Asking again while pending (or after a rejection) makes a new
+        request with a new id and drops the old one: a decision binds to what its message showed.
+        """
         name, endpoint, region = self._validate(name, endpoint, region)
         now = self._clock.now()
         existing = await uow.health.node_named(name)
-        if existing is None:
-            return await uow.health.add_node(name, endpoint, region, requested_by, now)
-        if existing.status is NodeStatus.APPROVED:
-            raise InvalidInput(
-                f"`{name}` is already registered and approved: "
-                "`/node remove` it first to change it."
-            )
-        return await uow.health.update_request(existing.id, endpoint, region, requested_by, now)
+        if existing is not None:
+            if existing.status is NodeStatus.APPROVED:
+                raise InvalidInput(
+                    f"`{name}` is already registered and approved: "
+                    "`/node remove` it first to change it."
+                )
+            await uow.health.remove_node(existing.id)
+        node = await uow.health.add_node(name, endpoint, region, requested_by, now)
+        return Registration(node, existing)
+
+    async def remember_approval_message(
+        self, node_id: int, *, channel_id: int, message_id: int
+    ) -> None:
+        """Where a request's Approve / Reject message is (a newer request disables it)."""
+        async with self._uow_factory() as uow:
+            await uow.health.set_approval_message(node_id, channel_id, message_id)
+            await uow.commit()
 
     async def decide(
         self, uow: UnitOfWork, node_id: int, *, approve: bool, decided_by: int
     ) -> tuple[RegisteredNode, bool]:
-        """Approve or reject a pending node; (node, False) when it was already decided."""
+        """Approve or reject pending request `node_id`; (node, False) when already decided.
+
+        A request that was replaced (or removed) is refused: its message showed something else.
+        """
         node = await uow.health.node(node_id)
         if node is None:
-            raise NotFound("That registration no longer exists (removed or re-registered).")
+            raise StaleRequest(
+                f"Nothing was {'approved' if approve else 'rejected'}: request #{node_id} was "
+                "replaced by a newer registration or removed, so its message no longer shows "
+                "what would be decided. Check the newest request for this node and decide there."
+            )
         if node.status is not NodeStatus.PENDING:
             return node, False
         status = NodeStatus.APPROVED if approve else NodeStatus.REJECTED

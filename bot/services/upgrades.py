@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bot.domain.addresses import ForbiddenAddress
 from bot.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from bot.domain.health import State, TargetKind
 from bot.domain.minisign import PublicKey, SignatureError, Verified, verify
@@ -194,6 +195,9 @@ class UpgradeService:
         try:
             manifest = await self._fetcher.fetch(url)
             signature = await self._fetcher.fetch(url.strip() + SIGNATURE_SUFFIX)
+        except ForbiddenAddress as refused:
+            await self._refused(actor, url, refused.user_message, outcome=refused.outcome)
+            raise InvalidInput(f"Release refused, nothing posted: {refused.user_message}") from None
         except DomainError as failure:
             await self._refused(actor, url, failure.user_message, outcome="unreachable")
             raise InvalidInput(f"Release refused, nothing posted: {failure.user_message}") from None
@@ -348,8 +352,9 @@ class UpgradeService:
                 if await uow.releases.by_source(display_url(assets.manifest_url)) is not None:
                     continue
             try:
-                manifest = await self._fetcher.fetch(assets.manifest_url)
-                signature = await self._fetcher.fetch(assets.signature_url)
+                # GitHub serves release downloads from its CDN: another host, same rules.
+                manifest = await self._fetcher.fetch(assets.manifest_url, cross_host=True)
+                signature = await self._fetcher.fetch(assets.signature_url, cross_host=True)
             except DomainError as failure:
                 log.info("release %s not fetched: %s", assets.tag[:64], failure.user_message)
                 continue  # try again next poll: the download may come back

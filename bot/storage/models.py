@@ -235,9 +235,15 @@ class DriftEntry(Base):
 
 
 class NodeEntry(Base):
-    """A Hyper Node registration: pending, then approved or rejected by Core Ops."""
+    """A Hyper Node registration: pending, then approved or rejected by Core Ops.
+
+    One row per request: asking again replaces the row, so a request's id is never reused
+    (AUTOINCREMENT on SQLite, a sequence on PostgreSQL) and an approval button names exactly
+    the request its message showed.
+    """
 
     __tablename__ = "health_nodes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
@@ -248,6 +254,8 @@ class NodeEntry(Base):
     requested_at: Mapped[datetime]
     decided_by: Mapped[int | None] = mapped_column(BigInteger)
     decided_at: Mapped[datetime | None]
+    approval_channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    approval_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProbeSampleEntry(Base):

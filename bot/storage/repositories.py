@@ -854,16 +854,12 @@ class SqlHealthRepository:
         await self._session.flush()
         return _to_node(row)
 
-    async def update_request(
-        self, node_id: int, endpoint: str, region: str | None, requested_by: int, now: datetime
-    ) -> RegisteredNode:
-        row = await self._session.get(NodeEntry, node_id)
-        assert row is not None
-        row.endpoint, row.region, row.status = endpoint, region, NodeStatus.PENDING.value
-        row.requested_by, row.requested_at = requested_by, now
-        row.decided_by, row.decided_at = None, None
-        await self._session.flush()
-        return _to_node(row)
+    async def set_approval_message(self, node_id: int, channel_id: int, message_id: int) -> None:
+        await self._session.execute(
+            update(NodeEntry)
+            .where(NodeEntry.id == node_id)
+            .values(approval_channel_id=channel_id, approval_message_id=message_id)
+        )
 
     async def node(self, node_id: int) -> RegisteredNode | None:
         row = await self._session.get(NodeEntry, node_id)
@@ -983,6 +979,8 @@ def _to_node(row: NodeEntry) -> RegisteredNode:
         requested_at=row.requested_at,
         decided_by=row.decided_by,
         decided_at=row.decided_at,
+        approval_channel_id=row.approval_channel_id,
+        approval_message_id=row.approval_message_id,
     )
 
 

@@ -19,16 +19,19 @@ from discord.ext import commands
 
 from bot import __version__
 from bot.domain.errors import InvalidInput
+from bot.domain.health import NodeStatus, RegisteredNode
 from cogs.common import NO_MENTIONS, fit_embed
 from cogs.health.chart import render_chart
 from cogs.health.render import (
     approval_content,
     nodes_embed,
     overview_pages,
+    removed_content,
+    replaced_content,
     target_embed,
     uptime_embed,
 )
-from cogs.health.views import HealthPager, NodeApprovalView
+from cogs.health.views import BUTTONS, HealthPager, approval_view
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
@@ -47,16 +50,6 @@ class HealthCog(commands.Cog, name="health"):
 
     def __init__(self, bot: OpsBot) -> None:
         self.bot = bot
-
-    async def cog_load(self) -> None:
-        """Re-register the approval buttons of pending nodes, so a press after a restart works."""
-        try:
-            pending = await self.bot.health.pending()
-        except Exception as exc:
-            log.warning("could not restore node approval buttons (%s)", type(exc).__name__)
-            return
-        for node in pending:
-            self.bot.add_view(NodeApprovalView(self.bot, node.id))
 
     def _private(self, interaction: discord.Interaction) -> bool:
         """Ops answers are visible to the channel only in #operations; elsewhere ephemeral."""
@@ -160,23 +153,64 @@ class HealthCog(commands.Cog, name="health"):
         if interaction.channel_id != self.bot.settings.channels.operations:
             raise InvalidInput("Register nodes in #operations, where Core Ops can approve them.")
         async with self.bot.database.uow() as uow:
-            node = await self.bot.health.register_node(
+            registration = await self.bot.health.register_node(
                 uow, name=name, endpoint=endpoint, region=region, requested_by=interaction.user.id
             )
+            node, replaced = registration.node, registration.replaced
             await self.bot.audit_outcome(
                 interaction,
                 "node register",
                 "ok",
-                {"node": node.name, "endpoint": node.endpoint, "region": node.region},
+                {
+                    "node": node.name,
+                    "endpoint": node.endpoint,
+                    "region": node.region,
+                    "request": node.id,
+                    "replaces": replaced.id if replaced else None,
+                },
                 target=node.name,
                 uow=uow,
             )
             await uow.commit()
-        await interaction.response.send_message(
+        callback = await interaction.response.send_message(
             content=approval_content(node, interaction.user.id),
-            view=NodeApprovalView(self.bot, node.id),
+            view=approval_view(node.id),
             allowed_mentions=NO_MENTIONS,
         )
+        if callback.message_id is not None and interaction.channel_id is not None:
+            try:
+                await self.bot.health.remember_approval_message(
+                    node.id, channel_id=interaction.channel_id, message_id=callback.message_id
+                )
+            except Exception as exc:  # only the early disabling needs it: a press is checked
+                log.warning(
+                    "could not remember the message of node request %s (%s)",
+                    node.id,
+                    type(exc).__name__,
+                )
+        if replaced is not None:
+            await self._retire(replaced, replaced_content(replaced, node))
+
+    async def _retire(self, request: RegisteredNode, content: str) -> None:
+        """Disable the buttons of a request that was replaced or removed (best effort: a press
+        on them is refused by the service whether or not this edit lands)."""
+        if request.approval_channel_id is None or request.approval_message_id is None:
+            return
+        message = self.bot.get_partial_messageable(request.approval_channel_id).get_partial_message(
+            request.approval_message_id
+        )
+        try:
+            await message.edit(
+                content=content,
+                view=approval_view(request.id, disabled=True),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except discord.HTTPException as exc:
+            log.warning(
+                "could not disable the buttons of node request %s (HTTP %s)",
+                request.id,
+                exc.status,
+            )
 
     @node.command(name="list", description="Registered and configured Hyper Nodes.")
     async def list_nodes(self, interaction: discord.Interaction) -> None:
@@ -208,7 +242,10 @@ class HealthCog(commands.Cog, name="health"):
             ephemeral=self._private(interaction),
             allowed_mentions=NO_MENTIONS,
         )
+        if node.status is NodeStatus.PENDING:
+            await self._retire(node, removed_content(node))
 
 
 async def setup(bot: OpsBot) -> None:
+    bot.add_dynamic_items(*BUTTONS)
     await bot.add_cog(HealthCog(bot))

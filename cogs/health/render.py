@@ -194,3 +194,35 @@ def decision_content(node: RegisteredNode, decided_by: int) -> str:
         f"{icon} Node registration **{node.name}** (`{node.endpoint}`) {verb} by <@{decided_by}>.",
         2000,
     )
+
+
+STALE_MARK = "⛔"
+
+
+def replaced_content(old: RegisteredNode, new: RegisteredNode) -> str:
+    """The old request's message once a newer request replaced it: its buttons no longer act."""
+    return truncate(
+        f"{STALE_MARK} Node registration **{old.name}** request #{old.id} (`{old.endpoint}`) "
+        f"was replaced by request #{new.id}: these buttons no longer act. "
+        "Check the newer request's endpoint and decide there.",
+        2000,
+    )
+
+
+def removed_content(node: RegisteredNode) -> str:
+    return truncate(
+        f"{STALE_MARK} Node registration **{node.name}** request #{node.id} "
+        f"(`{node.endpoint}`) was removed: these buttons no longer act.",
+        2000,
+    )
+
+
+def stale_content(node_id: int, original: str) -> str:
+    """A pressed message whose request is gone (the bot could not mark it when it went)."""
+    if original.startswith(STALE_MARK):
+        return truncate(original, 2000)
+    return truncate(
+        f"{STALE_MARK} Request #{node_id} was replaced by a newer registration or removed: "
+        f"these buttons no longer act.\n{original}",
+        2000,
+    )

@@ -1,4 +1,4 @@
-"""Buttons of the health area: node approval (persistent) and /health paging."""
+"""Buttons of the health area: node approval (persistent dynamic items) and /health paging."""
 
 from __future__ import annotations
 
@@ -6,72 +6,92 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.tree import OpsView
+from bot.services.health import StaleRequest
+from bot.tree import OpsButton, OpsView
 from cogs.common import NO_MENTIONS
-from cogs.health.render import decision_content
+from cogs.health.render import decision_content, stale_content
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
 
 
-class NodeApprovalView(OpsView):
-    """Approve / Reject a pending registration: `hh:node:approve:<id>`, `hh:node:reject:<id>`.
+class ApproveNodeButton(OpsButton, template=r"hh:node:approve:(?P<id>[0-9]{1,19})"):
+    """Approve request `<id>`: `hh:node:approve:<id>`. A dynamic item, so a press on any
+    request's message is answered (after a restart too): a replaced request is refused."""
 
-    Persistent (no timeout, custom_id carries the node id); re-registered at start for every
-    pending node, so a press after a restart still works. Pressing twice changes nothing.
-    """
+    action = "node:approve"
 
-    def __init__(self, bot: OpsBot, node_id: int) -> None:
-        super().__init__(bot, timeout=None)
-        self.node_id = node_id
-        approve: discord.ui.Button[Any] = discord.ui.Button(
-            label="Approve",
-            style=discord.ButtonStyle.success,
-            custom_id=f"hh:node:approve:{node_id}",
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        await decide_node(interaction, bot, self.object_id, approve=True)
+
+
+class RejectNodeButton(OpsButton, template=r"hh:node:reject:(?P<id>[0-9]{1,19})"):
+    action = "node:reject"
+
+    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+        await decide_node(interaction, bot, self.object_id, approve=False)
+
+
+BUTTONS: tuple[type[OpsButton], ...] = (ApproveNodeButton, RejectNodeButton)
+
+
+def approval_view(node_id: int, *, disabled: bool = False) -> discord.ui.View:
+    """Approve / Reject of one request (disabled once the request was replaced)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        ApproveNodeButton(
+            node_id, label="Approve", style=discord.ButtonStyle.success, disabled=disabled
         )
-        reject: discord.ui.Button[Any] = discord.ui.Button(
-            label="Reject", style=discord.ButtonStyle.danger, custom_id=f"hh:node:reject:{node_id}"
+    )
+    view.add_item(
+        RejectNodeButton(
+            node_id, label="Reject", style=discord.ButtonStyle.danger, disabled=disabled
         )
-        approve.callback = self._approve  # type: ignore[method-assign]
-        reject.callback = self._reject  # type: ignore[method-assign]
-        self.add_item(approve)
-        self.add_item(reject)
+    )
+    return view
 
-    async def _approve(self, interaction: discord.Interaction) -> None:
-        await self._decide(interaction, approve=True)
 
-    async def _reject(self, interaction: discord.Interaction) -> None:
-        await self._decide(interaction, approve=False)
-
-    async def _decide(self, interaction: discord.Interaction, *, approve: bool) -> None:
-        action = "node:approve" if approve else "node:reject"
-        async with self.bot.database.uow() as uow:
-            node, changed = await self.bot.health.decide(
-                uow, self.node_id, approve=approve, decided_by=interaction.user.id
+async def decide_node(
+    interaction: discord.Interaction, bot: OpsBot, node_id: int, *, approve: bool
+) -> None:
+    """Approve or reject exactly the request the pressed message showed; pressing twice
+    changes nothing; a replaced request's buttons are disabled and the press is refused."""
+    action = "node:approve" if approve else "node:reject"
+    try:
+        async with bot.database.uow() as uow:
+            node, changed = await bot.health.decide(
+                uow, node_id, approve=approve, decided_by=interaction.user.id
             )
             if changed:
-                await self.bot.audit_outcome(
+                await bot.audit_outcome(
                     interaction,
                     action,
                     "ok",
-                    {"node": node.name, "endpoint": node.endpoint},
+                    {"node": node.name, "endpoint": node.endpoint, "request": node.id},
                     target=node.name,
                     uow=uow,
                 )
             await uow.commit()
-        if changed:
-            self.stop()
-            await interaction.response.edit_message(
-                content=decision_content(node, interaction.user.id),
-                view=None,
-                allowed_mentions=NO_MENTIONS,
-            )
-        else:
-            await interaction.response.send_message(
-                f"`{node.name}` was already {node.status.value}: nothing changed.",
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-            )
+    except StaleRequest:
+        original = interaction.message.content if interaction.message else ""
+        await interaction.response.edit_message(
+            content=stale_content(node_id, original),
+            view=approval_view(node_id, disabled=True),
+            allowed_mentions=NO_MENTIONS,
+        )
+        raise  # the error policy answers (ephemeral) and audits the refusal
+    if changed:
+        await interaction.response.edit_message(
+            content=decision_content(node, interaction.user.id),
+            view=None,
+            allowed_mentions=NO_MENTIONS,
+        )
+    else:
+        await interaction.response.send_message(
+            f"`{node.name}` was already {node.status.value}: nothing changed.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
 
 
 class HealthPager(OpsView):

@@ -15,6 +15,7 @@ from tests.harness.running import running_app
 from tests.harness.world import (
     CORE_USER,
     GUILD_ID,
+    LAB,
     MINER_USER,
     NODE_USER,
     OWNER_USER,
@@ -27,6 +28,7 @@ from tests.harness.world import (
 __all__ = [
     "CORE_USER",
     "GUILD_ID",
+    "LAB",
     "MINER_USER",
     "NODE_USER",
     "OWNER_USER",
@@ -65,10 +67,16 @@ async def world() -> AsyncIterator[World]:
 
 
 @pytest.fixture
-def config_path(world: World, tmp_path: Path) -> Path:
+def config_extra() -> str:
+    """TOML appended to the config: a module overrides it, a test parametrizes it (`LAB`)."""
+    return ""
+
+
+@pytest.fixture
+def config_path(world: World, tmp_path: Path, config_extra: str) -> Path:
     path = tmp_path / "config.toml"
     url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
-    path.write_text(config_text(world, database_url=url, web_port=free_port()))
+    path.write_text(config_text(world, database_url=url, web_port=free_port(), extra=config_extra))
     return path
 
 
@@ -77,8 +85,14 @@ TABLE = {**PERMISSIONS, "boom": None, "reject": None, "buttons": None, "test:pre
 
 
 @pytest.fixture
-async def app(world: World, config_path: Path, tmp_path: Path) -> AsyncIterator[Application]:
+async def app(
+    world: World, config_path: Path, tmp_path: Path, config_extra: str
+) -> AsyncIterator[Application]:
     async with running_app(
-        world, tmp_path, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
+        world,
+        tmp_path,
+        extra=config_extra,
+        extensions=(*EXTENSIONS, "tests.e2e.policy_cog"),
+        permissions=TABLE,
     ) as application:
         yield application

@@ -12,10 +12,16 @@ from sqlalchemy import select
 
 from bot.app import Application
 from bot.storage.models import AuditEntry
-from tests.e2e.conftest import CORE_USER, MINER_USER, NODE_USER, World
+from tests.e2e.conftest import CORE_USER, LAB, MINER_USER, NODE_USER, World
 from tests.fakes.network import JsonService
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def config_extra() -> str:
+    """The agents here listen on 127.0.0.1: a lab, where loopback endpoints are allowed."""
+    return LAB
 
 
 @pytest.fixture
@@ -188,9 +194,15 @@ async def test_many_nodes_are_paged_with_buttons(
 ) -> None:
     for i in range(30):
         async with app.database.uow() as uow:
-            node = await app.health.register_node(
-                uow, name=f"node-{i:02d}", endpoint=agent.url, region=None, requested_by=NODE_USER
-            )
+            node = (
+                await app.health.register_node(
+                    uow,
+                    name=f"node-{i:02d}",
+                    endpoint=agent.url,
+                    region=None,
+                    requested_by=NODE_USER,
+                )
+            ).node
             await app.health.decide(uow, node.id, approve=True, decided_by=CORE_USER)
             await uow.commit()
     ops = world.channels["operations"]
@@ -269,7 +281,6 @@ async def test_configured_core_bitcoind_and_lnd(world: World, config_path, tmp_p
     config_path.write_text(
         config_path.read_text()
         + f"""
-[health]
 core_url = "{core.url}"
 bitcoind_url = "{bitcoind.url}"
 bitcoind_user = "rpcuser"

@@ -62,7 +62,7 @@ async def app(
     )
     extra = (
         f'\n[upgrades]\ntrusted_keys = ["{keys.public_line}"]\n\n'
-        + "[health]\npoll_interval = 600\nprobe_timeout = 1\nbudget = 3\n"
+        + "[health]\nallow_loopback = true\npoll_interval = 600\nprobe_timeout = 1\nbudget = 3\n"
         + nodes
     )
     await world.emulator.member_join(SECOND_CORE, "core-erin", roles=[world.roles["core_ops"]])

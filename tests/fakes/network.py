@@ -98,7 +98,9 @@ class JsonService(_Server):
     def __init__(self, body: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.body: dict[str, Any] = body or {"status": "ok"}
-        self.mode = "ok"  # ok | slow | garbage | error | array
+        self.mode = "ok"  # ok | slow | garbage | error | array | redirect
+        self.error_body: dict[str, Any] = {"error": "agent crashed"}
+        self.redirect_to = "/elsewhere"
         self.delay = 30.0
         self.released = asyncio.Event()
         self.app.router.add_get("/v1/health", self._handle)
@@ -112,7 +114,9 @@ class JsonService(_Server):
         if self.mode == "garbage":
             return web.Response(body=b"\x00\xffnot json<html>", content_type="application/json")
         if self.mode == "error":
-            return web.json_response({"error": "agent crashed"}, status=500)
+            return web.json_response(self.error_body, status=500)
+        if self.mode == "redirect":
+            raise web.HTTPFound(self.redirect_to)
         if self.mode == "array":
             return web.json_response([1, 2, 3])
         return web.json_response(self.body)
@@ -217,3 +221,15 @@ async def silent_server() -> tuple[asyncio.Server, int]:
 
     server = await asyncio.start_server(hang, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
+
+
+def resolve_as(monkeypatch: Any, name: str, address: str) -> None:
+    """Make `name` resolve to `address` on the running loop (aiohttp's threaded resolver asks
+    `loop.getaddrinfo`): a stand-in for DNS that answers what an attacker wants (rebinding)."""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def getaddrinfo(host: Any, port: Any, **kwargs: Any) -> Any:
+        return await real(address if host == name else host, port, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)

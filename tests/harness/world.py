@@ -57,3 +57,7 @@ level = "INFO"
 format = "text"
 {extra}
 """
+
+
+LAB = "\n[health]\nallow_loopback = true\n"
+"""A lab's config: node endpoints and manifests on 127.0.0.1 (the tests' loopback servers)."""

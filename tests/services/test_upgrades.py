@@ -76,7 +76,8 @@ class World:
             roles=FakeRoles(),
             owner_ids=frozenset(),
             upgrade_settings=UpgradeSettings(trusted_keys=[keys.public_line]),
-            fetcher=HttpManifestFetcher(timeout=2.0),
+            # The release files are served on 127.0.0.1: a lab ([health] allow_loopback).
+            fetcher=HttpManifestFetcher(timeout=2.0, allow_loopback=True),
             check_nodes=self.health.check,
         )
 
@@ -149,7 +150,7 @@ def _drop_signature(files: ReleaseFiles, name: str) -> None:
         (_tamper, "does not match the manifest"),
         (_truncate, "truncated|malformed"),
         (_edit_comment, "trusted comment"),
-        (_drop_signature, "HTTP 404"),
+        (_drop_signature, r"could not fetch http://127\.0\.0\.1:\d+/manifest\.json\.minisig\."),
     ],
     ids=["tampered", "truncated", "edited-comment", "no-signature"],
 )
@@ -185,11 +186,44 @@ async def test_malformed_manifest_signed_correctly_is_refused(
 
 
 async def test_unreachable_and_non_http_urls_are_refused(world: World) -> None:
-    with pytest.raises(InvalidInput, match=r"unreachable|did not answer"):
+    with pytest.raises(InvalidInput, match=r"could not fetch http://127\.0\.0\.1:9/manifest"):
         await world.services.upgrades.announce(CORE_A, "http://127.0.0.1:9/manifest.json")
     with pytest.raises(InvalidInput, match="http"):
         await world.services.upgrades.announce(CORE_A, "file:///etc/passwd")
     assert await world.posted() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/manifest.json",
+        "http://0x7f.1:{port}/manifest.json",
+        "http://169.254.169.254/latest/user-data",
+        "http://[::ffff:169.254.169.254]/latest/user-data",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ],
+)
+async def test_forbidden_addresses_are_refused_with_the_default_config(
+    database: Database, clock: FakeClock, files: ReleaseFiles, keys: KeyPair, url: str
+) -> None:
+    """/upgrade announce under the probes' address rules: nothing asked, audited, not posted."""
+    services = Services.build(
+        database.uow,
+        clock,
+        access_settings=AccessSettings(),
+        roles=FakeRoles(),
+        owner_ids=frozenset(),
+        upgrade_settings=UpgradeSettings(trusted_keys=[keys.public_line]),
+        fetcher=HttpManifestFetcher(timeout=2.0),
+    )
+    files.publish(keys, "manifest.json", manifest("1.4.0"))
+    with pytest.raises(
+        InvalidInput, match=r"^Release refused, nothing posted: The manifest URL is"
+    ):
+        await services.upgrades.announce(CORE_A, url.format(port=files.port))
+    assert files.requests == 0
+    assert await releases(database) == []
+    assert await audit_actions(database) == [("upgrade:verify", "forbidden")]
 
 
 async def test_oversized_manifest_is_refused(
@@ -221,7 +255,7 @@ async def test_no_trusted_keys_refuses_everything(
         access_settings=AccessSettings(),
         roles=FakeRoles(),
         owner_ids=frozenset(),
-        fetcher=HttpManifestFetcher(timeout=2.0),
+        fetcher=HttpManifestFetcher(timeout=2.0, allow_loopback=True),
     )
     url = files.publish(keys, "manifest.json", manifest("1.4.0"))
     with pytest.raises(InvalidInput, match="no trusted keys"):

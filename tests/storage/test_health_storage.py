@@ -41,15 +41,15 @@ def service(database: Database, clock: FakeClock, prober: ScriptedProber) -> Hea
 
 async def register(svc: HealthService, database: Database, name: str, **kw: str | None) -> int:
     async with database.uow() as uow:
-        node = await svc.register_node(
+        registration = await svc.register_node(
             uow,
             name=name,
-            endpoint=kw.get("endpoint") or "http://127.0.0.1:9001",
+            endpoint=kw.get("endpoint") or "http://10.0.0.9:9001",
             region=kw.get("region"),
             requested_by=1,
         )
         await uow.commit()
-    return node.id
+    return registration.node.id
 
 
 async def test_registry_pending_approve_reject_remove(database: Database, clock: FakeClock) -> None:
@@ -84,33 +84,103 @@ async def test_registry_pending_approve_reject_remove(database: Database, clock:
             await svc.remove_node(uow, "node-7")
 
 
-async def test_re_registering_a_pending_or_rejected_node_renews_it(
-    database: Database, clock: FakeClock
-) -> None:
+async def test_re_registering_makes_a_new_request(database: Database, clock: FakeClock) -> None:
+    """Asking again while pending (or after a rejection) is a new request with its own id."""
     svc = service(database, clock, ScriptedProber(clock))
     first = await register(svc, database, "node-1")
-    second = await register(svc, database, "node-1", endpoint="https://127.0.0.1:9443")
-    assert first == second
+    second = await register(svc, database, "node-1", endpoint="https://10.0.0.9:9443")
+    assert second != first, "a changed request is a new request with its own id"
+    (pending,) = await svc.pending()
+    assert (pending.id, pending.endpoint) == (second, "https://10.0.0.9:9443")
     async with database.uow() as uow:
-        await svc.decide(uow, first, approve=False, decided_by=2)
+        await svc.decide(uow, second, approve=False, decided_by=2)
         await uow.commit()
     assert await svc.nodes() == []
-    await register(svc, database, "node-1")
+    third = await register(svc, database, "node-1")
     (node,) = await svc.pending()
-    assert node.endpoint == "http://127.0.0.1:9001" and node.decided_by is None
+    assert node.id == third not in (first, second)
+    assert node.endpoint == "http://10.0.0.9:9001" and node.decided_by is None
+
+
+async def test_approval_binds_to_the_request_its_message_showed(
+    database: Database, clock: FakeClock
+) -> None:
+    """The bait-and-switch: Approve on the first request must not approve the second endpoint."""
+    svc = service(database, clock, ScriptedProber(clock))
+    shown = await register(svc, database, "hn-new", endpoint="http://10.0.0.7:8442")
+    await register(svc, database, "hn-new", endpoint="http://10.66.6.6:8442")
+    async with database.uow() as uow:
+        with pytest.raises(InvalidInput, match="Nothing was approved") as refused:
+            await svc.decide(uow, shown, approve=True, decided_by=2)
+        await uow.commit()
+    assert refused.value.outcome == "stale"
+    assert [t.name for t in await svc.targets()] == ["core"], "nothing approved"
+    (pending,) = await svc.pending()
+    assert pending.endpoint == "http://10.66.6.6:8442" and pending.decided_by is None
+    async with database.uow() as uow:
+        with pytest.raises(InvalidInput, match="Nothing was rejected"):
+            await svc.decide(uow, shown, approve=False, decided_by=2)
+
+
+async def test_a_removed_request_id_is_never_reused(database: Database, clock: FakeClock) -> None:
+    """SQLite reuses the largest rowid after a delete unless told not to: an old message's
+    Approve would then act on the next request."""
+    svc = service(database, clock, ScriptedProber(clock))
+    shown = await register(svc, database, "hn-new", endpoint="http://10.0.0.7:8442")
+    async with database.uow() as uow:
+        await svc.remove_node(uow, "hn-new")
+        await uow.commit()
+    again = await register(svc, database, "hn-new", endpoint="http://10.66.6.6:8442")
+    assert again != shown
+    async with database.uow() as uow:
+        with pytest.raises(InvalidInput, match="Nothing was approved"):
+            await svc.decide(uow, shown, approve=True, decided_by=2)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8442",
+        "http://localhost:8442",
+        "http://0xa9fea9fe/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.google.internal/",
+        "http://169.254.10.10:8442",
+        "http://[fe80::1]:8442",
+        "http://0.0.0.0:8442",
+    ],
+)
+async def test_forbidden_endpoints_are_refused_at_registration(
+    database: Database, clock: FakeClock, endpoint: str
+) -> None:
+    svc = service(database, clock, ScriptedProber(clock))
+    with pytest.raises(InvalidInput, match="The endpoint is refused: it names"):
+        await register(svc, database, "hn-new", endpoint=endpoint)
+    assert await svc.nodes() == []
+
+
+async def test_loopback_endpoints_only_with_the_lab_switch(
+    database: Database, clock: FakeClock
+) -> None:
+    core = Target("core", TargetKind.CORE, "http://127.0.0.1:8442")
+    lab = HealthService(database.uow, clock, ScriptedProber(clock), [core], allow_loopback=True)
+    await register(lab, database, "lab-1", endpoint="http://127.0.0.1:8442")
+    with pytest.raises(InvalidInput, match="link-local"):
+        await register(lab, database, "lab-2", endpoint="http://169.254.169.253/")
+    assert [n.name for n in await lab.nodes()] == ["lab-1"]
 
 
 @pytest.mark.parametrize(
     ("name", "endpoint", "region"),
     [
-        ("bad name!", "http://127.0.0.1:1", None),
-        ("core", "http://127.0.0.1:1", None),
-        ("-x", "http://127.0.0.1:1", None),
-        ("node-1", "ftp://127.0.0.1", None),
-        ("node-1", "http://user:pw@127.0.0.1:1", None),
-        ("node-1", "http://127.0.0.1:99999", None),
-        ("node-1", "http://127.0.0.1:1/?q=1", None),
-        ("node-1", "http://127.0.0.1:1", "<@&123>"),
+        ("bad name!", "http://10.0.0.1:1", None),
+        ("core", "http://10.0.0.1:1", None),
+        ("-x", "http://10.0.0.1:1", None),
+        ("node-1", "ftp://10.0.0.1", None),
+        ("node-1", "http://user:pw@10.0.0.1:1", None),
+        ("node-1", "http://10.0.0.1:99999", None),
+        ("node-1", "http://10.0.0.1:1/?q=1", None),
+        ("node-1", "http://10.0.0.1:1", "<@&123>"),
     ],
 )
 async def test_bad_registrations_change_nothing(

@@ -13,7 +13,15 @@ from bot.domain.health import Target as HealthTarget
 from bot.services.health import ChartSeries, overview, public_status, uptime
 from cogs.common import DESCRIPTION_MAX, EMBED_TOTAL_MAX
 from cogs.health.chart import render_chart
-from cogs.health.render import nodes_embed, overview_pages, target_embed, uptime_embed
+from cogs.health.render import (
+    nodes_embed,
+    overview_pages,
+    removed_content,
+    replaced_content,
+    stale_content,
+    target_embed,
+    uptime_embed,
+)
 from cogs.status.render import status_embed
 
 AT = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
@@ -127,3 +135,17 @@ def test_uptime_embed_marks_the_target() -> None:
     aggs = [MinuteAggregate("core", AT - timedelta(minutes=5), 1000, 999, 5.0, 9.0)]
     embed = uptime_embed(uptime(aggs, AT, ["core"]))
     assert "24 h 99.900 % ✅" in (embed.description or "")
+
+
+def test_retired_request_messages_say_so_within_limits() -> None:
+    def request(node_id: int) -> RegisteredNode:
+        endpoint = "https://" + "n" * 190 + ".example"
+        return RegisteredNode(node_id, "hn-new", endpoint, None, NodeStatus.PENDING, 1, AT)
+
+    replaced = replaced_content(request(7), request(8))
+    assert replaced.startswith("⛔ Node registration **hn-new** request #7")
+    assert "replaced by request #8" in replaced and len(replaced) <= 2000
+    assert "was removed" in removed_content(request(7))
+    stale = stale_content(7, "📝 " + HOSTILE * 10)
+    assert stale.startswith("⛔ Request #7 was replaced") and len(stale) <= 2000
+    assert stale_content(7, stale) == stale, "pressing twice does not stack the mark"

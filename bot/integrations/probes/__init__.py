@@ -3,7 +3,13 @@
 One shared aiohttp session, a timeout per probe (one deadline for a whole fan-out) and a total
 budget. A probe never raises: timeouts, refused connections, TLS mismatches, 401s and garbage
 bodies all become a `ProbeResult(ok=False, reason=...)`. Reasons are for operators; they never
-carry a secret. One module per protocol: agent (Core, node agents), bitcoind, lnd, prometheus.
+carry a secret, nor text from the target's body (a status code and a fixed phrase), and no
+redirect is followed. One module per protocol: agent (Core, node agents), bitcoind, lnd,
+prometheus.
+
+Registered nodes (a member typed their endpoint) go through a second session whose connector
+refuses forbidden addresses at connect time (`bot.integrations.outbound`), after their host was
+judged as written; config targets are the operator's own and use the first.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ from datetime import datetime
 import aiohttp
 
 from bot.config import HealthSettings, PrometheusSettings
+from bot.domain.addresses import host_refusal, url_host
 from bot.domain.health import Figure, ProbeResult, Target, TargetKind
 from bot.domain.ports import Clock
+from bot.integrations.outbound import guarded_socket_factory, refusal_of
 from bot.integrations.probes.agent import probe_core, probe_node
 from bot.integrations.probes.bitcoind import probe_bitcoind
 from bot.integrations.probes.common import Credentials, ProbeFailure, PrometheusQueries
@@ -58,14 +66,17 @@ class ProbeRunner:
         probe_timeout: float = 2.0,
         budget: float = 5.0,
         max_connections: int = 1000,
+        allow_loopback: bool = False,
     ) -> None:
         self._clock = clock
+        self.allow_loopback = allow_loopback
         self._credentials = credentials or Credentials()
         self._queries = queries or PrometheusQueries()
         self.probe_timeout = probe_timeout
         self.budget = budget
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._guarded: aiohttp.ClientSession | None = None
         self._lnd = LndProbe(self._credentials)
 
     @classmethod
@@ -79,22 +90,36 @@ class ProbeRunner:
             probe_timeout=health.probe_timeout,
             budget=health.budget,
             max_connections=health.max_connections,
+            allow_loopback=health.allow_loopback,
         )
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300),
+    def _http(self, *, guarded: bool = False) -> aiohttp.ClientSession:
+        """The config targets' session, or (`guarded`) the registered nodes' one."""
+        session = self._guarded if guarded else self._session
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections,
+                    ttl_dns_cache=300,
+                    socket_factory=guarded_socket_factory(allow_loopback=self.allow_loopback)
+                    if guarded
+                    else None,
+                ),
                 timeout=aiohttp.ClientTimeout(total=None),  # per probe: asyncio.timeout below
                 headers={"User-Agent": "hh-opsbot"},
                 raise_for_status=False,
             )
-        return self._session
+            if guarded:
+                self._guarded = session
+            else:
+                self._session = session
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._guarded):
+            if session is not None:
+                await session.close()
+        self._session = self._guarded = None
 
     # -- fan-out ------------------------------------------------------------------------------
 
@@ -144,6 +169,9 @@ class ProbeRunner:
         except aiohttp.ClientSSLError as exc:
             return self._down(target, f"TLS error ({_ssl_reason(exc)})", None, at)
         except aiohttp.ClientConnectorError as exc:
+            refused = refusal_of(exc)
+            if refused is not None:
+                return self._down(target, f"address not allowed ({refused})", None, at)
             return self._down(target, _connect_reason(exc), None, at)
         except aiohttp.ServerDisconnectedError:
             return self._down(target, "connection closed without an answer", None, at)
@@ -168,7 +196,16 @@ class ProbeRunner:
         )
 
     async def _figures(self, target: Target, at: datetime) -> dict[str, Figure]:
-        session = self._http()
+        if target.registered:
+            try:
+                refused = host_refusal(
+                    url_host(target.endpoint), allow_loopback=self.allow_loopback
+                )
+            except ValueError:
+                refused = None  # no host: aiohttp says so
+            if refused is not None:
+                raise ProbeFailure(f"address not allowed ({refused})")
+        session = self._http(guarded=target.registered)
         match target.kind:
             case TargetKind.CORE:
                 return await probe_core(session, target, at)

@@ -29,6 +29,8 @@ def agent_figures(body: Any, now: datetime) -> dict[str, Figure]:
         raise ProbeFailure("unexpected answer: not a JSON object")
     figures: dict[str, Figure] = {}
     pick(figures, "agent_status", body, ("status",), str)
+    if "agent_status" not in figures and isinstance(body.get("status"), str):
+        figures["agent_status"] = "unrecognised"  # free text is not shown, and is not "ok"
     pick(figures, "version", body, ("version", "agent_version"), str)
     pick(figures, "block_height", body, ("block_height", "blocks", "height"), int)
     pick(figures, "template_latency_ms", body, ("template_latency_ms",), float)

@@ -12,6 +12,7 @@ from bot.integrations.probes.common import (
     Credentials,
     ProbeFailure,
     basic_auth,
+    check_status,
     parse_json,
     pick,
 )
@@ -40,9 +41,13 @@ async def probe_bitcoind(
 ) -> dict[str, Figure]:
     headers = {"Authorization": await authorization(credentials)}
     payload = {"jsonrpc": "1.0", "id": "hh-opsbot", "method": "getblockchaininfo", "params": []}
-    async with session.post(target.endpoint, json=payload, headers=headers) as resp:
+    async with session.post(
+        target.endpoint, json=payload, headers=headers, allow_redirects=False
+    ) as resp:
         body = await resp.content.read(BODY_MAX + 1)
         status = resp.status
+    if 300 <= status < 400:
+        check_status(status)
     if status == 401:
         raise ProbeFailure("authentication refused (HTTP 401)")
     if status == 403:

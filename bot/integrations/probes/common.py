@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ from bot.config import HealthSettings, PrometheusSettings
 from bot.domain.health import Figure
 
 BODY_MAX = 1_000_000
+TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+"""The only text a target's body may put in a figure (a version, a status word, a chain name):
+no spaces, no URLs, nothing that reads as an instruction in #operations."""
 
 
 class ProbeFailure(Exception):
@@ -74,13 +79,29 @@ async def get_json(
     ssl: Any = True,
 ) -> Any:
     """GET a JSON body (at most BODY_MAX bytes); a non-200 answer is a ProbeFailure."""
-    async with session.get(url, headers=headers, ssl=ssl) as resp:
+    async with session.get(url, headers=headers, ssl=ssl, allow_redirects=False) as resp:
+        check_status(resp.status)
         body = await resp.content.read(BODY_MAX + 1)
-        if resp.status == 401:
-            raise ProbeFailure("authentication refused (HTTP 401)")
-        if resp.status != 200:
-            raise ProbeFailure(f"HTTP {resp.status}{error_hint(body)}")
     return parse_json(body)
+
+
+def status_text(status: int) -> str:
+    """`HTTP 502 Bad Gateway`: the code and the standard's phrase, never the server's text."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def check_status(status: int) -> None:
+    """Anything but 200 is a ProbeFailure with a fixed reason; redirects are not followed."""
+    if status == 200:
+        return
+    if 300 <= status < 400:
+        raise ProbeFailure(f"{status_text(status)}: redirect not followed")
+    if status == 401:
+        raise ProbeFailure("authentication refused (HTTP 401)")
+    raise ProbeFailure(status_text(status))
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -101,20 +122,6 @@ def parse_json(body: bytes) -> Any:
         raise ProbeFailure("garbage answer: not JSON") from None
 
 
-def error_hint(body: bytes) -> str:
-    """A bitcoind/lnd error message if the body has one (short, operator-facing)."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    if isinstance(data, dict):
-        for key in ("message", "error"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                return f": {value[:80]}"
-    return ""
-
-
 def pick(
     out: dict[str, Figure],
     name: str,
@@ -127,8 +134,8 @@ def pick(
         if value is None or isinstance(value, bool):
             continue
         if kind is str:
-            if isinstance(value, str):
-                out[name] = value[:64]
+            if isinstance(value, str) and TOKEN.match(value):
+                out[name] = value
                 return
             continue
         if isinstance(value, int | float) or (isinstance(value, str) and is_numeric(value)):

@@ -11,6 +11,7 @@ from bot.integrations.probes.common import (
     BODY_MAX,
     ProbeFailure,
     PrometheusQueries,
+    check_status,
     join,
     parse_json,
 )
@@ -18,9 +19,13 @@ from bot.integrations.probes.common import (
 
 async def instant(session: aiohttp.ClientSession, base: str, query: str) -> float | None:
     """The first sample's value; None when the query matches nothing."""
-    async with session.get(join(base, "/api/v1/query"), params={"query": query}) as resp:
+    async with session.get(
+        join(base, "/api/v1/query"), params={"query": query}, allow_redirects=False
+    ) as resp:
         body = await resp.content.read(BODY_MAX + 1)
         status = resp.status
+    if 300 <= status < 400:
+        check_status(status)
     data = parse_json(body)
     if not isinstance(data, dict):
         raise ProbeFailure("unexpected answer: not a JSON object")
