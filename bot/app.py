@@ -40,6 +40,7 @@ from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.incidents import CARD_REFRESH
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
+from bot.services.outbox import DISCORD_LANE
 from bot.storage.database import Database
 from bot.storage.spool import SpoolError, SpoolReader
 from bot.web.app import HealthSources, WebServer, create_app
@@ -198,19 +199,24 @@ class Application:
         self.roles.bind(self.bot)
         self.delivery = DiscordDelivery(self.bot)
         self.notice_delivery = NoticeDelivery(self.bot)
-        self.outbox.register(DISCORD_MESSAGE, self.delivery.send_message)
-        self.outbox.register(NOTICE, self.notice_delivery.notice)
-        self.outbox.register(DIRECT, self.notice_delivery.direct)
-        self.outbox.register(ROLE_REMOVE, self.notice_delivery.remove_role)
+        # Discord's kinds share a lane of their own: a rate-limited or hung Discord holds none
+        # of the outbox's other slots (emails, GitHub writes).
         self.incident_cards = IncidentCards(self.bot)
-        self.outbox.register(CARD_REFRESH, self.incident_cards.refresh)
         self.alert_delivery = AlertDelivery(
             self.bot,
             self.alerts,
             ChannelPacer(settings.alerts.channel_rate_limit, settings.alerts.channel_rate_period),
             horizon=settings.alerts.storm_horizon,
         )
-        self.outbox.register(ALERTS_DELIVER, self.alert_delivery.deliver)
+        for kind, handler in (
+            (DISCORD_MESSAGE, self.delivery.send_message),
+            (NOTICE, self.notice_delivery.notice),
+            (DIRECT, self.notice_delivery.direct),
+            (ROLE_REMOVE, self.notice_delivery.remove_role),
+            (CARD_REFRESH, self.incident_cards.refresh),
+            (ALERTS_DELIVER, self.alert_delivery.deliver),
+        ):
+            self.outbox.register(kind, handler, lane=DISCORD_LANE)
         self.mailer = SmtpMailer(settings.smtp) if settings.smtp else None
         if self.mailer is not None:
             self.outbox.register(EMAIL, self.mailer.send_item)

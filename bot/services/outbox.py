@@ -48,6 +48,8 @@ def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0, jitter: flo
 
 DEFAULT_LANE = "default"
 """Every kind registered without a lane: email, GitHub writes, whatever Discord cannot touch."""
+DISCORD_LANE = "discord"
+"""The composition root registers Discord's kinds here."""
 
 
 class _Lane:
@@ -101,6 +103,9 @@ class OutboxService:
         self._lane_of[kind] = lane
         if lane not in self._lanes:
             self._lanes[lane] = _Lane(self._concurrency)
+
+    def lane_of(self, kind: str) -> str:
+        return self._lane_of.get(kind, DEFAULT_LANE)
 
     async def enqueue(
         self,
@@ -194,7 +199,7 @@ class OutboxService:
                 items = await uow.outbox.due(self._clock.now(), self._batch, skip, in_flight)
             tasks = []
             for item in items:
-                lane = self._lanes[self._lane_of.get(item.kind, DEFAULT_LANE)]
+                lane = self._lanes[self.lane_of(item.kind)]
                 no_room = lane.claimed >= self._batch and item.kind in self._handlers
                 if item.id in self._in_flight or no_room:
                     continue  # the next round asks again (no handler: failed at once)

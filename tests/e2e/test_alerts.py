@@ -24,11 +24,14 @@ from sqlalchemy import select as select_
 
 from bot.app import Application
 from bot.config import load_settings
-from bot.domain.outbox import OutboxStatus
+from bot.delivery import message_payload
+from bot.domain.outbox import DISCORD_MESSAGE, OutboxStatus
+from bot.domain.ports import Clock
 from bot.storage import migrations
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
 from tests.alertmanager_process import BINARY, AlertmanagerProcess, webhook_config
+from tests.conftest import RunningClock
 from tests.e2e.conftest import (
     CORE_USER,
     GUILD_ID,
@@ -85,13 +88,18 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
         extra: str = "",
         alertmanager_api: str | None = None,
         alertmanager_extra: str = "",
+        clock: Clock | None = None,
+        discord_extra: str = "",
         **alerts: Any,
     ) -> Application:
         path = tmp_path / "config.toml"
         body = alert_sections(world, alertmanager_api, alertmanager_extra, **alerts) + extra
-        path.write_text(config_text(world, database_url=database, web_port=port, extra=body))
+        text = config_text(
+            world, database_url=database, web_port=port, extra=body, discord_extra=discord_extra
+        )
+        path.write_text(text)
         settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-        app = Application(settings)
+        app = Application(settings, clock=clock)
         await migrations.upgrade(app.database.engine)
         await app.start()
         apps.append(app)
@@ -537,9 +545,8 @@ def smtp_server() -> Any:
         controller.stop()
 
 
-async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
-    inbox, port = smtp_server
-    smtp = f"""
+def smtp_section(port: int) -> str:
+    return f"""
 [smtp]
 host = "127.0.0.1"
 port = {port}
@@ -548,7 +555,11 @@ from = "hh-opsbot <bot@hyperhash.invalid>"
 to = ["core-ops@hyperhash.invalid"]
 timeout = 5
 """
-    app = await start_app(extra=smtp, email_fallback_after=1)
+
+
+async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
+    inbox, port = smtp_server
+    app = await start_app(extra=smtp_section(port), email_fallback_after=1)
     world.emulator.set_rest_outage(503)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
     await send(app, fixture_bytes("04_firing_group_4_alerts.json"))  # critical too
@@ -566,19 +577,118 @@ timeout = 5
 
 async def test_posted_in_time_means_no_email(world, start_app, smtp_server) -> None:
     inbox, port = smtp_server
-    smtp = f"""
-[smtp]
-host = "127.0.0.1"
-port = {port}
-starttls = false
-from = "bot@hyperhash.invalid"
-to = ["core-ops@hyperhash.invalid"]
-"""
-    app = await start_app(extra=smtp, email_fallback_after=1)
+    app = await start_app(extra=smtp_section(port), email_fallback_after=1)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
     await world.emulator.wait_for_messages(world.channels["alerts"], 1)
     await asyncio.sleep(2)
     assert inbox.messages == []
+
+
+# -- one slow Discord call holds nothing else ------------------------------------------------
+
+
+async def outbox_item(app: Application, item_id: int) -> Any:
+    async with app.database.uow() as uow:
+        return await uow.outbox.get(item_id)
+
+
+async def enqueue_post(app: Application, channel_id: int, content: str) -> int:
+    async with app.database.uow() as uow:
+        item = await app.outbox.enqueue(
+            uow, DISCORD_MESSAGE, message_payload(channel_id, content=content)
+        )
+        await uow.commit()
+    assert item is not None
+    app.outbox.wake()
+    return item.id
+
+
+def contents(world: World, channel_id: int) -> list[str]:
+    return [m["content"] for m in world.emulator.messages.get(channel_id, [])]
+
+
+def posts_of(world: World, path: str, content: str) -> list[int]:
+    """Statuses of the POSTs to `path` that carried `content` (other notices share the
+    channel: start-up drift findings, for one)."""
+    return [
+        r.status
+        for r in world.emulator.request_log
+        if (r.method, r.path) == ("POST", path) and (r.body or {}).get("content") == content
+    ]
+
+
+async def test_a_long_429_on_one_post_holds_neither_the_email_nor_alerts(
+    world, start_app, smtp_server
+) -> None:
+    """One #operations post answered 429 with Retry-After 120 s: the fallback email and the
+    #alerts posts still arrive at once (bounds far below 120 s: held behind the 429 they would
+    not), and the post itself goes out, once, after its 120 s (on the app's clock)."""
+    inbox, port = smtp_server
+    clock = RunningClock()
+    app = await start_app(extra=smtp_section(port), clock=clock, email_fallback_after=1)
+    emu, ops, alerts = world.emulator, world.channels["operations"], world.channels["alerts"]
+    path = f"/channels/{ops}/messages"
+    emu.rate_limit("POST", path, retry_after=120)
+    held = await enqueue_post(app, ops, "Maintenance window starts at 04:00 UTC")
+    await until(lambda: ("POST", path, 429) in emu.requests, 10, "the 429")
+    # A critical alert #alerts cannot show for now (Discord answers 503 a while): its fallback
+    # email is due after 1 s, and Discord must not hold it.
+    emu.set_rest_outage(503)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await until(lambda: len(inbox.messages) >= 1, 20, "the fallback email")
+    assert "Subject: [hh-opsbot] CRITICAL NodeOffline" in inbox.messages[0].content.decode()
+    emu.set_rest_outage(None)
+    await send(app, fixture_bytes("09_firing_markdown_in_labels_and_annotations.json"))
+    await emu.wait_for_messages(alerts, 2, timeout=20)
+    item = await outbox_item(app, held)
+    assert item.status is OutboxStatus.PENDING and item.attempts == 1
+    assert item.last_error == "rate limited"
+    wait = (item.available_at - clock.now()).total_seconds()
+    assert 60 < wait <= 120, "retried after Discord's Retry-After, not before"
+    assert "Maintenance window starts at 04:00 UTC" not in contents(world, ops)
+    # Its 120 s pass: delivered, exactly once.
+    clock.advance(seconds=121)
+    app.outbox.wake()
+    await until(lambda: "Maintenance window starts at 04:00 UTC" in contents(world, ops), 15, "it")
+    done = await outbox_item(app, held)
+    assert done.status is OutboxStatus.DONE and done.attempts == 2
+    assert contents(world, ops).count("Maintenance window starts at 04:00 UTC") == 1
+    assert posts_of(world, path, "Maintenance window starts at 04:00 UTC") == [429, 200]
+    assert len(inbox.messages) == 1, "the warning is posted in time: no email for it"
+
+
+async def test_a_hung_post_holds_neither_the_email_nor_alerts(
+    world, start_app, smtp_server
+) -> None:
+    """One #operations post gets no answer at all: everything else goes out meanwhile; the
+    post is cut at [discord] send_timeout, retried, and shown once even when the hung request
+    is handled late (the retry carries the same nonce)."""
+    inbox, port = smtp_server
+    app = await start_app(
+        extra=smtp_section(port), discord_extra="send_timeout = 1", email_fallback_after=1
+    )
+    emu, ops, alerts = world.emulator, world.channels["operations"], world.channels["alerts"]
+    path = f"/channels/{ops}/messages"
+    emu.stall("POST", path)
+    held = await enqueue_post(app, ops, "Maintenance window starts at 04:00 UTC")
+    await emu.wait_stalled(1)
+    emu.set_rest_outage(503)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await until(lambda: len(inbox.messages) >= 1, 20, "the fallback email")
+    emu.set_rest_outage(None)
+    await send(app, fixture_bytes("09_firing_markdown_in_labels_and_annotations.json"))
+    await emu.wait_for_messages(alerts, 2, timeout=20)
+    await until(lambda: "Maintenance window starts at 04:00 UTC" in contents(world, ops), 20, "it")
+    emu.release_stalled()
+    await until(
+        lambda: posts_of(world, path, "Maintenance window starts at 04:00 UTC") == [200, 200],
+        10,
+        "the hung request, answered late",
+    )
+    assert contents(world, ops).count("Maintenance window starts at 04:00 UTC") == 1
+    done = await outbox_item(app, held)
+    assert done.status is OutboxStatus.DONE and done.attempts == 2
+    assert done.last_error is None
 
 
 def watchdog_payload(starts_at: str = "2026-11-28T04:00:00.000Z") -> bytes:

@@ -380,3 +380,12 @@ def test_an_unknown_receiver_mode_is_named(tmp_path: Path) -> None:
     text = GOOD + '\n[alertmanager]\nwebhook_token = "0123456789abcdef"\nreceiver = "thread"\n'
     (line,) = problems(write(tmp_path, text))
     assert line.startswith("alertmanager.receiver: ")
+
+
+def test_discord_calls_are_bounded_by_default(tmp_path: Path) -> None:
+    discord = load_settings(write(tmp_path, GOOD), environ={}).settings.discord
+    assert (discord.max_ratelimit_timeout, discord.send_timeout) == (30.0, 10.0)
+    text = GOOD.replace("[channels]", "max_ratelimit_timeout = 5\nsend_timeout = 0\n\n[channels]")
+    lines = problems(write(tmp_path, text))
+    assert any(line.startswith("discord.max_ratelimit_timeout: ") for line in lines)
+    assert any(line.startswith("discord.send_timeout: ") for line in lines)
