@@ -377,6 +377,11 @@ async def test_a_route_answers_the_429_it_was_told_to(harness: Harness) -> None:
     await harness.channel.send("after a short wait")
     assert [s for m, p, s in emu.requests if (m, p) == ("POST", path)] == [429, 200, 429, 200]
     assert emu.messages[harness.channel_id][-1]["content"] == "after a short wait"
+    # Only the post it names, when told which.
+    emu.rate_limit("POST", path, retry_after=120, when=lambda body: body["content"] == "this one")
+    await harness.channel.send("not this one")
+    with pytest.raises(discord.RateLimited):
+        await harness.channel.send("this one")
 
 
 async def test_a_stalled_call_hangs_then_is_handled_late(harness: Harness) -> None:

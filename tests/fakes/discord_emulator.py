@@ -299,6 +299,7 @@ class _ForcedLimit:
     times: int
     scope: str
     is_global: bool
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -450,7 +451,7 @@ class DiscordEmulator:
         self._channel_windows: dict[int, _Window] = {}
         self._rest_outage: int | None = None
         self._forced_limits: dict[tuple[str, str], _ForcedLimit] = {}
-        self._stalls: dict[tuple[str, str], int] = {}
+        self._stalls: dict[tuple[str, str], tuple[int, Callable[[Any], bool] | None]] = {}
         self._stall_release = asyncio.Event()
         self.stalled_count = 0
         """REST calls left unanswered by ``stall()`` so far."""
@@ -860,23 +861,27 @@ class DiscordEmulator:
         times: int = 1,
         scope: str = "user",
         is_global: bool = False,
+        when: Callable[[Any], bool] | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method path`` (relative to /api/v10, e.g.
         ``"/channels/1/messages"``) with a 429 asking for ``retry_after`` seconds, as Discord
         does behind Cloudflare: ``Via``, ``Retry-After``, the X-RateLimit-* headers of an empty
-        bucket (``X-RateLimit-Scope``, ``X-RateLimit-Global`` when global) and the JSON body."""
+        bucket (``X-RateLimit-Scope``, ``X-RateLimit-Global`` when global) and the JSON body.
+        ``when(body)``: only calls whose JSON body it accepts (one post among others)."""
         if retry_after <= 0 or times < 1:
             raise ValueError("retry_after must be positive and times at least 1")
         key = (method.upper(), path)
-        self._forced_limits[key] = _ForcedLimit(retry_after, times, scope, is_global)
+        self._forced_limits[key] = _ForcedLimit(retry_after, times, scope, is_global, when)
 
-    def stall(self, method: str, path: str, *, times: int = 1) -> None:
-        """Leave the next ``times`` calls of ``method path`` unanswered until
-        ``release_stalled()`` (or ``stop()``); then they are handled, late, as a slow Discord
-        would handle them even after the client gave up."""
+    def stall(
+        self, method: str, path: str, *, times: int = 1, when: Callable[[Any], bool] | None = None
+    ) -> None:
+        """Leave the next ``times`` calls of ``method path`` (those whose JSON body ``when``
+        accepts) unanswered until ``release_stalled()`` (or ``stop()``); then they are handled,
+        late, as a slow Discord would handle them even after the client gave up."""
         if times < 1:
             raise ValueError("times must be at least 1")
-        self._stalls[(method.upper(), path)] = times
+        self._stalls[(method.upper(), path)] = (times, when)
 
     def release_stalled(self) -> None:
         event, self._stall_release = self._stall_release, asyncio.Event()
@@ -1199,8 +1204,8 @@ class DiscordEmulator:
                 raise _error(401, "401: Unauthorized", 0)
             call = await self._read_call(request, params)
             body = call.body
-            await self._maybe_stall(request.method, path)
-            headers = self._consume_rate_limit(route, path, params, loop.time())
+            await self._maybe_stall(request.method, path, body)
+            headers = self._consume_rate_limit(route, path, params, body, loop.time())
             response = await route.handler(call)
             response.headers.update(headers)
         except _HTTPError as exc:
@@ -1305,21 +1310,24 @@ class DiscordEmulator:
         }
         return _HTTPError(429, body, headers)
 
-    async def _maybe_stall(self, method: str, path: str) -> None:
-        left = self._stalls.get((method, path))
-        if not left:
+    async def _maybe_stall(self, method: str, path: str, body: Any) -> None:
+        stall = self._stalls.get((method, path))
+        if stall is None:
+            return
+        left, when = stall
+        if when is not None and not when(body):
             return
         if left == 1:
             del self._stalls[(method, path)]
         else:
-            self._stalls[(method, path)] = left - 1
+            self._stalls[(method, path)] = (left - 1, when)
         release = self._stall_release
         self.stalled_count += 1
         self._notify()
         await release.wait()
 
     def _consume_rate_limit(
-        self, route: _Route, path: str, params: dict[str, str], now: float
+        self, route: _Route, path: str, params: dict[str, str], body: Any, now: float
     ) -> dict[str, str]:
         """Apply a 429 the test asked for, the per-route bucket and, for message writes, the
         per-channel limit."""
@@ -1328,7 +1336,7 @@ class DiscordEmulator:
             major = f"{major}+{params['token']}"
         window = self._generic_window(route.bucket, major, now)
         forced = self._forced_limits.get((route.method, path))
-        if forced is not None:
+        if forced is not None and (forced.when is None or forced.when(body)):
             forced.times -= 1
             if forced.times == 0:
                 del self._forced_limits[(route.method, path)]
