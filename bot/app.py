@@ -43,7 +43,7 @@ from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.services.incidents import CARD_REFRESH
 from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
-from bot.services.outbox import OutboxHandler
+from bot.services.outbox import DISCORD_LANE, OutboxHandler
 from bot.storage.audit_head import ChainOptions, chain_options
 from bot.storage.database import Database
 from bot.storage.spool import SpoolError, SpoolReader
@@ -333,7 +333,9 @@ class Application:
                 raise RetryLater("Discord not logged in yet", retry_after=1.0, whole_kind=True)
             return await handler(item)
 
-        self.outbox.register(kind, when_logged_in)
+        # Discord's kinds share a lane of their own: a rate-limited or hung Discord holds none
+        # of the outbox's other slots (emails, GitHub writes).
+        self.outbox.register(kind, when_logged_in, lane=DISCORD_LANE)
 
     def discord_state(self) -> str:
         """What /healthz says of Discord: ready, or where the gateway is."""

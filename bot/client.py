@@ -58,6 +58,9 @@ class OpsBot(commands.Bot):
             tree_cls=OpsCommandTree,
             allowed_mentions=discord.AllowedMentions.none(),
             max_messages=1000,
+            # A long Retry-After raises RateLimited instead of sleeping: the outbox retries the
+            # item after it, and nothing else waits (see bot/delivery.py).
+            max_ratelimit_timeout=settings.discord.max_ratelimit_timeout,
         )
         self.settings = settings
         self.database = database

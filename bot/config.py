@@ -80,6 +80,11 @@ class DiscordSettings(Section):
     api_base: str = "https://discord.com/api/v10"
     gateway_url: str | None = None
     sync_commands: bool = True
+    max_ratelimit_timeout: Duration = Field(default=30.0, ge=30)
+    """A 429 asking for longer is not slept by discord.py: the outbox item is retried after it
+    (30 s is discord.py's smallest)."""
+    send_timeout: Duration = Field(default=10.0, gt=0)
+    """The longest one Discord REST call of a delivery may take; then it is retried."""
 
     @field_validator("token")
     @classmethod

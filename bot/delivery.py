@@ -1,12 +1,16 @@
 """Outbox handlers that talk to Discord: how a queued post becomes a message, exactly once.
 
-Errors are sorted for the worker: Discord outages and network trouble are `RetryLater` (discord.py
-has already honoured `retry_after` on 429s by then), refusals (400, 403, 404) are
-`PermanentFailure`, since sending the same request again would be refused again.
+Errors are sorted for the worker: Discord outages and network trouble are `RetryLater`, refusals
+(400, 403, 404) are `PermanentFailure`, since sending the same request again would be refused
+again. Nothing here waits long: a 429 whose Retry-After exceeds `[discord] max_ratelimit_timeout`
+is raised by discord.py at once and becomes the item's own `retry_after`, and every REST call is
+bounded by `[discord] send_timeout` (a call that hangs becomes a retry). A retried post carries
+the same nonce as the first try, so Discord keeps one message if the first did land after all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,7 +27,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DISCORD_MESSAGE", "DiscordDelivery", "allowed_mentions", "classify", "message_payload"]
+__all__ = [
+    "DISCORD_MESSAGE",
+    "DiscordDelivery",
+    "allowed_mentions",
+    "bounded",
+    "classify",
+    "message_payload",
+    "nonce_for",
+]
 
 
 def message_payload(
@@ -51,6 +63,17 @@ def allowed_mentions(payload: Mapping[str, Any]) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, roles=roles or False, users=users or False)
 
 
+def bounded(bot: OpsBot) -> asyncio.Timeout:
+    """Wraps one Discord REST call: at most `[discord] send_timeout`, then `TimeoutError`."""
+    return asyncio.timeout(bot.settings.discord.send_timeout)
+
+
+def nonce_for(prefix: str, item: OutboxItem) -> str:
+    """The same for every try of one item (Discord keeps one message per nonce for a few
+    minutes); at most 25 characters."""
+    return f"hh{prefix}{item.id}"
+
+
 def classify(exc: Exception) -> Exception:
     """Map a Discord or network error onto the worker's retry policy."""
     if isinstance(exc, discord.DiscordServerError):
@@ -61,7 +84,9 @@ def classify(exc: Exception) -> Exception:
         if exc.status == 429:
             return RetryLater("rate limited")
         return PermanentFailure(f"Discord {exc.status} ({exc.code}): {exc.text[:200]}")
-    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+    if isinstance(exc, TimeoutError):
+        return RetryLater("no answer from Discord in time")
+    if isinstance(exc, aiohttp.ClientError | OSError):
         return RetryLater(f"network: {type(exc).__name__}")
     return exc
 
@@ -79,11 +104,13 @@ class DiscordDelivery:
         ]
         content = payload.get("content")
         try:
-            message = await channel.send(
-                content=truncate(content, CONTENT_MAX) if content else None,
-                embeds=embeds,
-                allowed_mentions=allowed_mentions(payload),
-            )
+            async with bounded(self.bot):
+                message = await channel.send(
+                    content=truncate(content, CONTENT_MAX) if content else None,
+                    embeds=embeds,
+                    allowed_mentions=allowed_mentions(payload),
+                    nonce=nonce_for("m", item),
+                )
         except Exception as exc:
             raise classify(exc) from exc
         return {"message_id": message.id, "channel_id": message.channel.id}
@@ -132,6 +159,7 @@ class NoticeDelivery:
             rendered,
             role_ids=role_ids,
             user_ids=user_ids,
+            nonce=nonce_for("n", item),
         )
 
     async def direct(self, item: OutboxItem) -> Mapping[str, Any]:
@@ -140,12 +168,15 @@ class NoticeDelivery:
         user_id = int(payload["user_id"])
         rendered = self.render(payload)
         try:
-            channel = await self.bot.create_dm(discord.Object(user_id))
-            message = await channel.send(
-                content=truncate(rendered.content, CONTENT_MAX) if rendered.content else None,
-                embeds=[fit_embed(e) for e in rendered.embeds[:EMBEDS_PER_MESSAGE]],
-                allowed_mentions=NO_MENTIONS,
-            )
+            async with bounded(self.bot):
+                channel = await self.bot.create_dm(discord.Object(user_id))
+            async with bounded(self.bot):
+                message = await channel.send(
+                    content=truncate(rendered.content, CONTENT_MAX) if rendered.content else None,
+                    embeds=[fit_embed(e) for e in rendered.embeds[:EMBEDS_PER_MESSAGE]],
+                    allowed_mentions=NO_MENTIONS,
+                    nonce=nonce_for("d", item),
+                )
             return {"message_id": message.id, "via": "dm"}
         except discord.HTTPException as exc:
             if exc.status not in (400, 403) or exc.code != CANNOT_DM:
@@ -155,19 +186,22 @@ class NoticeDelivery:
         fallback = self.channel_id(str(payload.get("fallback_channel", "operations")))
         note = f"<@{user_id}> (your DMs are closed, so here):"
         content = " ".join(p for p in (note, rendered.content or "") if p)
-        result = await self._send(fallback, content, rendered, role_ids=[], user_ids=[user_id])
+        result = await self._send(
+            fallback, content, rendered, role_ids=[], user_ids=[user_id], nonce=nonce_for("f", item)
+        )
         return {**result, "via": "fallback"}
 
     async def remove_role(self, item: OutboxItem) -> Mapping[str, Any]:
         payload = item.payload
         role = OpsRole(payload["role"])
         try:
-            await self.bot.http.remove_role(
-                self.bot.settings.discord.guild_id,
-                int(payload["member_id"]),
-                self.bot.role_map.role_id(role),
-                reason=str(payload.get("reason", ""))[:512],
-            )
+            async with bounded(self.bot):
+                await self.bot.http.remove_role(
+                    self.bot.settings.discord.guild_id,
+                    int(payload["member_id"]),
+                    self.bot.role_map.role_id(role),
+                    reason=str(payload.get("reason", ""))[:512],
+                )
         except discord.NotFound:
             return {"removed": False, "why": "member gone"}
         except Exception as exc:
@@ -182,6 +216,7 @@ class NoticeDelivery:
         *,
         role_ids: list[int],
         user_ids: list[int],
+        nonce: str,
     ) -> Mapping[str, Any]:
         channel = self.bot.get_partial_messageable(channel_id)
         view = rendered.view()
@@ -191,12 +226,14 @@ class NoticeDelivery:
             users=[discord.Object(u) for u in user_ids] or False,
         )
         try:
-            message = await channel.send(
-                content=truncate(content, CONTENT_MAX) if content else None,
-                embeds=[fit_embed(e) for e in rendered.embeds[:EMBEDS_PER_MESSAGE]],
-                view=view or discord.utils.MISSING,
-                allowed_mentions=mentions,
-            )
+            async with bounded(self.bot):
+                message = await channel.send(
+                    content=truncate(content, CONTENT_MAX) if content else None,
+                    embeds=[fit_embed(e) for e in rendered.embeds[:EMBEDS_PER_MESSAGE]],
+                    view=view or discord.utils.MISSING,
+                    allowed_mentions=mentions,
+                    nonce=nonce,
+                )
         except Exception as exc:
             raise classify(exc) from exc
         return {"message_id": message.id, "channel_id": channel_id}

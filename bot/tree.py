@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -59,7 +60,12 @@ def unwrap(error: BaseException) -> BaseException:
 
 
 def user_message_for(error: BaseException) -> tuple[str, str] | None:
-    """(outcome, message) for errors the user caused; None for our own failures."""
+    """(outcome, message) for errors the user caused, or that say what to do (Discord's long
+    rate limits, raised rather than slept: [discord] max_ratelimit_timeout); None for our own
+    failures."""
+    if isinstance(error, discord.RateLimited):
+        wait = math.ceil(error.retry_after)
+        return "unavailable", f"Discord is rate-limiting the bot: try again in about {wait} s."
     if isinstance(error, Refused):
         return error.error.outcome, error.error.user_message
     if isinstance(error, DomainError):

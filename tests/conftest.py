@@ -42,6 +42,21 @@ class FakeClock:
         return self.current
 
 
+class RunningClock:
+    """The wall clock plus an offset a test moves forward: time passes as usual (batching,
+    backoff, reminders), and a test can skip a long wait such as a 120 s Retry-After."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.offset += timedelta(**kwargs)
+        return self.now()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -139,10 +139,14 @@ class OutboxRepository(Protocol):
         ...
 
     async def due(
-        self, now: datetime, limit: int, exclude_kinds: Collection[str] = ()
+        self,
+        now: datetime,
+        limit: int,
+        exclude_kinds: Collection[str] = (),
+        exclude_ids: Collection[int] = (),
     ) -> list[OutboxItem]:
         """Pending items whose time has come, at most one per ordering key: its oldest;
-        none of `exclude_kinds`."""
+        none of `exclude_kinds` nor `exclude_ids` (the worker's items in flight)."""
         ...
 
     async def get(self, item_id: int) -> OutboxItem | None: ...
@@ -169,8 +173,11 @@ class OutboxRepository(Protocol):
 
     async def count(self, status: OutboxStatus) -> int: ...
 
-    async def next_due(self, exclude_kinds: Collection[str] = ()) -> datetime | None:
-        """When the earliest pending item (of a kind not excluded) becomes due."""
+    async def next_due(
+        self, exclude_kinds: Collection[str] = (), exclude_ids: Collection[int] = ()
+    ) -> datetime | None:
+        """When the earliest item that `due` could return (not excluded, first of its
+        ordering key) becomes due."""
         ...
 
 

@@ -6,11 +6,16 @@ its kind: success marks it done, `RetryLater` reschedules it (honouring `retry_a
 `PermanentFailure` marks it failed, and any other exception is treated as transient. Items that
 share an `ordering_key` are delivered one at a time, oldest first, so per-group order holds even
 across retries and restarts.
+
+Nothing slow holds anything else: each item runs in a task of its own and the worker never waits
+for a round to end, and kinds are grouped in lanes with slots of their own (the app puts Discord's
+kinds in one lane, so a rate-limited or hung Discord call never delays an email or a GitHub write).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -41,6 +46,21 @@ def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0, jitter: flo
     return float(delay * (1 + random.uniform(-jitter, jitter)))
 
 
+DEFAULT_LANE = "default"
+"""Every kind registered without a lane: email, GitHub writes, whatever Discord cannot touch."""
+DISCORD_LANE = "discord"
+"""The composition root registers Discord's kinds here."""
+
+
+class _Lane:
+    """Slots of their own for a group of kinds: work in one lane never waits for another's."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.claimed = 0
+        """Items handed out (running or waiting for a slot)."""
+
+
 class OutboxService:
     def __init__(
         self,
@@ -67,11 +87,25 @@ class OutboxService:
         self._paused: dict[str, tuple[datetime, str]] = {}
         """Kinds held by a `RetryLater(whole_kind=True)`: kind -> (when it ends, why).
         Rounds leave them out of their query until then, and wakes for them are ignored."""
+        self._lanes: dict[str, _Lane] = {DEFAULT_LANE: _Lane(concurrency)}
+        self._lane_of: dict[str, str] = {}
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        """Items handed out and not finished: no round hands them out again."""
+        self._claiming = asyncio.Lock()
+        self._postponed: dict[str, list[int]] = {}
 
-    def register(self, kind: str, handler: OutboxHandler) -> None:
+    def register(self, kind: str, handler: OutboxHandler, *, lane: str = DEFAULT_LANE) -> None:
+        """`lane`: kinds that share a lane share its `concurrency` slots and nothing else, so
+        a slow or rate-limited service (Discord) cannot hold the others (email, GitHub)."""
         if kind in self._handlers:
             raise ValueError(f"outbox kind {kind!r} already has a handler")
         self._handlers[kind] = handler
+        self._lane_of[kind] = lane
+        if lane not in self._lanes:
+            self._lanes[lane] = _Lane(self._concurrency)
+
+    def lane_of(self, kind: str) -> str:
+        return self._lane_of.get(kind, DEFAULT_LANE)
 
     async def enqueue(
         self,
@@ -135,36 +169,81 @@ class OutboxService:
         self._wake.set()
 
     async def drain_once(self) -> int:
-        """Deliver what is due now; returns how many items were attempted."""
-        async with self._uow_factory() as uow:
-            items = await uow.outbox.due(self._clock.now(), self._batch, self._held())
-        if not items:
-            return 0
-        semaphore = asyncio.Semaphore(self._concurrency)
-        postponed: dict[str, list[int]] = {}
-
-        async def bounded(item: OutboxItem) -> None:
-            async with semaphore:
-                if item.kind in self._held():
-                    postponed.setdefault(item.kind, []).append(item.id)
-                    return
-                await self._deliver(item)
-
-        await asyncio.gather(*(bounded(item) for item in items))
-        if postponed:
-            async with self._uow_factory() as uow:
-                for kind, ids in postponed.items():
-                    held = self._paused.get(kind)
-                    if held is not None:  # else the hold ended: they are due as they are
-                        await uow.outbox.postpone(ids, held[0], held[1][:MAX_ERROR])
-                await uow.commit()
-        return len(items)
+        """Deliver what is due now and wait for it; returns how many items were attempted.
+        (Tests, shutdown: the worker loop itself never waits for a round.)"""
+        tasks = await self._claim()
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._flush_postponed()
+        errors = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
+        if errors:
+            raise errors[0]
+        return len(tasks)
 
     async def drain_all(self, max_rounds: int = 100) -> None:
-        """Deliver until nothing is due (tests, shutdown)."""
+        """Deliver until nothing is due (tests, shutdown), the worker's items in flight too."""
         for _ in range(max_rounds):
-            if not await self.drain_once():
+            if await self.drain_once():
+                continue
+            if not self._in_flight:
                 return
+            await asyncio.wait(list(self._in_flight.values()))
+
+    async def _claim(self) -> list[asyncio.Task[None]]:
+        """Hand out what is due and not in flight, each item in a task of its own: the caller
+        never waits for a round, so one slow item holds nothing but its own slot."""
+        async with self._claiming:  # two rounds at once would both see the same items
+            skip = self._skipped_kinds()
+            in_flight = list(self._in_flight)
+            async with self._uow_factory() as uow:
+                items = await uow.outbox.due(self._clock.now(), self._batch, skip, in_flight)
+            tasks = []
+            for item in items:
+                lane = self._lanes[self.lane_of(item.kind)]
+                no_room = lane.claimed >= self._batch and item.kind in self._handlers
+                if item.id in self._in_flight or no_room:
+                    continue  # the next round asks again (no handler: failed at once)
+                lane.claimed += 1
+                task = asyncio.create_task(self._run_item(lane, item), name=f"outbox {item.id}")
+                self._in_flight[item.id] = task
+                task.add_done_callback(functools.partial(self._finished, lane, item))
+                tasks.append(task)
+            return tasks
+
+    async def _run_item(self, lane: _Lane, item: OutboxItem) -> None:
+        async with lane.slots:
+            if item.kind in self._held():
+                # Its kind was held while it waited for a slot: postponed with the others of
+                # its kind in one statement, without a handler call each.
+                self._postponed.setdefault(item.kind, []).append(item.id)
+                return
+            await self._deliver(item)
+
+    def _finished(self, lane: _Lane, item: OutboxItem, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(item.id, None)
+        lane.claimed -= 1
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error(
+                "outbox item %s (%s) could not be recorded; it stays pending",
+                item.id,
+                item.kind,
+                exc_info=exc,
+            )
+        # Refill before the lane runs dry (and let a group's next item go), without a query
+        # for every item of a storm.
+        if lane.claimed <= self._batch // 2:
+            self._wake.set()
+
+    async def _flush_postponed(self) -> None:
+        if not self._postponed:
+            return
+        postponed, self._postponed = self._postponed, {}
+        async with self._uow_factory() as uow:
+            for kind, ids in postponed.items():
+                held = self._paused.get(kind)
+                if held is not None:  # else the hold ended: they are due as they are
+                    await uow.outbox.postpone(ids, held[0], held[1][:MAX_ERROR])
+            await uow.commit()
 
     async def _deliver(self, item: OutboxItem) -> None:
         handler = self._handlers.get(item.kind)
@@ -208,11 +287,12 @@ class OutboxService:
             await uow.commit()
 
     async def _sleep_for(self) -> float:
-        """Until the next item is due (a retry_after that ends soon), at most `idle_poll`."""
+        """Until the next item it could start is due (a retry_after that ends soon), at most
+        `idle_poll`; items in flight and full lanes wake the worker as they finish."""
         held = self._held()
         try:
             async with self._uow_factory() as uow:
-                due = await uow.outbox.next_due(held)
+                due = await uow.outbox.next_due(self._skipped_kinds(), list(self._in_flight))
         except Exception:
             log.warning("outbox worker could not read the next due time", exc_info=True)
             return self._idle_poll
@@ -222,6 +302,11 @@ class OutboxService:
             wait = min(wait, (first - self._clock.now()).total_seconds())
         return min(max(wait, 0.01), self._idle_poll)
 
+    def _skipped_kinds(self) -> list[str]:
+        """Kinds a round leaves out: those held, and those of a lane with no room."""
+        full = (k for k, lane in self._lane_of.items() if self._lanes[lane].claimed >= self._batch)
+        return sorted({*full, *self._held()})
+
     def _held(self) -> list[str]:
         """Kinds still held by a whole-kind RetryLater (expired holds are forgotten)."""
         now = self._clock.now()
@@ -230,18 +315,33 @@ class OutboxService:
         return list(self._paused)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The worker loop: drain, then sleep until woken, the next poll, or stop."""
+        """The worker loop: hand out what is due, then sleep until woken (an enqueue, a slot
+        freed), the next due time, or stop. It never waits for the items it handed out, so a
+        hung or rate-limited one holds only its own slot; at stop it lets them finish."""
+        try:
+            await self._loop(stop)
+        except BaseException:  # cancelled (a bounded shutdown): they stay pending
+            for task in list(self._in_flight.values()):
+                task.cancel()
+            raise
+        await self._settle()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            # Cleared before draining: a wake() that lands while this round queries is kept.
+            # Cleared before claiming: a wake() that lands while this round queries is kept.
             self._wake.clear()
             try:
-                attempted = await self.drain_once()
+                started = await self._claim()
+                await self._flush_postponed()
             except Exception:
                 log.exception("outbox worker round failed")
-                attempted = 0
-            if attempted:
+                started = []
+            if started:
                 continue
-            waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
+            waiters = {
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(stop.wait()),
+            }
             timeout = await self._sleep_for()
             self._sleeping_until = time.monotonic() + timeout
             try:
@@ -251,6 +351,18 @@ class OutboxService:
             finally:
                 self._sleeping_until = None
             for task in pending:
+                task.cancel()
+
+    async def _settle(self) -> None:
+        """At stop: the items in flight finish and are recorded; cancelled with the worker
+        (a bounded shutdown), they stay pending for the next start."""
+        tasks = list(self._in_flight.values())
+        try:
+            if tasks:
+                await asyncio.wait(tasks)
+            await self._flush_postponed()
+        finally:
+            for task in tasks:
                 task.cancel()
 
 

@@ -278,10 +278,20 @@ class SqlOutboxRepository:
         )
 
     async def due(
-        self, now: datetime, limit: int, exclude_kinds: Collection[str] = ()
+        self,
+        now: datetime,
+        limit: int,
+        exclude_kinds: Collection[str] = (),
+        exclude_ids: Collection[int] = (),
     ) -> list[OutboxItem]:
         result = await self._session.execute(
-            _DUE, {"due_now": now, "due_limit": limit, "due_excluded": list(exclude_kinds)}
+            _DUE,
+            {
+                "due_now": now,
+                "due_limit": limit,
+                "due_excluded": list(exclude_kinds),
+                "due_skipped": list(exclude_ids),
+            },
         )
         return [_to_item(row) for row in result.all()]
 
@@ -366,13 +376,12 @@ class SqlOutboxRepository:
         query = select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status == status)
         return int(await self._session.scalar(query) or 0)
 
-    async def next_due(self, exclude_kinds: Collection[str] = ()) -> datetime | None:
-        query = select(func.min(OutboxEntry.available_at)).where(
-            OutboxEntry.status == OutboxStatus.PENDING.value
+    async def next_due(
+        self, exclude_kinds: Collection[str] = (), exclude_ids: Collection[int] = ()
+    ) -> datetime | None:
+        value = await self._session.scalar(
+            _NEXT_DUE, {"due_excluded": list(exclude_kinds), "due_skipped": list(exclude_ids)}
         )
-        if exclude_kinds:
-            query = query.where(OutboxEntry.kind.not_in(list(exclude_kinds)))
-        value = await self._session.scalar(query)
         if value is None:
             return None
         if isinstance(value, str):  # SQLite's MIN() of a text column comes back untyped
@@ -398,8 +407,8 @@ def _to_item(row: Any) -> OutboxItem:
     )
 
 
-def _due_query() -> Any:
-    """Built once: the worker asks it every round, and in a storm a round is short."""
+def _startable() -> list[Any]:
+    """Pending, not excluded (held kinds, items in flight), and first of its ordering key."""
     pending = OutboxStatus.PENDING.value
     older = aliased(OutboxEntry)
     head_of_key = (
@@ -407,20 +416,22 @@ def _due_query() -> Any:
         .where(older.ordering_key == OutboxEntry.ordering_key, older.status == pending)
         .scalar_subquery()
     )
-    return (
-        select(*_OUTBOX.c)  # rows, not ORM objects
-        .where(
-            OutboxEntry.status == pending,
-            OutboxEntry.available_at <= bindparam("due_now"),
-            OutboxEntry.kind.not_in(bindparam("due_excluded", expanding=True)),
-            or_(OutboxEntry.ordering_key.is_(None), OutboxEntry.id == head_of_key),
-        )
-        .order_by(OutboxEntry.id)
-        .limit(bindparam("due_limit"))
-    )
+    return [
+        OutboxEntry.status == pending,
+        OutboxEntry.kind.not_in(bindparam("due_excluded", expanding=True)),
+        OutboxEntry.id.not_in(bindparam("due_skipped", expanding=True)),
+        or_(OutboxEntry.ordering_key.is_(None), OutboxEntry.id == head_of_key),
+    ]
 
 
-_DUE = _due_query()
+# Built once: the worker asks them every round, and in a storm a round is short.
+_DUE = (
+    select(*_OUTBOX.c)  # rows, not ORM objects
+    .where(*_startable(), OutboxEntry.available_at <= bindparam("due_now"))
+    .order_by(OutboxEntry.id)
+    .limit(bindparam("due_limit"))
+)
+_NEXT_DUE = select(func.min(OutboxEntry.available_at)).where(*_startable())
 
 
 class SqlReminderRepository:

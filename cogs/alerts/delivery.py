@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.delivery import allowed_mentions, classify
+from bot.delivery import allowed_mentions, bounded, classify, nonce_for
 from bot.domain.alerts import DeliveryPlan
 from bot.domain.outbox import OutboxItem, RetryLater
 from bot.services.alerts import AlertService
@@ -119,7 +119,8 @@ class AlertDelivery:
             if plan.message is not None:
                 partial = channel.get_partial_message(plan.message.message_id)
                 try:
-                    await partial.edit(embeds=embeds, view=view, allowed_mentions=mentions)
+                    async with bounded(self.bot):
+                        await partial.edit(embeds=embeds, view=view, allowed_mentions=mentions)
                 except discord.NotFound:
                     # Someone deleted the message: show the groups again in a new one.
                     await self.service.forget_message(plan)
@@ -127,13 +128,14 @@ class AlertDelivery:
                 self.bot.metrics.alert_messages.labels("edit").inc()
                 await self.service.record_edited(plan)
                 return {"edited": plan.message.message_id, "groups": len(plan.groups)}
-            message = await channel.send(
-                content=message_content(plan.groups, plan.mention_role_ids),
-                embeds=embeds,
-                view=view or discord.utils.MISSING,
-                allowed_mentions=mentions,
-                nonce=f"hha{item.id}",
-            )
+            async with bounded(self.bot):
+                message = await channel.send(
+                    content=message_content(plan.groups, plan.mention_role_ids),
+                    embeds=embeds,
+                    view=view or discord.utils.MISSING,
+                    allowed_mentions=mentions,
+                    nonce=nonce_for("a", item),
+                )
         except RetryLater:
             raise
         except Exception as exc:

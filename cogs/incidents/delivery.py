@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bot.delivery import classify
+from bot.delivery import bounded, classify
 from bot.domain.errors import NotFound
 from bot.domain.outbox import OutboxItem
 from cogs.common import NO_MENTIONS
@@ -32,10 +32,11 @@ class IncidentCards:
             incident.card_message_id
         )
         try:
-            await message.edit(
-                embed=render.card(incident, github_configured=service.github_configured),
-                allowed_mentions=NO_MENTIONS,
-            )
+            async with bounded(self.bot):
+                await message.edit(
+                    embed=render.card(incident, github_configured=service.github_configured),
+                    allowed_mentions=NO_MENTIONS,
+                )
         except Exception as exc:
             raise classify(exc) from exc
         return {"message_id": incident.card_message_id}

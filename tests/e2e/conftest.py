@@ -81,7 +81,14 @@ def config_path(world: World, tmp_path: Path, config_extra: str) -> Path:
 
 
 # In-process: the whole Application (bot, web, scheduler, outbox) plus a test-only extension.
-TABLE = {**PERMISSIONS, "boom": None, "reject": None, "buttons": None, "test:press": CORE}
+TABLE = {
+    **PERMISSIONS,
+    "boom": None,
+    "reject": None,
+    "shout": None,
+    "buttons": None,
+    "test:press": CORE,
+}
 
 
 @pytest.fixture

@@ -38,6 +38,13 @@ class PolicyCog(commands.Cog):
     async def reject(self, interaction: discord.Interaction, node: str) -> None:
         raise InvalidInput(f"No node named `{node[:50]}` is registered.")
 
+    @app_commands.command(name="shout", description="posts in #operations, then answers")
+    async def shout(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        channel = self.bot.get_partial_messageable(self.bot.settings.channels.operations)
+        await channel.send("shout", allowed_mentions=discord.AllowedMentions.none())
+        await interaction.followup.send("posted", ephemeral=True)
+
     @app_commands.command(name="buttons", description="posts a persistent button")
     async def buttons(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message("press it", view=PressView(self.bot))

@@ -23,11 +23,13 @@ from sqlalchemy import func, select
 from sqlalchemy import select as select_
 
 from bot.app import Application
-from bot.domain.outbox import OutboxStatus
+from bot.delivery import message_payload
+from bot.domain.outbox import DISCORD_MESSAGE, OutboxStatus
+from bot.domain.ports import Clock
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
 from tests.alertmanager_process import AlertmanagerProcess, webhook_config
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, RunningClock
 from tests.e2e.conftest import (
     CORE_USER,
     GUILD_ID,
@@ -85,13 +87,14 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
             extra: str = "",
             alertmanager_api: str | None = None,
             alertmanager_extra: str = "",
-            clock: FakeClock | None = None,
+            clock: Clock | None = None,
+            discord_extra: str = "",
             **alerts: Any,
         ) -> Application:
             body = alert_sections(world, alertmanager_api, alertmanager_extra, **alerts) + extra
             return await apps.enter_async_context(
                 running_app(world, tmp_path, extra=body, clock=clock, database_url=database,
-                            web_port=port)
+                            web_port=port, discord_extra=discord_extra)
             )  # fmt: skip
 
         yield start
@@ -539,9 +542,8 @@ def smtp_server() -> Any:
         controller.stop()
 
 
-async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
-    inbox, port = smtp_server
-    smtp = f"""
+def smtp_section(port: int) -> str:
+    return f"""
 [smtp]
 host = "127.0.0.1"
 port = {port}
@@ -550,7 +552,11 @@ from = "hh-opsbot <bot@hyperhash.invalid>"
 to = ["core-ops@hyperhash.invalid"]
 timeout = 5
 """
-    app = await start_app(extra=smtp, email_fallback_after=1)
+
+
+async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
+    inbox, port = smtp_server
+    app = await start_app(extra=smtp_section(port), email_fallback_after=1)
     world.emulator.set_rest_outage(503)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
     await send(app, fixture_bytes("04_firing_group_4_alerts.json"))  # critical too
@@ -568,22 +574,135 @@ timeout = 5
 
 async def test_posted_in_time_means_no_email(world, start_app, smtp_server) -> None:
     inbox, port = smtp_server
-    smtp = f"""
-[smtp]
-host = "127.0.0.1"
-port = {port}
-starttls = false
-from = "bot@hyperhash.invalid"
-to = ["core-ops@hyperhash.invalid"]
-"""
     clock = FakeClock()
-    app = await start_app(extra=smtp, email_fallback_after=1, clock=clock)
+    app = await start_app(extra=smtp_section(port), email_fallback_after=1, clock=clock)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
     clock.advance(seconds=0.5)  # past the batch wait (0.3 s), not the fallback (1 s)
     await world.emulator.wait_for_messages(world.channels["alerts"], 1)
     clock.advance(seconds=30)  # long past the fallback's due time
     await quiesce(app)
     assert inbox.messages == []
+
+
+# -- one slow Discord call holds nothing else ------------------------------------------------
+
+
+async def outbox_item(app: Application, item_id: int) -> Any:
+    async with app.database.uow() as uow:
+        return await uow.outbox.get(item_id)
+
+
+async def outbox_done(app: Application, item_id: int, timeout: float = 15) -> Any:
+    async with asyncio.timeout(timeout):
+        while (item := await outbox_item(app, item_id)).status is not OutboxStatus.DONE:
+            await asyncio.sleep(0.05)
+    return item
+
+
+async def enqueue_post(app: Application, channel_id: int, content: str) -> int:
+    async with app.database.uow() as uow:
+        item = await app.outbox.enqueue(
+            uow, DISCORD_MESSAGE, message_payload(channel_id, content=content)
+        )
+        await uow.commit()
+    assert item is not None
+    app.outbox.wake()
+    return item.id
+
+
+NOTE = "Maintenance window starts at 04:00 UTC"
+
+
+def carries(content: str) -> Callable[[Any], bool]:
+    """The one post a test holds back (start-up notices share #operations)."""
+    return lambda body: isinstance(body, dict) and body.get("content") == content
+
+
+def contents(world: World, channel_id: int) -> list[str]:
+    return [m["content"] for m in world.emulator.messages.get(channel_id, [])]
+
+
+def posts_of(world: World, path: str, content: str) -> list[int]:
+    """Statuses of the POSTs to `path` that carried `content` (other notices share the
+    channel: start-up drift findings, for one)."""
+    return [
+        r.status
+        for r in world.emulator.request_log
+        if (r.method, r.path) == ("POST", path) and (r.body or {}).get("content") == content
+    ]
+
+
+async def test_a_long_429_on_one_post_holds_neither_the_email_nor_alerts(
+    world, start_app, smtp_server
+) -> None:
+    """One #operations post answered 429 with Retry-After 120 s: the fallback email and the
+    #alerts posts still arrive at once (bounds far below 120 s: held behind the 429 they would
+    not), and the post itself goes out, once, after its 120 s (on the app's clock)."""
+    inbox, port = smtp_server
+    clock = RunningClock()
+    app = await start_app(extra=smtp_section(port), clock=clock, email_fallback_after=1)
+    emu, ops, alerts = world.emulator, world.channels["operations"], world.channels["alerts"]
+    path = f"/channels/{ops}/messages"
+    emu.rate_limit("POST", path, retry_after=120, when=carries(NOTE))
+    held = await enqueue_post(app, ops, NOTE)
+    await until(lambda: posts_of(world, path, NOTE) == [429], 10, "the 429")
+    # A critical alert #alerts cannot show for now (Discord answers 503 a while): its fallback
+    # email is due after 1 s, and Discord must not hold it.
+    emu.set_rest_outage(503)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await until(lambda: len(inbox.messages) >= 1, 20, "the fallback email")
+    assert "Subject: [hh-opsbot] CRITICAL NodeOffline" in inbox.messages[0].content.decode()
+    emu.set_rest_outage(None)
+    await send(app, fixture_bytes("09_firing_markdown_in_labels_and_annotations.json"))
+    await emu.wait_for_messages(alerts, 2, timeout=20)
+    item = await outbox_item(app, held)
+    assert item.status is OutboxStatus.PENDING and item.attempts == 1
+    assert item.last_error == "rate limited"
+    wait = (item.available_at - clock.now()).total_seconds()
+    assert 60 < wait <= 120, "retried after Discord's Retry-After, not before"
+    assert NOTE not in contents(world, ops)
+    # Its 120 s pass: delivered, exactly once.
+    clock.advance(seconds=121)
+    app.outbox.wake()
+    done = await outbox_done(app, held)
+    assert done.attempts == 2
+    assert contents(world, ops).count(NOTE) == 1
+    assert posts_of(world, path, NOTE) == [429, 200]
+    assert len(inbox.messages) == 1, "the warning is posted in time: no email for it"
+
+
+async def test_a_hung_post_holds_neither_the_email_nor_alerts(
+    world, start_app, smtp_server
+) -> None:
+    """One #operations post gets no answer at all: everything else goes out meanwhile; the
+    post is cut at [discord] send_timeout, retried, and shown once even when the hung request
+    is handled late (the retry carries the same nonce)."""
+    inbox, port = smtp_server
+    app = await start_app(
+        extra=smtp_section(port), discord_extra="send_timeout = 1", email_fallback_after=1
+    )
+    emu, ops, alerts = world.emulator, world.channels["operations"], world.channels["alerts"]
+    path = f"/channels/{ops}/messages"
+    emu.stall("POST", path, when=carries(NOTE))
+    held = await enqueue_post(app, ops, NOTE)
+    await emu.wait_stalled(1)
+    emu.set_rest_outage(503)
+    await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
+    await until(lambda: len(inbox.messages) >= 1, 20, "the fallback email")
+    emu.set_rest_outage(None)
+    await send(app, fixture_bytes("09_firing_markdown_in_labels_and_annotations.json"))
+    await emu.wait_for_messages(alerts, 2, timeout=20)
+    done = await outbox_done(app, held, timeout=20)
+    assert done.attempts >= 2, "cut, then retried"
+    tries = len(posts_of(world, path, NOTE))
+    emu.release_stalled()
+    await until(
+        lambda: len(posts_of(world, path, NOTE)) > tries,
+        10,
+        "the hung request, answered late",
+    )
+    assert set(posts_of(world, path, NOTE)) == {200}
+    assert contents(world, ops).count(NOTE) == 1
 
 
 def watchdog_payload(starts_at: str = "2026-11-28T04:00:00.000Z") -> bytes:

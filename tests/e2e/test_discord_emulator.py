@@ -393,6 +393,45 @@ async def test_rest_outage_then_recovery(harness: Harness) -> None:
     assert emu.messages[harness.channel_id][-1]["content"] == "after outage"
 
 
+async def test_a_route_answers_the_429_it_was_told_to(harness: Harness) -> None:
+    """A long Retry-After on one route: discord.py sleeps through it unless its
+    max_ratelimit_timeout says otherwise, then it raises RateLimited at once."""
+    emu, path = harness.emu, f"/channels/{harness.channel_id}/messages"
+    harness.bot.http.max_ratelimit_timeout = 30.0
+    emu.rate_limit("POST", path, retry_after=120)
+    with pytest.raises(discord.RateLimited) as excinfo:
+        await harness.channel.send("held for two minutes")
+    assert excinfo.value.retry_after == 120
+    assert [s for m, p, s in emu.requests if (m, p) == ("POST", path)] == [429]
+    sent = await harness.channel.send("the route answers again")
+    assert emu.messages[harness.channel_id][-1]["id"] == str(sent.id)
+    # A short one is waited out and retried by discord.py itself, as against Discord.
+    emu.rate_limit("POST", path, retry_after=0.05)
+    await harness.channel.send("after a short wait")
+    assert [s for m, p, s in emu.requests if (m, p) == ("POST", path)] == [429, 200, 429, 200]
+    assert emu.messages[harness.channel_id][-1]["content"] == "after a short wait"
+    # Only the post it names, when told which.
+    emu.rate_limit("POST", path, retry_after=120, when=lambda body: body["content"] == "this one")
+    await harness.channel.send("not this one")
+    with pytest.raises(discord.RateLimited):
+        await harness.channel.send("this one")
+
+
+async def test_a_stalled_call_hangs_then_is_handled_late(harness: Harness) -> None:
+    emu, path = harness.emu, f"/channels/{harness.channel_id}/messages"
+    emu.stall("POST", path)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await harness.channel.send("nobody answers", nonce="n-1")
+    await emu.wait_stalled(1)
+    assert harness.channel_id not in emu.messages
+    retried = await harness.channel.send("nobody answers", nonce="n-1")
+    emu.release_stalled()
+    await eventually(lambda: [s for m, p, s in emu.requests if p == path] == [200, 200])
+    # The late original and the retry carry one nonce: Discord keeps one message.
+    assert [m["id"] for m in emu.messages[harness.channel_id]] == [str(retried.id)]
+
+
 async def test_gateway_drop_resumes_and_replays(harness: Harness) -> None:
     emu, guild = harness.emu, harness.guild
     await emu.close_gateway(4000)
@@ -452,6 +491,23 @@ async def test_wire_format_basics() -> None:
         assert emu.rate_limited_count == 1
         async with http.post(url, headers=auth, json={"content": ""}) as resp:
             assert resp.status == 429  # still limited; validation happens after the limit
+
+        emu.rate_limit("GET", "/users/@me", retry_after=120, scope="global", is_global=True)
+        async with http.get(f"{emu.api_base}/users/@me", headers=auth) as resp:
+            assert resp.status == 429
+            assert resp.headers["Via"] == "1.1 google" and resp.headers["Retry-After"] == "120"
+            assert resp.headers["X-RateLimit-Remaining"] == "0"
+            assert resp.headers["X-RateLimit-Reset-After"] == "120.000"
+            assert resp.headers["X-RateLimit-Scope"] == "global"
+            assert resp.headers["X-RateLimit-Global"] == "true"
+            assert "X-RateLimit-Bucket" in resp.headers
+            assert await resp.json() == {
+                "message": "You are being rate limited.",
+                "retry_after": 120,
+                "global": True,
+            }
+        async with http.get(f"{emu.api_base}/users/@me", headers=auth) as resp:
+            assert resp.status == 200, "once, as asked"
 
         async with http.ws_connect(f"{emu.gateway_url}?v=10&encoding=json") as ws:
             hello = json.loads((await ws.receive()).data)

@@ -56,6 +56,19 @@ async def test_domain_error_is_its_own_message(world: World, app: Application) -
     assert (row.actor_id, row.action, row.outcome) == (NODE_USER, "reject", "invalid")
 
 
+async def test_a_long_rate_limit_is_said_not_waited_out(world: World, app: Application) -> None:
+    """A 120 s Retry-After inside a command: a clear ephemeral answer now, not silence for two
+    minutes (discord.py raises instead of sleeping past [discord] max_ratelimit_timeout)."""
+    path = f"/channels/{world.channels['operations']}/messages"
+    world.emulator.rate_limit("POST", path, retry_after=120)
+    result = await world.emulator.invoke_command("shout", NODE_USER)
+    (answer,) = await result.wait_for_followups(1, timeout=10)
+    assert answer["flags"] & 64, "ephemeral"
+    assert answer["content"] == "Discord is rate-limiting the bot: try again in about 120 s."
+    (row,) = await audit_rows(app)
+    assert (row.action, row.outcome) == ("shout", "unavailable")
+
+
 async def test_buttons_go_through_the_same_permission_check(world: World, app: Application) -> None:
     posted = await world.emulator.invoke_command("buttons", CORE_USER)
     message = posted.sent

@@ -19,6 +19,9 @@ Fidelity choices worth knowing (see also the project design notes):
   *shared* per-resource limit (``X-RateLimit-Scope: shared``): the headers describe the per-route
   bucket and the channel limit is enforced on top, so the client really receives 429s and must
   retry. ``advertise_channel_limit=True`` advertises it instead (the client then throttles itself).
+  ``rate_limit(method, path, retry_after)`` answers a route's next calls with a 429 of the given
+  ``Retry-After`` (a long one is what made discord.py sleep for minutes); ``stall(method, path)``
+  leaves its next calls unanswered until ``release_stalled()`` (a hung Discord).
 - Gateway events the bot did not ask for through its intents are not sent, as on the real gateway
   (e.g. no MESSAGE_CREATE without GUILD_MESSAGES). ``dispatch()`` sends anything, unfiltered.
 - The interaction acknowledgement window is real time, measured from the moment the
@@ -290,6 +293,17 @@ class _Window:
         return max(0.0, self.start + self.period - now)
 
 
+@dataclass
+class _ForcedLimit:
+    """A 429 a test asked for: the next ``times`` calls of one route, whatever their windows."""
+
+    retry_after: float
+    times: int
+    scope: str
+    is_global: bool
+    when: Callable[[Any], bool] | None = None
+
+
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -438,6 +452,11 @@ class DiscordEmulator:
         self._windows: dict[tuple[str, str], _Window] = {}
         self._channel_windows: dict[int, _Window] = {}
         self._rest_outage: int | None = None
+        self._forced_limits: dict[tuple[str, str], _ForcedLimit] = {}
+        self._stalls: dict[tuple[str, str], tuple[int, Callable[[Any], bool] | None]] = {}
+        self._stall_release = asyncio.Event()
+        self.stalled_count = 0
+        """REST calls left unanswered by ``stall()`` so far."""
         self._gateway_outage: int | None = None
         self._session: _Session | None = None
         self._awaiting_resume = False
@@ -495,6 +514,7 @@ class DiscordEmulator:
 
     async def stop(self) -> None:
         """Drop gateway connections and the HTTP server; idempotent."""
+        self.release_stalled()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=1001, message=b"emulator stopping")
@@ -866,6 +886,45 @@ class DiscordEmulator:
         """While set, every REST call answers ``status``; None restores service."""
         self._rest_outage = status
 
+    def rate_limit(
+        self,
+        method: str,
+        path: str,
+        retry_after: float,
+        *,
+        times: int = 1,
+        scope: str = "user",
+        is_global: bool = False,
+        when: Callable[[Any], bool] | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method path`` (relative to /api/v10, e.g.
+        ``"/channels/1/messages"``) with a 429 asking for ``retry_after`` seconds, as Discord
+        does behind Cloudflare: ``Via``, ``Retry-After``, the X-RateLimit-* headers of an empty
+        bucket (``X-RateLimit-Scope``, ``X-RateLimit-Global`` when global) and the JSON body.
+        ``when(body)``: only calls whose JSON body it accepts (one post among others)."""
+        if retry_after <= 0 or times < 1:
+            raise ValueError("retry_after must be positive and times at least 1")
+        key = (method.upper(), path)
+        self._forced_limits[key] = _ForcedLimit(retry_after, times, scope, is_global, when)
+
+    def stall(
+        self, method: str, path: str, *, times: int = 1, when: Callable[[Any], bool] | None = None
+    ) -> None:
+        """Leave the next ``times`` calls of ``method path`` (those whose JSON body ``when``
+        accepts) unanswered until ``release_stalled()`` (or ``stop()``); then they are handled,
+        late, as a slow Discord would handle them even after the client gave up."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self._stalls[(method.upper(), path)] = (times, when)
+
+    def release_stalled(self) -> None:
+        event, self._stall_release = self._stall_release, asyncio.Event()
+        event.set()
+
+    async def wait_stalled(self, count: int = 1, timeout: float = 10) -> None:
+        """Until ``count`` calls in all have been left hanging by ``stall()``."""
+        await self._wait_until(lambda: self.stalled_count >= count, timeout, "a stalled call")
+
     def set_gateway_outage(self, status: int | None) -> None:
         """While set, new gateway connections are refused with ``status`` (after close_gateway,
         the bot cannot reconnect); None restores service."""
@@ -1179,7 +1238,8 @@ class DiscordEmulator:
                 raise _error(401, "401: Unauthorized", 0)
             call = await self._read_call(request, params)
             body = call.body
-            headers = self._consume_rate_limit(route, params, loop.time())
+            await self._maybe_stall(request.method, path, body)
+            headers = self._consume_rate_limit(route, path, params, body, loop.time())
             response = await route.handler(call)
             response.headers.update(headers)
         except _HTTPError as exc:
@@ -1245,10 +1305,29 @@ class DiscordEmulator:
     def _peek_rate_limit(self, bucket: str, major: str, now: float) -> dict[str, str]:
         return self._window_headers(self._generic_window(bucket, major, now), now, bucket)
 
-    def _too_many(self, window: _Window, now: float, bucket: str, scope: str) -> _HTTPError:
+    def _too_many(
+        self,
+        window: _Window,
+        now: float,
+        bucket: str,
+        scope: str,
+        *,
+        retry_after: float | None = None,
+        is_global: bool = False,
+    ) -> _HTTPError:
+        """A 429 for ``window``, or, with ``retry_after``, for a bucket empty until then."""
         self.rate_limited_count += 1
-        retry_after = max(_ceil3(window.reset_after(now)), 0.001)
         headers = self._window_headers(window, now, bucket)
+        if retry_after is None:
+            retry_after = max(_ceil3(window.reset_after(now)), 0.001)
+        else:
+            headers.update(
+                {
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                    "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                }
+            )
         headers.update(
             {
                 "Retry-After": str(math.ceil(retry_after)),
@@ -1256,21 +1335,53 @@ class DiscordEmulator:
                 "X-RateLimit-Scope": scope,
             }
         )
+        if is_global:
+            headers["X-RateLimit-Global"] = "true"
         body = {
             "message": "You are being rate limited.",
             "retry_after": retry_after,
-            "global": False,
+            "global": is_global,
         }
         return _HTTPError(429, body, headers)
 
+    async def _maybe_stall(self, method: str, path: str, body: Any) -> None:
+        stall = self._stalls.get((method, path))
+        if stall is None:
+            return
+        left, when = stall
+        if when is not None and not when(body):
+            return
+        if left == 1:
+            del self._stalls[(method, path)]
+        else:
+            self._stalls[(method, path)] = (left - 1, when)
+        release = self._stall_release
+        self.stalled_count += 1
+        self._notify()
+        await release.wait()
+
     def _consume_rate_limit(
-        self, route: _Route, params: dict[str, str], now: float
+        self, route: _Route, path: str, params: dict[str, str], body: Any, now: float
     ) -> dict[str, str]:
-        """Apply the per-route bucket and, for message writes, the per-channel limit."""
+        """Apply a 429 the test asked for, the per-route bucket and, for message writes, the
+        per-channel limit."""
         major = params.get("channel") or params.get("guild") or params.get("app") or ""
         if "token" in params:
             major = f"{major}+{params['token']}"
         window = self._generic_window(route.bucket, major, now)
+        forced = self._forced_limits.get((route.method, path))
+        if forced is not None and (forced.when is None or forced.when(body)):
+            forced.times -= 1
+            if forced.times == 0:
+                del self._forced_limits[(route.method, path)]
+            raise self._too_many(
+                window,
+                now,
+                route.bucket,
+                forced.scope,
+                retry_after=forced.retry_after,
+                is_global=forced.is_global,
+            )
         channel_window: _Window | None = None
         if route.channel_limited:
             cid = int(params["channel"])

@@ -33,6 +33,7 @@ async def running_app(
     tmp_path: Path,
     *,
     extra: str = "",
+    discord_extra: str = "",
     clock: Clock | None = None,
     database_url: str | None = None,
     web_port: int | None = None,
@@ -45,7 +46,11 @@ async def running_app(
     path = tmp_path / "config.toml"
     url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
     port = web_port or free_port()
-    path.write_text(config_text(world, database_url=url, web_port=port, extra=extra))
+    path.write_text(
+        config_text(
+            world, database_url=url, web_port=port, extra=extra, discord_extra=discord_extra
+        )
+    )
     settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN, **(environ or {})})
     app = Application(
         settings.settings,

@@ -28,7 +28,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def config_text(world: World, *, database_url: str, web_port: int, extra: str = "") -> str:
+def config_text(
+    world: World, *, database_url: str, web_port: int, extra: str = "", discord_extra: str = ""
+) -> str:
     emu = world.emulator
     roles = "\n".join(f"{k} = {v}" for k, v in world.roles.items())
     channels = "\n".join(f"{k} = {v}" for k, v in world.channels.items())
@@ -38,6 +40,7 @@ guild_id = {GUILD_ID}
 owner_ids = [{OWNER_USER}]
 api_base = "{emu.api_base}"
 gateway_url = "{emu.gateway_url}"
+{discord_extra}
 
 [channels]
 {channels}

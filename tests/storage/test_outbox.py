@@ -298,3 +298,149 @@ async def test_pacing_postpones_the_rest_of_the_kind_without_asking(
     await outbox.drain_once()
     done = [(await status_of(database, i)).status for i in ids if i is not None]
     assert done == [OutboxStatus.DONE] * 5
+
+
+# -- nothing slow holds anything else ------------------------------------------------------------
+
+
+class Hung:
+    """A handler that does not answer until released: a Discord call that hangs."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started: list[int] = []
+
+    async def __call__(self, item: OutboxItem) -> Mapping[str, Any]:
+        self.started.append(item.id)
+        await self.release.wait()
+        return {"late": True}
+
+
+async def eventually(predicate: Any, what: str, timeout: float = 5.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+async def test_a_hung_item_does_not_hold_the_next_round(database, clock, recorder) -> None:
+    """No batch barrier: work enqueued while one item hangs is delivered at once."""
+    outbox = OutboxService(database.uow, clock, idle_poll=0.05)
+    hung = Hung()
+    outbox.register("hung", hung)
+    outbox.register("test", recorder)
+    async with database.uow() as uow:
+        slow = await outbox.enqueue(uow, "hung", {})
+        await uow.commit()
+    assert slow is not None
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop))
+    try:
+        await eventually(lambda: hung.started == [slow.id], "the hung item to start")
+        quick = await enqueue(database, outbox, 1)
+        outbox.wake()
+        await eventually(lambda: recorder.seen, "the next item, while the first one hangs")
+        assert quick is not None and (await status_of(database, quick)).status is OutboxStatus.DONE
+        assert (await status_of(database, slow.id)).status is OutboxStatus.PENDING
+        hung.release.set()
+        await eventually(lambda: outbox.delivered == 2, "the hung item to finish")
+    finally:
+        hung.release.set()
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+    assert hung.started == [slow.id], "handed out once"
+    assert (await status_of(database, slow.id)).status is OutboxStatus.DONE
+
+
+async def test_a_full_discord_lane_does_not_hold_email(database, clock, recorder) -> None:
+    """Every slot of the Discord lane hangs, and it has all the items it may hold waiting; an
+    email (another lane) still goes out at once."""
+    outbox = OutboxService(database.uow, clock, batch=3, concurrency=2, idle_poll=0.05)
+    hung = Hung()
+    outbox.register("discord.message", hung, lane="discord")
+    outbox.register("email", recorder)
+    async with database.uow() as uow:
+        for n in range(5):
+            await outbox.enqueue(uow, "discord.message", {"n": n})
+        await uow.commit()
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop))
+    try:
+        await eventually(lambda: len(hung.started) == 2, "both Discord slots to hang")
+        async with database.uow() as uow:
+            email = await outbox.enqueue(uow, "email", {"n": 99})
+            await uow.commit()
+        assert email is not None
+        outbox.wake()
+        await eventually(lambda: recorder.seen, "the email, while Discord hangs")
+        assert recorder.seen == [(email.id, {"n": 99})]
+        assert len(hung.started) == 2, "the Discord lane keeps to its own slots"
+        hung.release.set()
+        await eventually(lambda: outbox.delivered == 6, "the Discord items, once released")
+    finally:
+        hung.release.set()
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+    assert len(hung.started) == len(set(hung.started)) == 5, "each handed out once"
+
+
+async def test_an_item_in_flight_is_not_handed_out_again(database, clock) -> None:
+    """drain_once (tests, shutdown) next to the running worker skips what the worker holds."""
+    outbox = OutboxService(database.uow, clock, idle_poll=0.05)
+    hung = Hung()
+    outbox.register("hung", hung)
+    async with database.uow() as uow:
+        item = await outbox.enqueue(uow, "hung", {})
+        await uow.commit()
+    assert item is not None
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop))
+    try:
+        await eventually(lambda: hung.started == [item.id], "the item to start")
+        async with asyncio.timeout(5):
+            assert await outbox.drain_once() == 0
+        assert hung.started == [item.id]
+    finally:
+        hung.release.set()
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+    assert hung.started == [item.id]
+    assert (await status_of(database, item.id)).status is OutboxStatus.DONE
+
+
+async def test_next_due_skips_items_in_flight_and_those_queued_behind_them(
+    database, outbox, clock
+) -> None:
+    """The worker sleeps until work it could start is due, not until work it already holds
+    (nor a group's second item, which waits for the first): no spinning while one hangs."""
+    first = await enqueue(database, outbox, 1, ordering_key="group-a")
+    second = await enqueue(database, outbox, 2, ordering_key="group-a")
+    assert first is not None and second is not None
+    later = await enqueue(database, outbox, 3, delay=30)
+    assert later is not None
+    async with database.uow() as uow:
+        assert await uow.outbox.next_due() == clock.now()
+        assert await uow.outbox.next_due(exclude_ids=[first]) == clock.now() + timedelta(seconds=30)
+        assert [i.id for i in await uow.outbox.due(clock.now(), 10)] == [first]
+        assert await uow.outbox.due(clock.now(), 10, exclude_ids=[first]) == []
+
+
+async def test_a_cancelled_worker_does_not_wait_for_a_hung_item(database, clock) -> None:
+    """Shutdown is bounded: cancelling the worker cancels what hangs, which stays pending."""
+    outbox = OutboxService(database.uow, clock, idle_poll=0.05)
+    hung = Hung()
+    outbox.register("hung", hung)
+    async with database.uow() as uow:
+        item = await outbox.enqueue(uow, "hung", {})
+        await uow.commit()
+    assert item is not None
+    stop = asyncio.Event()
+    worker = asyncio.create_task(outbox.run(stop))
+    await eventually(lambda: hung.started == [item.id], "the item to start")
+    stop.set()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(worker, 0.1)
+    assert worker.done()
+    assert (await status_of(database, item.id)).status is OutboxStatus.PENDING

@@ -60,3 +60,28 @@ async def test_release_poll_is_hourly_and_a_no_op_without_a_repo(tmp_path) -> No
     trigger = {job.id: job for job in app.scheduler.get_jobs()}["release-poll"].trigger
     assert trigger.interval.total_seconds() == 1800
     assert isinstance(app.services.upgrades._source, GitHubReleases)
+
+
+def test_discord_calls_cannot_hold_the_rest(tmp_path) -> None:
+    """A long Retry-After raises instead of sleeping, and Discord's kinds have a lane of
+    their own: an email or a GitHub write never waits for a Discord slot."""
+    from bot.app import Application
+    from bot.config import load_settings
+    from bot.domain.outbox import DISCORD_MESSAGE, EMAIL
+    from bot.services.alerts import ALERTS_DELIVER
+    from bot.services.incidents import CARD_REFRESH, GITHUB_ISSUE_CREATE
+    from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
+    from tests.unit.test_config import GOOD
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        GOOD.replace("[channels]", "max_ratelimit_timeout = 45\n\n[channels]")
+        + '[smtp]\nhost = "127.0.0.1"\nfrom = "bot@example.org"\nto = ["ops@example.org"]\n'
+        + '[github]\nrepo = "hyper-hash/ops"\ntoken = "x"\napi_url = "http://127.0.0.1:9"\n'
+    )
+    app = Application(load_settings(path, environ={}).settings)
+    assert app.bot.http.max_ratelimit_timeout == 45.0
+    discord_kinds = {DISCORD_MESSAGE, NOTICE, DIRECT, ROLE_REMOVE, CARD_REFRESH, ALERTS_DELIVER}
+    assert {app.outbox.lane_of(kind) for kind in discord_kinds} == {"discord"}
+    assert app.outbox.lane_of(EMAIL) != "discord"
+    assert app.outbox.lane_of(GITHUB_ISSUE_CREATE) != "discord"

@@ -443,3 +443,12 @@ def test_a_short_audit_key_is_refused_without_echoing_it(tmp_path: Path) -> None
     assert problems(write(tmp_path, missing))[0].startswith(
         "audit.hmac_key_file: cannot read /nonexistent/audit.key"
     )
+
+
+def test_discord_calls_are_bounded_by_default(tmp_path: Path) -> None:
+    discord = load_settings(write(tmp_path, GOOD), environ={}).settings.discord
+    assert (discord.max_ratelimit_timeout, discord.send_timeout) == (30.0, 10.0)
+    text = GOOD.replace("[channels]", "max_ratelimit_timeout = 5\nsend_timeout = 0\n\n[channels]")
+    lines = problems(write(tmp_path, text))
+    assert any(line.startswith("discord.max_ratelimit_timeout: ") for line in lines)
+    assert any(line.startswith("discord.send_timeout: ") for line in lines)
