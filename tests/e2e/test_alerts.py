@@ -38,6 +38,7 @@ from tests.e2e.conftest import (
     World,
     config_text,
     free_port,
+    seed_grants,
 )
 
 pytestmark = pytest.mark.e2e
@@ -93,6 +94,7 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
         settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
         app = Application(settings)
         await migrations.upgrade(app.database.engine)
+        await seed_grants(world, app.database, app.clock)
         await app.start()
         apps.append(app)
         await world.emulator.wait_ready(timeout=30)

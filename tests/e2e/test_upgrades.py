@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     World,
     config_text,
     free_port,
+    seed_grants,
 )
 from tests.fakes.minisign_tool import KeyPair, generate
 from tests.fakes.network import JsonService
@@ -77,6 +78,7 @@ async def app(
     settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
     application = Application(settings)
     await migrations.upgrade(application.database.engine)
+    await seed_grants(world, application.database, application.clock)
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     await application.start()
     try:
