@@ -2,15 +2,19 @@
 
 The database is the truth: a role is held through an active grant; a sweep ends grants whose
 time is up (also those that expired while the bot was down) and queues the role removal in the
-same transaction; reminders are database rows fired once. Discord is told synchronously when a
-person is waiting for the answer (grant, approve, revoke), so a refusal is reported at once and
-leaves nothing half-made; it is told through the outbox when nobody is (expiry, review, drift).
+same transaction; reminders are database rows fired once. Decisions on one request (approve,
+reject) run one at a time, and a decision that loses a race never undoes what the winner did.
+Discord is told synchronously when a person is waiting for the answer (grant, approve, revoke),
+so a refusal is reported at once and leaves nothing half-made; it is told through the outbox when
+nobody is (expiry, review, drift).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -80,6 +84,8 @@ class GrantService:
         self._audit = audit
         self._owners = frozenset(owner_ids)
         self._in_flight: set[tuple[int, OpsRole]] = set()
+        self._deciders: dict[int, tuple[asyncio.Lock, int]] = {}
+        """Per request: the lock its decisions take, and how many decisions hold or await it."""
         reminders.register(REMINDER_KIND, self._remind)
 
     # -- commands ----------------------------------------------------------------------------
@@ -146,6 +152,10 @@ class GrantService:
         return GrantResult(grant)
 
     async def approve(self, actor: Actor, grant_id: int) -> Grant:
+        async with self._deciding(grant_id):
+            return await self._approve(actor, grant_id)
+
+    async def _approve(self, actor: Actor, grant_id: int) -> Grant:
         now = self._clock.now()
         async with self._uow() as uow:
             grant = await self._pending(uow, grant_id)
@@ -179,12 +189,10 @@ class GrantService:
         try:
             async with self._uow() as uow:
                 expires = now + timedelta(days=grant.days)
-                still_pending = await uow.grants.get(grant.id, for_update=True)
-                if still_pending is None or still_pending.status is not GrantStatus.PENDING:
-                    raise InvalidInput("Someone else decided this request a moment ago.")
-                await uow.grants.activate(
+                if not await uow.grants.activate(
                     grant.id, granted_at=now, expires_at=expires, approved_by_id=actor.id or 0
-                )
+                ):
+                    raise InvalidInput("Someone else decided this request a moment ago.")
                 active = await uow.grants.get(grant.id)
                 assert active is not None
                 await self._schedule_reminders(uow, active)
@@ -208,23 +216,30 @@ class GrantService:
         return active
 
     async def reject(self, actor: Actor, grant_id: int) -> Grant:
-        now = self._clock.now()
-        async with self._uow() as uow:
-            grant = await self._pending(uow, grant_id)
-            if actor.id == grant.member_id:
-                raise _not_yourself("reject")
-            await uow.grants.end(
-                grant.id, GrantStatus.REJECTED, at=now, by_name=actor.name, reason="rejected"
-            )
-            await self._audit.record(
-                uow,
-                actor,
-                "access:reject",
-                target=_target_of(grant),
-                details={"grant_id": grant.id},
-            )
-            await uow.commit()
-        return grant
+        async with self._deciding(grant_id):
+            now = self._clock.now()
+            async with self._uow() as uow:
+                grant = await self._pending(uow, grant_id)
+                if actor.id == grant.member_id:
+                    raise _not_yourself("reject")
+                if not await uow.grants.end(
+                    grant.id,
+                    GrantStatus.REJECTED,
+                    at=now,
+                    by_name=actor.name,
+                    reason="rejected",
+                    only=(GrantStatus.PENDING,),
+                ):
+                    raise InvalidInput("Someone else decided this request a moment ago.")
+                await self._audit.record(
+                    uow,
+                    actor,
+                    "access:reject",
+                    target=_target_of(grant),
+                    details={"grant_id": grant.id},
+                )
+                await uow.commit()
+            return grant
 
     async def renew(
         self, actor: Actor, member: MemberRef, role: OpsRole, days: int | None
@@ -573,6 +588,22 @@ class GrantService:
             expires_at=now + timedelta(days=days) if active else None,
         )
 
+    @contextlib.asynccontextmanager
+    async def _deciding(self, grant_id: int) -> AsyncIterator[None]:
+        """One decision at a time on a request in this process; across instances the database
+        settles it (a request is activated or ended only while it is still pending)."""
+        lock, users = self._deciders.get(grant_id, (asyncio.Lock(), 0))
+        self._deciders[grant_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._deciders[grant_id]
+            if users <= 1:
+                del self._deciders[grant_id]
+            else:
+                self._deciders[grant_id] = (lock, users - 1)
+
     def _automation_guard(
         self, member_id: int, role: OpsRole, core_holders: set[int]
     ) -> str | None:
@@ -592,6 +623,22 @@ class GrantService:
             raise
 
     async def _compensate(self, member_id: int, role: OpsRole) -> None:
+        """Take back the role this decision added, unless an active grant holds it now: then
+        another decision (here or in another instance) won, and its role stays."""
+        try:
+            async with self._uow() as uow:
+                live = await uow.grants.live_for(member_id, role)
+        except Exception:
+            log.exception(
+                "could not check the grants of member %s: role %s left in place (drift check "
+                "will report it if no grant holds it)",
+                member_id,
+                role.value,
+            )
+            return
+        if live is not None and live.status is GrantStatus.ACTIVE:
+            log.info("role %s of member %s kept: grant %s holds it", role.value, member_id, live.id)
+            return
         try:
             await self._roles.remove(member_id, role, "grant could not be recorded")
         except (RoleChangeRefused, RoleChangeUnavailable):

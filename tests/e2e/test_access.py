@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 
 from bot.app import Application
 from bot.config import load_settings
+from bot.domain.access import GrantStatus
+from bot.domain.roles import OpsRole
 from bot.storage import migrations
 from tests.conftest import FakeClock
 from tests.e2e.conftest import (
@@ -22,9 +25,13 @@ from tests.e2e.conftest import (
     OWNER_USER,
     TOKEN,
     World,
+    seed_grant,
+    seed_grants,
 )
+from tests.fakes.discord_emulator import ROLE_ADD
 
 pytestmark = pytest.mark.e2e
+SECOND_CORE = 700000000000000009
 
 
 @pytest.fixture
@@ -37,6 +44,7 @@ async def app(world: World, config_path: Path, fake_clock: FakeClock) -> AsyncIt
     settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
     application = Application(settings, clock=fake_clock)
     await migrations.upgrade(application.database.engine)
+    await seed_grants(world, application.database, application.clock)
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     await application.start()
     try:
@@ -209,6 +217,61 @@ async def test_hand_given_role_is_reported_as_drift(world: World, app: Applicati
     assert world.roles["treasury_ops"] in member_roles(world, MINER_USER), "enforce is off"
 
 
+async def approval_request(world: World) -> dict[str, Any]:
+    request: dict[str, Any] = await eventually(
+        lambda: next(
+            (
+                m
+                for m in world.emulator.messages.get(world.channels["operations"], [])
+                if m.get("components") and "two-person" in m["embeds"][0]["title"]
+            ),
+            None,
+        )
+    )
+    return request
+
+
+async def test_two_approve_presses_at_once_leave_one_decision_and_the_role(
+    world: World, app: Application
+) -> None:
+    """Security item 4: both presses reached Discord, and the loser's compensation took the
+    winner's role off again. Decisions on one request are serialised now."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    await emu.member_join(SECOND_CORE, "core-erin", roles=[core_role])
+    await seed_grant(app.database, app.clock, SECOND_CORE, OpsRole.CORE_OPS, "core-erin")
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="joins the rota"),
+    )
+    await result.wait_for_followups(1)
+    request = await approval_request(world)
+    approve_id = request["components"][0]["components"][0]["custom_id"]
+
+    additions = emu.hold_requests("PUT", ROLE_ADD)
+    presses = [
+        asyncio.create_task(emu.click_button(approve_id, user, message=request))
+        for user in (OWNER_USER, SECOND_CORE)
+    ]
+    await eventually(lambda: additions.waiting >= 1)
+    with contextlib.suppress(TimeoutError):  # unserialised decisions both reach Discord here
+        await eventually(lambda: additions.waiting >= 2, timeout=1)
+    additions.release()
+    outcomes = await asyncio.gather(*presses)
+
+    assert core_role in member_roles(world, MINER_USER)
+    edits = [o for o in outcomes if o.edits]
+    refusals = [o for o in outcomes if o.followups]
+    assert len(edits) == 1 and len(refusals) == 1
+    assert "Approved by" in str(edits[0].sent["embeds"][0]["fields"])
+    assert "already decided" in refusals[0].followups[0]["content"]
+    assert refusals[0].followups[0]["flags"] & 64, "ephemeral"
+    (grant,) = await app.services.grants.find(member_id=MINER_USER)
+    assert grant.status is GrantStatus.ACTIVE
+    removals = [r for r in emu.request_log if r.method == "DELETE" and "/roles/" in r.path]
+    assert removals == [], "nothing was undone"
+
+
 async def test_three_denied_attempts_lock_out(world: World, app: Application) -> None:
     emu = world.emulator
     replies = []
@@ -267,10 +330,12 @@ async def test_review_buttons(world: World, app: Application, fake_clock: FakeCl
             None,
         )
     )
-    buttons = [c for row in review["components"] for c in row["components"]]
+    every = [c for row in review["components"] for c in row["components"]]
+    buttons = [b for b in every if b["label"].endswith("miner-carol")]
     assert [b["label"].split()[0] for b in buttons] == ["Keep", "Revoke", "Keep", "Revoke"]
     # The holder cannot review their own grant.
     emu.add_member(MINER_USER, "miner-carol", roles=[world.roles["core_ops"]])
+    await seed_grant(app.database, app.clock, MINER_USER, OpsRole.CORE_OPS, "miner-carol")
     own = await emu.click_button(buttons[0]["custom_id"], MINER_USER, message=review)
     assert "your own grant" in (await own.wait_for_followups(1))[0]["content"]
     # Keep the first, revoke the second.
@@ -281,11 +346,16 @@ async def test_review_buttons(world: World, app: Application, fake_clock: FakeCl
     labels = [c["label"] for row in after["components"] for c in row["components"]]
     assert any(label.startswith("Kept by") for label in labels)
     assert any(label.startswith("Revoked by") for label in labels)
+    # The test world's operators hold grants too: an owner keeps them, which closes the review.
+    for button in every:
+        if button["label"].startswith("Keep") and button not in buttons:
+            kept = await emu.click_button(button["custom_id"], OWNER_USER, message=after)
+            after = await kept.wait_for_edit(1)
     await eventually(
         lambda: any("Access review #" in t and "closed" in t for t in texts(world, "operations"))
     )
     remaining = await app.services.grants.find(member_id=MINER_USER)
-    assert len(remaining) == 1
+    assert [g.role for g in remaining if g.role is not OpsRole.CORE_OPS] == [OpsRole.OBSERVER]
 
 
 async def test_expiry_reminder_by_dm_or_mention_when_dms_are_closed(

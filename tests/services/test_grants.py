@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
 
-from bot.domain.access import GrantStatus
+from bot.config import AccessSettings
+from bot.domain.access import Grant, GrantStatus
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.roles import OpsRole
 from bot.services.container import Services
@@ -19,6 +22,8 @@ from tests.services.conftest import (
     REFUSED,
     UNAVAILABLE,
     audit_actions,
+    seed_grant,
+    until,
 )
 
 
@@ -320,3 +325,86 @@ async def test_enforce_removes_drift_but_not_the_last_core_ops(
     assert [(r["member_id"], r["role"]) for r in delivered.removals] == [(ALICE.id, "node_ops")]
     kept = next(n for n in delivered.notices if n["data"]["member_id"] == BOB.id)
     assert kept["data"]["kept_because"] == "last active Core Ops member"
+
+
+# -- security: two decisions on one request at once (item 4) ----------------------------------
+
+
+async def test_two_approve_presses_at_once_make_one_decision_and_keep_the_role(
+    services: Services, roles, database, clock
+) -> None:
+    """Both presses used to add the role; the loser's compensation then took it off again,
+    leaving the grant active and the member without the role. Decisions are serialised now."""
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    roles.gate = asyncio.Event()
+    presses = [
+        asyncio.create_task(services.grants.approve(CORE_B, grant.id)),
+        asyncio.create_task(services.grants.approve(OWNER, grant.id)),
+    ]
+    await until(lambda: roles.count("add") >= 1)
+    with contextlib.suppress(TimeoutError):  # unserialised decisions both reach Discord here
+        await until(lambda: roles.count("add") >= 2, timeout=0.5)
+    roles.gate.set()
+    results = await asyncio.gather(*presses, return_exceptions=True)
+
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert [verb for verb, *_ in roles.calls] == ["add"], "one role change, nothing undone"
+    decided = [r for r in results if isinstance(r, Grant)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(decided) == 1 and len(refused) == 1, results
+    assert isinstance(refused[0], InvalidInput) and "already decided" in str(refused[0])
+    after = await services.grants.get(grant.id)
+    assert after is not None and after.status is GrantStatus.ACTIVE
+    actions = await audit_actions(database)
+    assert actions.count(("access:approve", "ok")) == 1
+
+
+async def test_compensation_never_undoes_another_instances_decision(
+    services: Services, roles, database, clock
+) -> None:
+    """Two bot instances (no shared lock) approve at once: one wins in the database; the other's
+    compensation sees the active grant and leaves the role on."""
+    other = Services.build(
+        database.uow,
+        clock,
+        access_settings=AccessSettings(),
+        roles=roles,
+        owner_ids=frozenset({OWNER.id or 0}),
+    )
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    roles.gate = asyncio.Event()
+    presses = [
+        asyncio.create_task(services.grants.approve(CORE_B, grant.id)),
+        asyncio.create_task(other.grants.approve(OWNER, grant.id)),
+    ]
+    await until(lambda: roles.count("add") == 2)
+    roles.gate.set()
+    results = await asyncio.gather(*presses, return_exceptions=True)
+
+    assert sum(isinstance(r, Grant) for r in results) == 1, results
+    loser = next(r for r in results if isinstance(r, BaseException))
+    assert isinstance(loser, InvalidInput) and "moment ago" in str(loser)
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert roles.count("remove") == 0
+    after = await services.grants.get(grant.id)
+    assert after is not None and after.status is GrantStatus.ACTIVE
+
+
+async def test_reject_never_ends_a_grant_approved_a_moment_before(
+    services: Services, roles, database, clock
+) -> None:
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    roles.gate = asyncio.Event()
+    approving = asyncio.create_task(services.grants.approve(CORE_B, grant.id))
+    await until(lambda: roles.count("add") == 1)
+    rejecting = asyncio.create_task(services.grants.reject(OWNER, grant.id))
+    with contextlib.suppress(TimeoutError):  # an unserialised reject ends the request here
+        await until(rejecting.done, timeout=0.5)
+    roles.gate.set()
+    approved, rejected = await asyncio.gather(approving, rejecting, return_exceptions=True)
+    assert isinstance(approved, Grant), approved
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert isinstance(rejected, InvalidInput) and "already decided" in str(rejected)
