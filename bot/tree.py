@@ -118,7 +118,7 @@ async def handle_interaction_error(
 async def _strike(bot: OpsBot, interaction: discord.Interaction, action: str) -> str:
     """Count the denial; returns what the member should know about their strikes."""
     try:
-        result = await bot.lockouts.strike(bot.actor_for(interaction.user), action)
+        result = await bot.lockouts.strike(bot.actor_for(interaction), action)
     except Exception:
         log.exception("could not record a strike for %s", interaction.user.id)
         return ""

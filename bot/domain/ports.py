@@ -317,6 +317,10 @@ class MemberRoles(Protocol):
 
     async def remove(self, member_id: int, role: OpsRole, reason: str) -> None: ...
 
+    async def is_member(self, member_id: int) -> bool:
+        """Whether the member is in the server now; raises RoleChangeUnavailable if unknown."""
+        ...
+
 
 class HealthRepository(Protocol):
     """Node registrations and stored probe results (raw 48 h, per-minute aggregates 90 days)."""

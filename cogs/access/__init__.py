@@ -46,7 +46,7 @@ class AccessCog(commands.Cog, name="access"):
 
     @app_commands.command(name="whoami", description="Your ops roles and the commands you may use.")
     async def whoami(self, interaction: discord.Interaction) -> None:
-        actor = self.bot.actor_for(interaction.user)
+        actor = self.bot.actor_for(interaction)
         info = self.bot.access.whoami(actor, available=self.bot.available_actions())
         grants = await self.bot.grants.find(member_id=interaction.user.id)
         await interaction.response.send_message(
@@ -79,7 +79,7 @@ class AccessCog(commands.Cog, name="access"):
             raise InvalidInput("Bots do not hold ops roles.")
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.bot.grants.grant(
-            self.bot.actor_for(interaction.user),
+            self.bot.actor_for(interaction),
             member_ref(member),
             OpsRole(role.value),
             days,
@@ -103,7 +103,7 @@ class AccessCog(commands.Cog, name="access"):
         days: app_commands.Range[int, 1, 90] | None = None,
     ) -> None:
         grant = await self.bot.grants.renew(
-            self.bot.actor_for(interaction.user), member_ref(member), OpsRole(role.value), days
+            self.bot.actor_for(interaction), member_ref(member), OpsRole(role.value), days
         )
         interaction.extras["audited"] = True
         await interaction.response.send_message(
@@ -122,7 +122,7 @@ class AccessCog(commands.Cog, name="access"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.bot.grants.revoke(
-            self.bot.actor_for(interaction.user), member_ref(member), OpsRole(role.value), reason
+            self.bot.actor_for(interaction), member_ref(member), OpsRole(role.value), reason
         )
         interaction.extras["audited"] = True
         await interaction.followup.send(
@@ -153,7 +153,7 @@ class AccessCog(commands.Cog, name="access"):
 
     @access.command(name="review", description="Start the quarterly access review now.")
     async def review(self, interaction: discord.Interaction) -> None:
-        review, items = await self.bot.reviews.start(self.bot.actor_for(interaction.user))
+        review, items = await self.bot.reviews.start(self.bot.actor_for(interaction))
         interaction.extras["audited"] = True
         await interaction.response.send_message(
             f"Access review #{review.id} is open in #operations with {len(items)} grants; "
@@ -165,7 +165,7 @@ class AccessCog(commands.Cog, name="access"):
     @access.command(name="unlock", description="Lift a 3-strike lockout.")
     @app_commands.describe(member="Who to unlock")
     async def unlock(self, interaction: discord.Interaction, member: discord.User) -> None:
-        await self.bot.lockouts.unlock(self.bot.actor_for(interaction.user), member.id, str(member))
+        await self.bot.lockouts.unlock(self.bot.actor_for(interaction), member.id, str(member))
         interaction.extras["audited"] = True
         await interaction.response.send_message(
             f"{member.mention} may use privileged commands again.",

@@ -42,7 +42,7 @@ class UpgradeCog(commands.Cog, name="upgrades"):
     @app_commands.describe(url="The manifest's http(s) URL; its signature is at <url>.minisig")
     async def announce(self, interaction: discord.Interaction, url: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = self.bot.actor_for(interaction.user)
+        actor = self.bot.actor_for(interaction)
         release = await self.service.announce(actor, url)
         interaction.extras["audited"] = True
         await interaction.followup.send(

@@ -200,21 +200,73 @@ async def test_member_leaving_loses_every_grant(world: World, app: Application) 
     await eventually(lambda: any("Member left" in t for t in texts(world, "operations")))
 
 
-async def test_hand_given_role_is_reported_as_drift(world: World, app: Application) -> None:
-    emu = world.emulator
-    await emu.set_member_roles(MINER_USER, [world.roles["treasury_ops"]])
+async def test_hand_given_role_grants_nothing_is_reported_and_removed(
+    world: World, app: Application
+) -> None:
+    """Security item 9: the permission check reads grants; a role given by hand in Discord is
+    drift, and (`[access] enforce = true`, the default) it is removed."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    removal = emu.hold_requests("DELETE", ROLE_ADD)  # keep the role on while we try it
+    await emu.set_member_roles(MINER_USER, [core_role])
+    ping = await emu.invoke_command("ping", MINER_USER)
+    assert "needs the Core Ops or Node Ops or Treasury Ops or Observer role" in ping.sent["content"]
+    whoami = await emu.invoke_command("whoami", MINER_USER)
+    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
+    assert fields["Ops roles"] == "none: miner access"
+    assert core_role in member_roles(world, MINER_USER)
+
+    await eventually(lambda: removal.waiting >= 1)
+    removal.release()
+    await eventually(lambda: core_role not in member_roles(world, MINER_USER))
     text = await eventually(
         lambda: next(
             (
                 t
                 for t in texts(world, "operations")
-                if "Treasury Ops without a grant" in t and str(MINER_USER) in t
+                if "Core Ops without a grant" in t and str(MINER_USER) in t
             ),
             None,
         )
     )
-    assert "enforce" in text
-    assert world.roles["treasury_ops"] in member_roles(world, MINER_USER), "enforce is off"
+    assert "grants nothing" in text and "being removed" in text
+    async with app.database.uow() as uow:
+        rows = await uow.audit.recent(20, action="access:drift")
+    assert [(r.details["member_id"], r.details["removed"]) for r in rows] == [(MINER_USER, True)]
+
+
+async def test_an_owner_grants_the_first_core_ops_member(world: World, app: Application) -> None:
+    """The bootstrap: with nobody holding a Core Ops grant, an owner's Core Ops grant is active
+    at once (nobody could approve it); from then on the two-person rule applies."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    revoke = await emu.invoke_command(
+        "access",
+        OWNER_USER,
+        options=sub("revoke", member=str(CORE_USER), role="core_ops", reason="rota ended"),
+    )
+    await revoke.wait_for_followups(1)
+    assert core_role not in member_roles(world, CORE_USER)
+    denied = await emu.invoke_command("ping", CORE_USER)
+    assert "needs the" in denied.sent["content"], "no grant, no Core Ops"
+
+    result = await emu.invoke_command(
+        "access",
+        OWNER_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="first member"),
+    )
+    (reply,) = await result.wait_for_followups(1)
+    assert reply["embeds"][0]["title"] == "Core Ops granted"
+    assert core_role in member_roles(world, MINER_USER)
+    ping = await emu.invoke_command("ping", MINER_USER)
+    assert ping.sent["embeds"][0]["title"] == "hh-opsbot is up"
+
+    second = await emu.invoke_command(
+        "access",
+        OWNER_USER,
+        options=sub("grant", member=str(CORE_USER), role="core_ops", reason="back on the rota"),
+    )
+    (reply,) = await second.wait_for_followups(1)
+    assert reply["embeds"][0]["title"] != "Core Ops granted", "now a second member must approve"
+    assert core_role not in member_roles(world, CORE_USER)
 
 
 async def approval_request(world: World) -> dict[str, Any]:
@@ -270,6 +322,37 @@ async def test_two_approve_presses_at_once_leave_one_decision_and_the_role(
     assert grant.status is GrantStatus.ACTIVE
     removals = [r for r in emu.request_log if r.method == "DELETE" and "/roles/" in r.path]
     assert removals == [], "nothing was undone"
+
+
+async def test_approve_refuses_a_request_whose_requester_left(
+    world: World, app: Application
+) -> None:
+    """Security item 6: a Core Ops request does not outlive its requester."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="joins the rota"),
+    )
+    await result.wait_for_followups(1)
+    request = await approval_request(world)
+    approve_id = request["components"][0]["components"][0]["custom_id"]
+    await emu.member_leave(CORE_USER)
+
+    async def requester_gone() -> None:
+        async with asyncio.timeout(10):
+            while await app.services.grants.find(member_id=CORE_USER):
+                await asyncio.sleep(0.05)
+
+    await requester_gone()
+    pressed = await emu.click_button(approve_id, OWNER_USER, message=request)
+    assert pressed.edits == 0, f"approved all the same: {pressed.message}"
+    (answer,) = await pressed.wait_for_followups(1)
+    assert "void" in answer["content"] and "left the server" in answer["content"]
+    assert answer["flags"] & 64, "ephemeral"
+    assert core_role not in member_roles(world, MINER_USER)
+    (void,) = await app.services.grants.find(member_id=MINER_USER, statuses=(GrantStatus.VOID,))
+    assert void.end_reason and "left the server" in void.end_reason
 
 
 async def test_three_denied_attempts_lock_out(world: World, app: Application) -> None:
