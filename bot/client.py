@@ -12,7 +12,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.domain.errors import DomainError, PermissionDenied, Unavailable
+from bot.domain.errors import (
+    DomainError,
+    InvalidInput,
+    PermissionDenied,
+    Unavailable,
+    display_action,
+)
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
@@ -167,14 +173,25 @@ class OpsBot(commands.Bot):
             id=user.id, name=str(user), is_owner=user.id in self.settings.discord.owner_ids
         )
 
+    def in_guild(self, interaction: discord.Interaction) -> bool:
+        """Sent from the ops server itself (not a DM, not another server)."""
+        return interaction.guild_id == self.settings.discord.guild_id
+
     async def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
-        """The one check: the member's grants (not their Discord roles) against the table, then
-        (for privileged actions) no lockout."""
+        """The one check: the member's grants (not their Discord roles) against the table, only
+        in the server, then (for privileged actions) no lockout."""
         self.track_current_task()
         user = interaction.user
         actor = await self.grants.actor(user.id, str(user))
         interaction.extras["actor"] = actor
         privileged = self.access.required(action) is not None
+        if privileged and not self.in_guild(interaction):
+            # Not a denial: no strike counts towards the lockout (security item 14).
+            raise Refused(
+                InvalidInput(
+                    f"`{display_action(action)}` only works in the server, not in direct messages."
+                )
+            )
         try:
             self.access.authorize(actor, action)
         except PermissionDenied as denial:

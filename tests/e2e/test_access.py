@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -353,6 +354,22 @@ async def test_approve_refuses_a_request_whose_requester_left(
     assert core_role not in member_roles(world, MINER_USER)
     (void,) = await app.services.grants.find(member_id=MINER_USER, statuses=(GrantStatus.VOID,))
     assert void.end_reason and "left the server" in void.end_reason
+
+
+async def test_commands_from_a_dm_never_count_as_strikes(world: World, app: Application) -> None:
+    """Security item 14: only guild interactions count towards the 3-strike lockout."""
+    emu = world.emulator
+    for _ in range(3):
+        result = await emu.invoke_command("ping", NODE_USER, dm=True)
+        assert result.ephemeral
+        assert "only works in the server" in result.sent["content"]
+    whoami = await emu.invoke_command("whoami", NODE_USER, dm=True)
+    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
+    assert "Node Ops" in fields["Ops roles"], "public commands work in DMs, from grants"
+    async with app.database.uow() as uow:
+        assert await uow.lockouts.strikes_since(NODE_USER, app.clock.now() - timedelta(days=1)) == 0
+    ping = await emu.invoke_command("ping", NODE_USER)
+    assert ping.sent["embeds"][0]["title"] == "hh-opsbot is up", "not locked out"
 
 
 async def test_three_denied_attempts_lock_out(world: World, app: Application) -> None:
