@@ -14,7 +14,13 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.domain.errors import DomainError, PermissionDenied, Unavailable
+from bot.domain.errors import (
+    DomainError,
+    InvalidInput,
+    PermissionDenied,
+    Unavailable,
+    display_action,
+)
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
@@ -161,25 +167,42 @@ class OpsBot(commands.Bot):
 
     # -- identity and permission ------------------------------------------------------------
 
-    def actor_for(self, user: discord.User | discord.Member) -> Actor:
-        role_ids = [r.id for r in user.roles] if isinstance(user, discord.Member) else []
+    def actor_for(self, interaction: discord.Interaction) -> Actor:
+        """Who acts in this interaction, as `authorize` resolved them from their grants. Before
+        the check (or for an interaction that had none) a member without ops roles."""
+        actor = interaction.extras.get("actor")
+        if isinstance(actor, Actor):
+            return actor
+        user = interaction.user
         return Actor(
-            id=user.id,
-            name=str(user),
-            roles=self.role_map.roles_for(role_ids),
-            is_owner=user.id in self.settings.discord.owner_ids,
+            id=user.id, name=str(user), is_owner=user.id in self.settings.discord.owner_ids
         )
 
+    def in_guild(self, interaction: discord.Interaction) -> bool:
+        """Sent from the ops server itself (not a DM, not another server)."""
+        return interaction.guild_id == self.settings.discord.guild_id
+
     async def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
-        """The one check: the role the table asks for, then (for privileged actions) no lockout."""
+        """The one check: the member's grants (not their Discord roles) against the table, only
+        in the server, then (for privileged actions) no lockout."""
         self.track_current_task()
         open_audit_scope()
-        actor = self.actor_for(interaction.user)
+        user = interaction.user
+        actor = await self.grants.actor(user.id, str(user))
+        interaction.extras["actor"] = actor
+        privileged = self.access.required(action) is not None
+        if privileged and not self.in_guild(interaction):
+            # Not a denial: no strike counts towards the lockout (security item 14).
+            raise Refused(
+                InvalidInput(
+                    f"`{display_action(action)}` only works in the server, not in direct messages."
+                )
+            )
         try:
             self.access.authorize(actor, action)
         except PermissionDenied as denial:
             raise Denied(denial) from None
-        if self.access.required(action) is not None:
+        if privileged:
             try:
                 await self.lockouts.check(actor)
             except DomainError as refusal:
@@ -199,7 +222,7 @@ class OpsBot(commands.Bot):
         uow: UnitOfWork | None = None,
     ) -> None:
         """Record a command's outcome; inside `uow` it commits with the change it describes."""
-        actor = self.actor_for(interaction.user)
+        actor = self.actor_for(interaction)
         details = {"channel_id": interaction.channel_id, **(details or {})}
         if uow is not None:
             await self.audit.record(

@@ -164,7 +164,7 @@ class AccessSettings(Section):
     """Expiring grants, the quarterly review and the 3-strike lockout (manual §9, §18)."""
 
     max_days: int = Field(default=90, ge=1, le=90)
-    enforce: bool = False
+    enforce: bool = True
     review_cron: str = "0 9 1 1,4,7,10 *"
     review_days: int = Field(default=14, ge=1, le=90)
     lockout_strikes: int = Field(default=3, ge=1, le=100)

@@ -58,6 +58,24 @@ class DiscordMemberRoles:
     async def remove(self, member_id: int, role: OpsRole, reason: str) -> None:
         await self._change("remove", member_id, role, reason)
 
+    async def is_member(self, member_id: int) -> bool:
+        """In the server now? The member cache first (members intent), then Discord itself."""
+        assert self._bot is not None, "DiscordMemberRoles used before bind()"
+        guild = self._bot.get_guild(self._guild_id)
+        if guild is not None and guild.get_member(member_id) is not None:
+            return True
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await self._bot.http.get_member(self._guild_id, member_id)
+        except discord.NotFound:
+            return False
+        except (discord.HTTPException, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise RoleChangeUnavailable(
+                "Discord did not say whether that member is still in the server: try again "
+                "shortly. Nothing was changed."
+            ) from exc
+        return True
+
     async def _change(self, verb: str, member_id: int, role: OpsRole, reason: str) -> None:
         assert self._bot is not None, "DiscordMemberRoles used before bind()"
         http = self._bot.http

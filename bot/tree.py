@@ -124,9 +124,14 @@ async def handle_interaction_error(
 
 
 async def _strike(bot: OpsBot, interaction: discord.Interaction, action: str) -> str:
-    """Count the denial; returns what the member should know about their strikes."""
+    """Count the denial; returns what the member should know about their strikes.
+
+    Only denials in the server count: a command from a DM is no attempt on the server's
+    privileged actions (and is refused before the role check anyway)."""
+    if not bot.in_guild(interaction):
+        return ""
     try:
-        result = await bot.lockouts.strike(bot.actor_for(interaction.user), action)
+        result = await bot.lockouts.strike(bot.actor_for(interaction), action)
     except Exception:
         log.exception("could not record a strike for %s", interaction.user.id)
         return ""

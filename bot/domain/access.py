@@ -19,6 +19,8 @@ class GrantStatus(enum.StrEnum):
     REJECTED = "rejected"
     LAPSED = "lapsed"
     """A pending request nobody approved within the approval window."""
+    VOID = "void"
+    """A pending request whose requester left the server or lost Core Ops before approval."""
 
 
 LIVE_STATUSES = (GrantStatus.PENDING, GrantStatus.ACTIVE)
@@ -29,7 +31,7 @@ class AccessPolicy:
     """The `[access]` settings, as the services need them."""
 
     max_days: int = 90
-    enforce: bool = False
+    enforce: bool = True
     review_days: int = 14
     strikes: int = 3
     strike_window: timedelta = timedelta(minutes=15)

@@ -231,14 +231,24 @@ class GrantRepository(Protocol):
 
     async def activate(
         self, grant_id: int, *, granted_at: datetime, expires_at: datetime, approved_by_id: int
-    ) -> None: ...
+    ) -> bool:
+        """Activate a pending request; False when it was no longer pending (decided meanwhile)."""
+        ...
 
     async def extend(self, grant_id: int, expires_at: datetime, days: int) -> None: ...
 
     async def end(
-        self, grant_id: int, status: GrantStatus, *, at: datetime, by_name: str, reason: str
+        self,
+        grant_id: int,
+        status: GrantStatus,
+        *,
+        at: datetime,
+        by_name: str,
+        reason: str,
+        only: tuple[GrantStatus, ...] | None = None,
     ) -> bool:
-        """Close a live grant; False when it was no longer live (a replay, or a race)."""
+        """Close a live grant (`only`: a grant in one of these statuses); False when it was not
+        in them any more (a replay, or a race)."""
         ...
 
     async def expired(self, now: datetime) -> list[Grant]: ...
@@ -328,6 +338,10 @@ class MemberRoles(Protocol):
     async def add(self, member_id: int, role: OpsRole, reason: str) -> None: ...
 
     async def remove(self, member_id: int, role: OpsRole, reason: str) -> None: ...
+
+    async def is_member(self, member_id: int) -> bool:
+        """Whether the member is in the server now; raises RoleChangeUnavailable if unknown."""
+        ...
 
 
 class HealthRepository(Protocol):

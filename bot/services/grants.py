@@ -1,16 +1,22 @@
 """Expiring grants of ops roles (manual §18), the two-person rule, expiry, reminders and drift.
 
-The database is the truth: a role is held through an active grant; a sweep ends grants whose
-time is up (also those that expired while the bot was down) and queues the role removal in the
-same transaction; reminders are database rows fired once. Discord is told synchronously when a
-person is waiting for the answer (grant, approve, revoke), so a refusal is reported at once and
-leaves nothing half-made; it is told through the outbox when nobody is (expiry, review, drift).
+The database is the truth: a role is held through an active grant, and the permission check
+reads grants (`GrantService.actor`), never Discord roles; the Discord role is the grant's visible
+mirror, and one held without a grant is drift. A sweep ends grants whose time is up (also those
+that expired while the bot was down) and queues the role removal in the same transaction;
+reminders are database rows fired once. Decisions on one request (approve, reject) run one at a
+time, and a decision that loses a race never undoes what the winner did. Discord is told
+synchronously when a person is waiting for the answer (grant, approve, revoke), so a refusal is
+reported at once and leaves nothing half-made; it is told through the outbox when nobody is
+(expiry, review, drift).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 REMINDER_KIND = "grant-expiry"
 SCHEDULER = Actor.system("scheduler")
 MAX_REASON = 500
+OWNER_ACCOUNT = "break-glass owner account"
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,36 @@ class GrantService:
         self._audit = audit
         self._owners = frozenset(owner_ids)
         self._in_flight: set[tuple[int, OpsRole]] = set()
+        self._deciders: dict[int, tuple[asyncio.Lock, int]] = {}
+        """Per request: the lock its decisions take, and how many decisions hold or await it."""
         reminders.register(REMINDER_KIND, self._remind)
+
+    # -- who is acting -----------------------------------------------------------------------
+
+    async def actor(self, member_id: int, name: str) -> Actor:
+        """The member as the permission check sees them: the ops roles their active grants give
+        (never their Discord roles, which only mirror grants) and whether they are an owner."""
+        return Actor(
+            id=member_id,
+            name=name,
+            roles=await self.roles_of(member_id),
+            is_owner=member_id in self._owners,
+        )
+
+    async def roles_of(self, member_id: int) -> frozenset[OpsRole]:
+        """Ops roles held through active grants. A grant past its expiry no longer counts, unless
+        the sweep keeps it (the last Core Ops member, an owner account)."""
+        now = self._clock.now()
+        roles: set[OpsRole] = set()
+        async with self._uow() as uow:
+            for grant in await uow.grants.find(statuses=(GrantStatus.ACTIVE,), member_id=member_id):
+                if grant.expires_at is None or grant.expires_at > now:
+                    roles.add(grant.role)
+                    continue
+                core_holders = await uow.grants.active_holders(OpsRole.CORE_OPS)
+                if self._automation_guard(member_id, grant.role, core_holders):
+                    roles.add(grant.role)
+        return frozenset(roles)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -92,11 +128,16 @@ class GrantService:
         if member.id == actor.id:
             raise _not_yourself("grant")
         now = self._clock.now()
+        bootstrap = False
         async with self._uow() as uow:
             live = await uow.grants.live_for(member.id, role)
             if live is not None:
                 raise InvalidInput(_already(live))
             if role is OpsRole.CORE_OPS:
+                # Nobody holds Core Ops, so nobody could approve: an owner grants the first
+                # members at once (the bootstrap); from then on the two-person rule applies.
+                bootstrap = actor.is_owner and not await uow.grants.active_holders(role)
+            if role is OpsRole.CORE_OPS and not bootstrap:
                 grant = await self._record(uow, actor, member, role, reason, days, active=False)
                 await self._audit.record(
                     uow,
@@ -134,7 +175,8 @@ class GrantService:
                         "days": days,
                         "reason": reason,
                         "expires_at": _iso(expires),
-                    },
+                    }
+                    | ({"bootstrap": True} if bootstrap else {}),
                 )
                 await uow.commit()
         except Exception:
@@ -146,6 +188,10 @@ class GrantService:
         return GrantResult(grant)
 
     async def approve(self, actor: Actor, grant_id: int) -> Grant:
+        async with self._deciding(grant_id):
+            return await self._approve(actor, grant_id)
+
+    async def _approve(self, actor: Actor, grant_id: int) -> Grant:
         now = self._clock.now()
         async with self._uow() as uow:
             grant = await self._pending(uow, grant_id)
@@ -175,16 +221,15 @@ class GrantService:
                     "This request expired (not approved within "
                     f"{_hours(self.policy.approval_window)} h); ask for a new /access grant."
                 )
+        await self._void_if_requester_gone(actor, grant)
         await self._add_role(grant.member_id, grant.role, f"grant approved by {actor.name}")
         try:
             async with self._uow() as uow:
                 expires = now + timedelta(days=grant.days)
-                still_pending = await uow.grants.get(grant.id, for_update=True)
-                if still_pending is None or still_pending.status is not GrantStatus.PENDING:
-                    raise InvalidInput("Someone else decided this request a moment ago.")
-                await uow.grants.activate(
+                if not await uow.grants.activate(
                     grant.id, granted_at=now, expires_at=expires, approved_by_id=actor.id or 0
-                )
+                ):
+                    raise InvalidInput("Someone else decided this request a moment ago.")
                 active = await uow.grants.get(grant.id)
                 assert active is not None
                 await self._schedule_reminders(uow, active)
@@ -208,23 +253,30 @@ class GrantService:
         return active
 
     async def reject(self, actor: Actor, grant_id: int) -> Grant:
-        now = self._clock.now()
-        async with self._uow() as uow:
-            grant = await self._pending(uow, grant_id)
-            if actor.id == grant.member_id:
-                raise _not_yourself("reject")
-            await uow.grants.end(
-                grant.id, GrantStatus.REJECTED, at=now, by_name=actor.name, reason="rejected"
-            )
-            await self._audit.record(
-                uow,
-                actor,
-                "access:reject",
-                target=_target_of(grant),
-                details={"grant_id": grant.id},
-            )
-            await uow.commit()
-        return grant
+        async with self._deciding(grant_id):
+            now = self._clock.now()
+            async with self._uow() as uow:
+                grant = await self._pending(uow, grant_id)
+                if actor.id == grant.member_id:
+                    raise _not_yourself("reject")
+                if not await uow.grants.end(
+                    grant.id,
+                    GrantStatus.REJECTED,
+                    at=now,
+                    by_name=actor.name,
+                    reason="rejected",
+                    only=(GrantStatus.PENDING,),
+                ):
+                    raise InvalidInput("Someone else decided this request a moment ago.")
+                await self._audit.record(
+                    uow,
+                    actor,
+                    "access:reject",
+                    target=_target_of(grant),
+                    details={"grant_id": grant.id},
+                )
+                await uow.commit()
+            return grant
 
     async def renew(
         self, actor: Actor, member: MemberRef, role: OpsRole, days: int | None
@@ -464,7 +516,9 @@ class GrantService:
                     if not await uow.drift.record(finding, now):
                         continue
                     new.append(finding)
-                    guard = self._automation_guard(member_id, role, granted[OpsRole.CORE_OPS])
+                    # A hand-given role grants nothing, so removing it locks nobody out; only
+                    # owner accounts are left alone (manual §9 safety).
+                    guard = OWNER_ACCOUNT if member_id in self._owners else None
                     enforce = self.policy.enforce and not guard
                     if enforce:
                         removed = True
@@ -573,12 +627,66 @@ class GrantService:
             expires_at=now + timedelta(days=days) if active else None,
         )
 
+    @contextlib.asynccontextmanager
+    async def _deciding(self, grant_id: int) -> AsyncIterator[None]:
+        """One decision at a time on a request in this process; across instances the database
+        settles it (a request is activated or ended only while it is still pending)."""
+        lock, users = self._deciders.get(grant_id, (asyncio.Lock(), 0))
+        self._deciders[grant_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._deciders[grant_id]
+            if users <= 1:
+                del self._deciders[grant_id]
+            else:
+                self._deciders[grant_id] = (lock, users - 1)
+
+    async def _void_if_requester_gone(self, actor: Actor, grant: Grant) -> None:
+        """A Core Ops request does not outlive its requester: one who left the server or no
+        longer holds Core Ops (no active grant; owners need none) voids it."""
+        why = await self._requester_gone(grant)
+        if why is None:
+            return
+        async with self._uow() as uow:
+            if await uow.grants.end(
+                grant.id,
+                GrantStatus.VOID,
+                at=self._clock.now(),
+                by_name=SCHEDULER.name,
+                reason=why,
+                only=(GrantStatus.PENDING,),
+            ):
+                await self._audit.record(
+                    uow,
+                    SCHEDULER,
+                    "access:void",
+                    target=_target_of(grant),
+                    details={"grant_id": grant.id, "why": why, "noticed_by": actor.name},
+                )
+                await uow.commit()
+        raise InvalidInput(
+            f"This request is void: {why}. A current Core Ops member may ask again with "
+            "/access grant."
+        )
+
+    async def _requester_gone(self, grant: Grant) -> str | None:
+        requester = grant.granted_by_id
+        if requester is None:
+            return "it has no requester"
+        if not await self._roles.is_member(requester):
+            return f"its requester, {grant.granted_by_name}, left the server"
+        if requester not in self._owners and OpsRole.CORE_OPS not in await self.roles_of(requester):
+            return f"its requester, {grant.granted_by_name}, no longer holds Core Ops"
+        return None
+
     def _automation_guard(
         self, member_id: int, role: OpsRole, core_holders: set[int]
     ) -> str | None:
         """Why automation must leave this member's role alone, if it must (manual §9 safety)."""
         if member_id in self._owners:
-            return "break-glass owner account"
+            return OWNER_ACCOUNT
         if role is OpsRole.CORE_OPS and not (core_holders - {member_id}):
             return "last active Core Ops member"
         return None
@@ -592,6 +700,22 @@ class GrantService:
             raise
 
     async def _compensate(self, member_id: int, role: OpsRole) -> None:
+        """Take back the role this decision added, unless an active grant holds it now: then
+        another decision (here or in another instance) won, and its role stays."""
+        try:
+            async with self._uow() as uow:
+                live = await uow.grants.live_for(member_id, role)
+        except Exception:
+            log.exception(
+                "could not check the grants of member %s: role %s left in place (drift check "
+                "will report it if no grant holds it)",
+                member_id,
+                role.value,
+            )
+            return
+        if live is not None and live.status is GrantStatus.ACTIVE:
+            log.info("role %s of member %s kept: grant %s holds it", role.value, member_id, live.id)
+            return
         try:
             await self._roles.remove(member_id, role, "grant could not be recorded")
         except (RoleChangeRefused, RoleChangeUnavailable):
@@ -605,6 +729,8 @@ class GrantService:
         grant = await uow.grants.get(grant_id, for_update=True)
         if grant is None:
             raise NotFound("That grant request does not exist.")
+        if grant.status is GrantStatus.VOID:
+            raise InvalidInput(f"This request is void: {grant.end_reason}.")
         if grant.status is not GrantStatus.PENDING:
             by = f" by {grant.ended_by_name}" if grant.ended_by_name else ""
             raise InvalidInput(f"This request was already decided ({grant.status.value}{by}).")

@@ -595,10 +595,10 @@ class SqlGrantRepository:
 
     async def activate(
         self, grant_id: int, *, granted_at: datetime, expires_at: datetime, approved_by_id: int
-    ) -> None:
-        await self._session.execute(
+    ) -> bool:
+        result = await self._session.execute(
             update(GrantEntry)
-            .where(GrantEntry.id == grant_id)
+            .where(GrantEntry.id == grant_id, GrantEntry.status == GrantStatus.PENDING.value)
             .values(
                 status=GrantStatus.ACTIVE.value,
                 granted_at=granted_at,
@@ -606,6 +606,7 @@ class SqlGrantRepository:
                 approved_by_id=approved_by_id,
             )
         )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def extend(self, grant_id: int, expires_at: datetime, days: int) -> None:
         await self._session.execute(
@@ -615,11 +616,19 @@ class SqlGrantRepository:
         )
 
     async def end(
-        self, grant_id: int, status: GrantStatus, *, at: datetime, by_name: str, reason: str
+        self,
+        grant_id: int,
+        status: GrantStatus,
+        *,
+        at: datetime,
+        by_name: str,
+        reason: str,
+        only: tuple[GrantStatus, ...] | None = None,
     ) -> bool:
+        statuses = [s.value for s in only] if only is not None else LIVE
         result = await self._session.execute(
             update(GrantEntry)
-            .where(GrantEntry.id == grant_id, GrantEntry.status.in_(LIVE))
+            .where(GrantEntry.id == grant_id, GrantEntry.status.in_(statuses))
             .values(
                 status=status.value,
                 ended_at=at,

@@ -46,7 +46,7 @@ class AccessCog(commands.Cog, name="access"):
 
     @app_commands.command(name="whoami", description="Your ops roles and the commands you may use.")
     async def whoami(self, interaction: discord.Interaction) -> None:
-        actor = self.bot.actor_for(interaction.user)
+        actor = self.bot.actor_for(interaction)
         info = self.bot.access.whoami(actor, available=self.bot.available_actions())
         grants = await self.bot.grants.find(member_id=interaction.user.id)
         await interaction.response.send_message(
@@ -79,7 +79,7 @@ class AccessCog(commands.Cog, name="access"):
             raise InvalidInput("Bots do not hold ops roles.")
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.bot.grants.grant(
-            self.bot.actor_for(interaction.user),
+            self.bot.actor_for(interaction),
             member_ref(member),
             OpsRole(role.value),
             days,
@@ -102,7 +102,7 @@ class AccessCog(commands.Cog, name="access"):
         days: app_commands.Range[int, 1, 90] | None = None,
     ) -> None:
         grant = await self.bot.grants.renew(
-            self.bot.actor_for(interaction.user), member_ref(member), OpsRole(role.value), days
+            self.bot.actor_for(interaction), member_ref(member), OpsRole(role.value), days
         )
         await interaction.response.send_message(
             embed=render.renew_reply(grant), ephemeral=True, allowed_mentions=NO_MENTIONS
@@ -120,7 +120,7 @@ class AccessCog(commands.Cog, name="access"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.bot.grants.revoke(
-            self.bot.actor_for(interaction.user), member_ref(member), OpsRole(role.value), reason
+            self.bot.actor_for(interaction), member_ref(member), OpsRole(role.value), reason
         )
         await interaction.followup.send(
             embed=render.revoke_reply(result.grant, queued=result.queued_removal),
@@ -150,7 +150,7 @@ class AccessCog(commands.Cog, name="access"):
 
     @access.command(name="review", description="Start the quarterly access review now.")
     async def review(self, interaction: discord.Interaction) -> None:
-        review, items = await self.bot.reviews.start(self.bot.actor_for(interaction.user))
+        review, items = await self.bot.reviews.start(self.bot.actor_for(interaction))
         await interaction.response.send_message(
             f"Access review #{review.id} is open in #operations with {len(items)} grants; "
             f"deadline <t:{int(review.deadline.timestamp())}:f>.",
@@ -161,7 +161,7 @@ class AccessCog(commands.Cog, name="access"):
     @access.command(name="unlock", description="Lift a 3-strike lockout.")
     @app_commands.describe(member="Who to unlock")
     async def unlock(self, interaction: discord.Interaction, member: discord.User) -> None:
-        await self.bot.lockouts.unlock(self.bot.actor_for(interaction.user), member.id, str(member))
+        await self.bot.lockouts.unlock(self.bot.actor_for(interaction), member.id, str(member))
         await interaction.response.send_message(
             f"{member.mention} may use privileged commands again.",
             ephemeral=True,

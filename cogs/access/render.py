@@ -242,7 +242,7 @@ def _drift(data: Mapping[str, Any]) -> Rendered:
     label = role_label(data["role"])
     text = (
         f"{who(data['member_id'], data['member_name'])} holds **{label}** without an active "
-        "grant (given by hand in Discord?). "
+        "grant (given by hand in Discord?). It grants nothing: permissions come from grants. "
     )
     if data.get("removed"):
         text += "The role is being removed (`[access] enforce = true`)."

@@ -36,7 +36,7 @@ class ApproveGrantButton(_AccessButton, template=r"hh:access:approve:(?P<id>[0-9
 
     async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         grant = await bot.grants.approve(actor, self.object_id)
         await _close_request(
             interaction,
@@ -53,7 +53,7 @@ class RejectGrantButton(_AccessButton, template=r"hh:access:reject:(?P<id>[0-9]{
 
     async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         await bot.grants.reject(actor, self.object_id)
         await _close_request(interaction, f"Rejected by {actor.name}.")
 
@@ -97,7 +97,7 @@ async def _decide(
     interaction: discord.Interaction, bot: OpsBot, item_id: int, decision: ReviewDecision
 ) -> None:
     await interaction.response.defer()
-    actor = bot.actor_for(interaction.user)
+    actor = bot.actor_for(interaction)
     item = await bot.reviews.decide(actor, item_id, decision)
     verb = "Kept" if decision is ReviewDecision.KEEP else "Revoked"
     await interaction.edit_original_response(

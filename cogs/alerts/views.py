@@ -122,7 +122,7 @@ class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
 
     async def run(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         alerts = bot.alerts_service()
         async with bot.database.uow() as uow:
             group = await alerts.acknowledge(uow, self.group_id, actor)
@@ -161,7 +161,7 @@ class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
         alerts = bot.alerts_service()
         # Alertmanager is a network call: acknowledge the press first (Discord waits 3 s).
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         group = await alerts.get_group(self.group_id)
         link = await _public_link(interaction, group)
         silence = await alerts.create_silence(group, self.hours, actor, link)
@@ -210,7 +210,7 @@ class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
         bot = _bot(interaction)
         alerts = bot.alerts_service()
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         group = await alerts.get_group(self.group_id)
         silence_id = await alerts.expire_silence(group)
         async with bot.database.uow() as uow:
@@ -253,7 +253,7 @@ class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
     async def run(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         alerts = bot.alerts_service()
         group = await alerts.get_group(self.group_id)
         if not group.firing:

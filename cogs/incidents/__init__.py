@@ -72,7 +72,7 @@ class IncidentCog(commands.Cog, name="incidents"):
         nodes: str | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = self.bot.actor_for(interaction.user)
+        actor = self.bot.actor_for(interaction)
         incident = await self.service.open(
             actor, severity=severity, title=title, summary=summary, nodes=nodes
         )
@@ -135,14 +135,14 @@ class IncidentCog(commands.Cog, name="incidents"):
         status: app_commands.Choice[str] | None = None,
     ) -> None:
         incident = await self.service.update(
-            self.bot.actor_for(interaction.user), id, text, status.value if status else None
+            self.bot.actor_for(interaction), id, text, status.value if status else None
         )
         await self._done(interaction, incident, f"Update posted to **{incident.ref}**.")
 
     @incident.command(name="severity", description="Change the severity (1–3, manual §12).")
     @app_commands.describe(id="Incident id (INC-…)", level=SEVERITY_HELP)
     async def severity(self, interaction: discord.Interaction, id: str, level: int) -> None:
-        incident = await self.service.set_severity(self.bot.actor_for(interaction.user), id, level)
+        incident = await self.service.set_severity(self.bot.actor_for(interaction), id, level)
         await self._done(
             interaction, incident, f"**{incident.ref}** is now {incident.severity.label}."
         )
@@ -155,7 +155,7 @@ class IncidentCog(commands.Cog, name="incidents"):
         if member.bot:
             raise InvalidInput("A bot cannot command an incident.")
         incident = await self.service.assign(
-            self.bot.actor_for(interaction.user), id, member.id, str(member)
+            self.bot.actor_for(interaction), id, member.id, str(member)
         )
         await self._done(interaction, incident, f"{member.mention} commands **{incident.ref}**.")
 
@@ -165,7 +165,7 @@ class IncidentCog(commands.Cog, name="incidents"):
         self, interaction: discord.Interaction, id: str, cause: str, resolution: str
     ) -> None:
         incident = await self.service.resolve(
-            self.bot.actor_for(interaction.user), id, cause, resolution
+            self.bot.actor_for(interaction), id, cause, resolution
         )
         due = render.ts(incident.report_due_at)
         await self._done(
@@ -176,7 +176,7 @@ class IncidentCog(commands.Cog, name="incidents"):
     @app_commands.describe(id="Incident id (INC-…)")
     async def report(self, interaction: discord.Interaction, id: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        report = await self.service.report(self.bot.actor_for(interaction.user), id)
+        report = await self.service.report(self.bot.actor_for(interaction), id)
         try:
             await post_report(self.bot, report.incident, report.markdown)
             where = "in the thread"
@@ -200,7 +200,7 @@ class IncidentCog(commands.Cog, name="incidents"):
         self, interaction: discord.Interaction, id: str, enabled: bool, text: str | None = None
     ) -> None:
         incident = await self.service.miners(
-            self.bot.actor_for(interaction.user), id, enabled=enabled, text=text
+            self.bot.actor_for(interaction), id, enabled=enabled, text=text
         )
         state = "on" if enabled else "off"
         await self._done(interaction, incident, f"#miners notice of **{incident.ref}**: {state}.")

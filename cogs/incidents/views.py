@@ -37,7 +37,7 @@ class _ChecklistButton(OpsButton, template=r"hh:incident:__base__"):
 
     async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         incident = await bot.services.incidents.tick(actor, self.object_id, self.step)
         await interaction.edit_original_response(
             view=checklist_view(incident), allowed_mentions=NO_MENTIONS
@@ -72,7 +72,7 @@ class ReportButton(_ChecklistButton, template=r"hh:incident:report:(?P<id>[0-9]{
 
     async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         incident = await bot.services.incidents.get_by_id(self.object_id)
         report = await bot.services.incidents.report(actor, incident.ref)
         await post_report(bot, report.incident, report.markdown)

@@ -47,7 +47,7 @@ class UpgradeCog(commands.Cog, name="upgrades"):
         self, interaction: discord.Interaction, url: str, rollback: bool = False
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = self.bot.actor_for(interaction.user)
+        actor = self.bot.actor_for(interaction)
         release = await self.service.announce(actor, url, rollback=rollback)
         version = render.plain(release.version, 64)
         dev_log = f"<#{self.bot.settings.channels.dev_log}>"

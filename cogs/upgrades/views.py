@@ -26,7 +26,7 @@ class ApproveRolloutButton(OpsButton, template=r"hh:upgrade:approve:(?P<id>[0-9]
 
     async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
         await interaction.response.defer()
-        actor = bot.actor_for(interaction.user)
+        actor = bot.actor_for(interaction)
         release = await bot.services.upgrades.approve(actor, self.object_id)
         done = ApproveRolloutButton(
             release.id,

@@ -12,6 +12,7 @@ from bot.domain.permissions import CORE, PERMISSIONS
 from cogs import EXTENSIONS
 from tests.fakes.discord_emulator import DiscordEmulator
 from tests.harness.running import running_app
+from tests.harness.seeding import seed_grant, seed_grants
 from tests.harness.world import (
     CORE_USER,
     GUILD_ID,
@@ -36,6 +37,8 @@ __all__ = [
     "World",
     "config_text",
     "free_port",
+    "seed_grant",
+    "seed_grants",
 ]
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ import pytest
 
 from bot.app import Application
 from bot.config import load_settings
+from bot.domain.access import GrantStatus
+from bot.domain.roles import OpsRole
 from bot.storage import migrations
 from tests.conftest import FakeClock
 from tests.e2e.conftest import (
@@ -22,9 +26,13 @@ from tests.e2e.conftest import (
     OWNER_USER,
     TOKEN,
     World,
+    seed_grant,
+    seed_grants,
 )
+from tests.fakes.discord_emulator import ROLE_ADD
 
 pytestmark = pytest.mark.e2e
+SECOND_CORE = 700000000000000009
 
 
 @pytest.fixture
@@ -37,6 +45,7 @@ async def app(world: World, config_path: Path, fake_clock: FakeClock) -> AsyncIt
     settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
     application = Application(settings, clock=fake_clock)
     await migrations.upgrade(application.database.engine)
+    await seed_grants(world, application.database, application.clock)
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     await application.start()
     try:
@@ -192,21 +201,175 @@ async def test_member_leaving_loses_every_grant(world: World, app: Application) 
     await eventually(lambda: any("Member left" in t for t in texts(world, "operations")))
 
 
-async def test_hand_given_role_is_reported_as_drift(world: World, app: Application) -> None:
-    emu = world.emulator
-    await emu.set_member_roles(MINER_USER, [world.roles["treasury_ops"]])
+async def test_hand_given_role_grants_nothing_is_reported_and_removed(
+    world: World, app: Application
+) -> None:
+    """Security item 9: the permission check reads grants; a role given by hand in Discord is
+    drift, and (`[access] enforce = true`, the default) it is removed."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    removal = emu.hold_requests("DELETE", ROLE_ADD)  # keep the role on while we try it
+    await emu.set_member_roles(MINER_USER, [core_role])
+    ping = await emu.invoke_command("ping", MINER_USER)
+    assert "needs the Core Ops or Node Ops or Treasury Ops or Observer role" in ping.sent["content"]
+    whoami = await emu.invoke_command("whoami", MINER_USER)
+    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
+    assert fields["Ops roles"] == "none: miner access"
+    assert core_role in member_roles(world, MINER_USER)
+
+    await eventually(lambda: removal.waiting >= 1)
+    removal.release()
+    await eventually(lambda: core_role not in member_roles(world, MINER_USER))
     text = await eventually(
         lambda: next(
             (
                 t
                 for t in texts(world, "operations")
-                if "Treasury Ops without a grant" in t and str(MINER_USER) in t
+                if "Core Ops without a grant" in t and str(MINER_USER) in t
             ),
             None,
         )
     )
-    assert "enforce" in text
-    assert world.roles["treasury_ops"] in member_roles(world, MINER_USER), "enforce is off"
+    assert "grants nothing" in text and "being removed" in text
+    async with app.database.uow() as uow:
+        rows = await uow.audit.recent(20, action="access:drift")
+    assert [(r.details["member_id"], r.details["removed"]) for r in rows] == [(MINER_USER, True)]
+
+
+async def test_an_owner_grants_the_first_core_ops_member(world: World, app: Application) -> None:
+    """The bootstrap: with nobody holding a Core Ops grant, an owner's Core Ops grant is active
+    at once (nobody could approve it); from then on the two-person rule applies."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    revoke = await emu.invoke_command(
+        "access",
+        OWNER_USER,
+        options=sub("revoke", member=str(CORE_USER), role="core_ops", reason="rota ended"),
+    )
+    await revoke.wait_for_followups(1)
+    assert core_role not in member_roles(world, CORE_USER)
+    denied = await emu.invoke_command("ping", CORE_USER)
+    assert "needs the" in denied.sent["content"], "no grant, no Core Ops"
+
+    result = await emu.invoke_command(
+        "access",
+        OWNER_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="first member"),
+    )
+    (reply,) = await result.wait_for_followups(1)
+    assert reply["embeds"][0]["title"] == "Core Ops granted"
+    assert core_role in member_roles(world, MINER_USER)
+    ping = await emu.invoke_command("ping", MINER_USER)
+    assert ping.sent["embeds"][0]["title"] == "hh-opsbot is up"
+
+    second = await emu.invoke_command(
+        "access",
+        OWNER_USER,
+        options=sub("grant", member=str(CORE_USER), role="core_ops", reason="back on the rota"),
+    )
+    (reply,) = await second.wait_for_followups(1)
+    assert reply["embeds"][0]["title"] != "Core Ops granted", "now a second member must approve"
+    assert core_role not in member_roles(world, CORE_USER)
+
+
+async def approval_request(world: World) -> dict[str, Any]:
+    request: dict[str, Any] = await eventually(
+        lambda: next(
+            (
+                m
+                for m in world.emulator.messages.get(world.channels["operations"], [])
+                if m.get("components") and "two-person" in m["embeds"][0]["title"]
+            ),
+            None,
+        )
+    )
+    return request
+
+
+async def test_two_approve_presses_at_once_leave_one_decision_and_the_role(
+    world: World, app: Application
+) -> None:
+    """Security item 4: both presses reached Discord, and the loser's compensation took the
+    winner's role off again. Decisions on one request are serialised now."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    await emu.member_join(SECOND_CORE, "core-erin", roles=[core_role])
+    await seed_grant(app.database, app.clock, SECOND_CORE, OpsRole.CORE_OPS, "core-erin")
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="joins the rota"),
+    )
+    await result.wait_for_followups(1)
+    request = await approval_request(world)
+    approve_id = request["components"][0]["components"][0]["custom_id"]
+
+    additions = emu.hold_requests("PUT", ROLE_ADD)
+    presses = [
+        asyncio.create_task(emu.click_button(approve_id, user, message=request))
+        for user in (OWNER_USER, SECOND_CORE)
+    ]
+    await eventually(lambda: additions.waiting >= 1)
+    with contextlib.suppress(TimeoutError):  # unserialised decisions both reach Discord here
+        await eventually(lambda: additions.waiting >= 2, timeout=1)
+    additions.release()
+    outcomes = await asyncio.gather(*presses)
+
+    assert core_role in member_roles(world, MINER_USER)
+    edits = [o for o in outcomes if o.edits]
+    refusals = [o for o in outcomes if o.followups]
+    assert len(edits) == 1 and len(refusals) == 1
+    assert "Approved by" in str(edits[0].sent["embeds"][0]["fields"])
+    assert "already decided" in refusals[0].followups[0]["content"]
+    assert refusals[0].followups[0]["flags"] & 64, "ephemeral"
+    (grant,) = await app.services.grants.find(member_id=MINER_USER)
+    assert grant.status is GrantStatus.ACTIVE
+    removals = [r for r in emu.request_log if r.method == "DELETE" and "/roles/" in r.path]
+    assert removals == [], "nothing was undone"
+
+
+async def test_approve_refuses_a_request_whose_requester_left(
+    world: World, app: Application
+) -> None:
+    """Security item 6: a Core Ops request does not outlive its requester."""
+    emu, core_role = world.emulator, world.roles["core_ops"]
+    result = await emu.invoke_command(
+        "access",
+        CORE_USER,
+        options=sub("grant", member=str(MINER_USER), role="core_ops", reason="joins the rota"),
+    )
+    await result.wait_for_followups(1)
+    request = await approval_request(world)
+    approve_id = request["components"][0]["components"][0]["custom_id"]
+    await emu.member_leave(CORE_USER)
+
+    async def requester_gone() -> None:
+        async with asyncio.timeout(10):
+            while await app.services.grants.find(member_id=CORE_USER):
+                await asyncio.sleep(0.05)
+
+    await requester_gone()
+    pressed = await emu.click_button(approve_id, OWNER_USER, message=request)
+    assert pressed.edits == 0, f"approved all the same: {pressed.message}"
+    (answer,) = await pressed.wait_for_followups(1)
+    assert "void" in answer["content"] and "left the server" in answer["content"]
+    assert answer["flags"] & 64, "ephemeral"
+    assert core_role not in member_roles(world, MINER_USER)
+    (void,) = await app.services.grants.find(member_id=MINER_USER, statuses=(GrantStatus.VOID,))
+    assert void.end_reason and "left the server" in void.end_reason
+
+
+async def test_commands_from_a_dm_never_count_as_strikes(world: World, app: Application) -> None:
+    """Security item 14: only guild interactions count towards the 3-strike lockout."""
+    emu = world.emulator
+    for _ in range(3):
+        result = await emu.invoke_command("ping", NODE_USER, dm=True)
+        assert result.ephemeral
+        assert "only works in the server" in result.sent["content"]
+    whoami = await emu.invoke_command("whoami", NODE_USER, dm=True)
+    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
+    assert "Node Ops" in fields["Ops roles"], "public commands work in DMs, from grants"
+    async with app.database.uow() as uow:
+        assert await uow.lockouts.strikes_since(NODE_USER, app.clock.now() - timedelta(days=1)) == 0
+    ping = await emu.invoke_command("ping", NODE_USER)
+    assert ping.sent["embeds"][0]["title"] == "hh-opsbot is up", "not locked out"
 
 
 async def test_three_denied_attempts_lock_out(world: World, app: Application) -> None:
@@ -267,10 +430,12 @@ async def test_review_buttons(world: World, app: Application, fake_clock: FakeCl
             None,
         )
     )
-    buttons = [c for row in review["components"] for c in row["components"]]
+    every = [c for row in review["components"] for c in row["components"]]
+    buttons = [b for b in every if b["label"].endswith("miner-carol")]
     assert [b["label"].split()[0] for b in buttons] == ["Keep", "Revoke", "Keep", "Revoke"]
     # The holder cannot review their own grant.
     emu.add_member(MINER_USER, "miner-carol", roles=[world.roles["core_ops"]])
+    await seed_grant(app.database, app.clock, MINER_USER, OpsRole.CORE_OPS, "miner-carol")
     own = await emu.click_button(buttons[0]["custom_id"], MINER_USER, message=review)
     assert "your own grant" in (await own.wait_for_followups(1))[0]["content"]
     # Keep the first, revoke the second.
@@ -281,11 +446,16 @@ async def test_review_buttons(world: World, app: Application, fake_clock: FakeCl
     labels = [c["label"] for row in after["components"] for c in row["components"]]
     assert any(label.startswith("Kept by") for label in labels)
     assert any(label.startswith("Revoked by") for label in labels)
+    # The test world's operators hold grants too: an owner keeps them, which closes the review.
+    for button in every:
+        if button["label"].startswith("Keep") and button not in buttons:
+            kept = await emu.click_button(button["custom_id"], OWNER_USER, message=after)
+            after = await kept.wait_for_edit(1)
     await eventually(
         lambda: any("Access review #" in t and "closed" in t for t in texts(world, "operations"))
     )
     remaining = await app.services.grants.find(member_id=MINER_USER)
-    assert len(remaining) == 1
+    assert [g.role for g in remaining if g.role is not OpsRole.CORE_OPS] == [OpsRole.OBSERVER]
 
 
 async def test_expiry_reminder_by_dm_or_mention_when_dms_are_closed(

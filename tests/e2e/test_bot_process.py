@@ -18,7 +18,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import CORE_USER, GUILD_ID, MINER_USER, OWNER_USER, TOKEN, World
+from bot.domain.clock import SystemClock
+from bot.storage import migrations
+from bot.storage.database import Database
+from tests.e2e.conftest import (
+    CORE_USER,
+    GUILD_ID,
+    MINER_USER,
+    OWNER_USER,
+    TOKEN,
+    World,
+    seed_grants,
+)
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +108,19 @@ async def start_bot(config: Path, *, token: str = TOKEN) -> BotProcess:
     return BotProcess(proc, config)
 
 
+async def migrate_and_seed(world: World, config: Path) -> None:
+    """The operators' grants in the database the process will open (it reads grants, not roles)."""
+    database = Database.from_url(tomllib.loads(config.read_text())["database"]["url"])
+    try:
+        await migrations.upgrade(database.engine)
+        await seed_grants(world, database, SystemClock())
+    finally:
+        await database.close()
+
+
 @pytest.fixture
 async def bot(world: World, config_path: Path) -> AsyncIterator[BotProcess]:
+    await migrate_and_seed(world, config_path)
     process = await start_bot(config_path)
     try:
         await process.until_up(world.emulator.wait_for_commands(GUILD_ID, timeout=60))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.app import Application
 from bot.storage.models import AuditEntry
-from tests.e2e.conftest import CORE_USER, LAB, MINER_USER, NODE_USER, World
+from tests.e2e.conftest import CORE_USER, LAB, MINER_USER, NODE_USER, World, seed_grants
 from tests.fakes.network import JsonService
 
 pytestmark = pytest.mark.e2e
@@ -232,6 +232,7 @@ async def test_approval_button_still_works_after_a_restart(
     async def started() -> Application:
         application = Application(settings)
         await migrations.upgrade(application.database.engine)
+        await seed_grants(world, application.database, application.clock)
         await application.start()
         await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
         await world.emulator.wait_ready(timeout=30)
@@ -294,6 +295,7 @@ lnd_tls_cert = "{cert}"
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     application = Application(settings)
     await migrations.upgrade(application.database.engine)
+    await seed_grants(world, application.database, application.clock)
     await application.start()
     try:
         await world.emulator.wait_for_commands(GUILD_ID, timeout=30)

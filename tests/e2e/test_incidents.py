@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     World,
     config_text,
     free_port,
+    seed_grants,
 )
 from tests.fakes.github_api import GitHubAPI
 
@@ -77,6 +78,7 @@ async def app(
     settings = load_settings(path, environ=environ).settings
     application = Application(settings, clock=app_clock)
     await migrations.upgrade(application.database.engine)
+    await seed_grants(world, application.database, application.clock)
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     await application.start()
     try:

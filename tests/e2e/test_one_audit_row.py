@@ -27,10 +27,10 @@ def sub(name: str, **options: Any) -> list[dict[str, Any]]:
     return [{"name": name, "type": 1, "options": opts}]
 
 
-async def audit_actions(app: Application) -> Counter[str]:
+async def audit_actions(app: Application) -> Counter[tuple[str, str]]:
     async with app.database.sessions() as session:
-        rows = await session.execute(select(AuditEntry.action))
-        return Counter(action for (action,) in rows.all())
+        rows = await session.execute(select(AuditEntry.action, AuditEntry.outcome))
+        return Counter((action, outcome) for action, outcome in rows.all())
 
 
 async def invoke(world: World, command: str, user: int, options: list[dict[str, Any]]) -> None:
@@ -52,7 +52,7 @@ async def invoke(world: World, command: str, user: int, options: list[dict[str, 
         (
             "access",
             CORE_USER,
-            sub("grant", member=str(NODE_USER), role="observer", reason="audits"),
+            sub("grant", member=str(NODE_USER), role="treasury_ops", reason="payouts"),
             "access grant",
         ),
         # Read-only commands: the gate writes the one row.
@@ -73,5 +73,5 @@ async def test_a_command_writes_exactly_one_audit_row(
     await app.bot.drain(10)  # the completion hook runs after the reply
     after = await audit_actions(app)
     added = after - before
-    assert added[action] == 1, added
+    assert added[(action, "ok")] == 1, added
     assert sum(added.values()) == 1, f"one row for one command, got {dict(added)}"

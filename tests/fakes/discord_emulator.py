@@ -189,6 +189,35 @@ class InteractionResult:
         return self.message
 
 
+ROLE_ADD = r"/guilds/\d+/members/\d+/roles/\d+"
+"""Path pattern of a role addition (PUT) or removal (DELETE), for ``hold_requests``."""
+
+
+class RequestHold:
+    """REST calls that wait until the test releases them (see ``DiscordEmulator.hold_requests``).
+
+    Lets a test line up concurrent handlers at a chosen point: ``waiting`` counts the calls
+    held so far; ``release()`` lets them (and every later match) through."""
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method.upper()
+        self.path = re.compile(path)
+        self.waiting = 0
+        self._open = asyncio.Event()
+
+    def matches(self, method: str, path: str) -> bool:
+        return method == self.method and self.path.fullmatch(path) is not None
+
+    async def wait(self) -> None:
+        if self._open.is_set():
+            return
+        self.waiting += 1
+        await self._open.wait()
+
+    def release(self) -> None:
+        self._open.set()
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One REST request as the emulator saw it, for assertions beyond (method, path, status)."""
@@ -457,6 +486,7 @@ class DiscordEmulator:
         self._stall_release = asyncio.Event()
         self.stalled_count = 0
         """REST calls left unanswered by ``stall()`` so far."""
+        self._holds: list[RequestHold] = []
         self._gateway_outage: int | None = None
         self._session: _Session | None = None
         self._awaiting_resume = False
@@ -732,11 +762,15 @@ class DiscordEmulator:
         channel_id: int | None = None,
         options: list[Json] | None = None,
         timeout: float = 10,
+        dm: bool = False,
     ) -> InteractionResult:
-        """Send a slash-command INTERACTION_CREATE and wait for the bot's answer."""
+        """Send a slash-command INTERACTION_CREATE and wait for the bot's answer.
+
+        ``dm=True`` sends it from the user's DM with the bot (no guild, ``user`` not ``member``),
+        as Discord does for a command used outside the server."""
         command, scope = self._find_command(name)
-        cid = self._target_channel(channel_id)
         self._require_member(user_id)
+        cid = self._dm_channel(user_id) if dm else self._target_channel(channel_id)
         opts = copy.deepcopy(options or [])
         self._check_options(command.get("options") or [], opts, f"/{name}")
         data: Json = {"id": command["id"], "name": command["name"], "type": command.get("type", 1)}
@@ -745,7 +779,7 @@ class DiscordEmulator:
         resolved = self._resolve_options(opts)
         if resolved:
             data["resolved"] = resolved
-        if scope:
+        if scope and not dm:
             data["guild_id"] = str(scope)
         record = self._new_interaction(2, f"/{name}", cid, user_id)
         return await self._run_interaction(record, self._interaction_payload(record, data), timeout)
@@ -881,6 +915,14 @@ class DiscordEmulator:
         if not resumable:
             self._session = None
         await ws.send_str(json.dumps({"op": 9, "d": resumable, "s": None, "t": None}))
+
+    def hold_requests(self, method: str, path: str) -> RequestHold:
+        """Hold REST calls whose method and path (below /api/v10, a regex) match, until released.
+
+        ``hold_requests("PUT", ROLE_ADD)`` holds every role addition."""
+        hold = RequestHold(method, path)
+        self._holds.append(hold)
+        return hold
 
     def set_rest_outage(self, status: int | None) -> None:
         """While set, every REST call answers ``status``; None restores service."""
@@ -1239,6 +1281,9 @@ class DiscordEmulator:
             call = await self._read_call(request, params)
             body = call.body
             await self._maybe_stall(request.method, path, body)
+            for hold in list(self._holds):
+                if hold.matches(request.method, path):
+                    await hold.wait()
             headers = self._consume_rate_limit(route, path, params, body, loop.time())
             response = await route.handler(call)
             response.headers.update(headers)
@@ -1421,7 +1466,9 @@ class DiscordEmulator:
         recipient = call.object().get("recipient_id")
         if recipient is None or int(recipient) not in self.users:
             raise _error(400, "Cannot send messages to this user", 50007)
-        uid = int(recipient)
+        return _json_response(200, copy.deepcopy(self.channels[self._dm_channel(int(recipient))]))
+
+    def _dm_channel(self, uid: int) -> int:
         cid = self._dm_channels.get(uid)
         if cid is None:
             cid = self._snowflake()
@@ -1433,7 +1480,7 @@ class DiscordEmulator:
                 "flags": 0,
                 "recipients": [copy.deepcopy(self.users[uid])],
             }
-        return _json_response(200, copy.deepcopy(self.channels[cid]))
+        return cid
 
     async def _get_app(self, call: _Call) -> web.Response:
         return _json_response(200, self._app_info())
@@ -2256,6 +2303,8 @@ class DiscordEmulator:
         self, record: _Interaction, data: Json, message: Json | None = None
     ) -> Json:
         channel = copy.deepcopy(self.channels[record.channel_id])
+        if channel["type"] == 1:
+            return self._dm_interaction_payload(record, data, channel)
         channel["permissions"] = str(self.permissions_for(record.user_id))
         member = self._member_payload(record.user_id)
         member["permissions"] = str(self.permissions_for(record.user_id))
@@ -2283,6 +2332,26 @@ class DiscordEmulator:
         if message is not None:
             payload["message"] = message
         return payload
+
+    def _dm_interaction_payload(self, record: _Interaction, data: Json, channel: Json) -> Json:
+        return {
+            "id": str(record.id),
+            "application_id": str(self.application_id),
+            "type": record.kind,
+            "data": data,
+            "channel_id": str(record.channel_id),
+            "channel": channel,
+            "user": copy.deepcopy(self.users[record.user_id]),
+            "token": record.token,
+            "version": 1,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "authorizing_integration_owners": {"1": str(record.user_id)},
+            "context": 1,
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+        }
 
     async def _component_interaction(
         self,

@@ -3,7 +3,8 @@
     async with running_app(world, tmp_path, extra="[github]\\n...") as app:
         ...
 
-It writes a config pointing at the emulator, migrates, points discord.py at the emulator, starts
+It writes a config pointing at the emulator, migrates, gives the world's operators their grants
+(`seed=False` for a test of the bootstrap), points discord.py at the emulator, starts
 the app, waits until the bot is ready (commands synced, READY received, the client's own ready),
 and on the way out stops the app and restores discord.py's real URLs. e2e tests and `bench/` use it.
 """
@@ -23,6 +24,7 @@ from bot.domain.ports import Clock
 from bot.domain.roles import OpsRole
 from bot.storage import migrations
 from cogs import EXTENSIONS
+from tests.harness.seeding import seed_grants
 from tests.harness.waiting import until
 from tests.harness.world import GUILD_ID, TOKEN, World, config_text, free_port
 
@@ -42,6 +44,7 @@ async def running_app(
     permissions: Mapping[str, frozenset[OpsRole] | None] = PERMISSIONS,
     login_backoff: tuple[float, ...] = LOGIN_BACKOFF,
     wait_ready: bool = True,
+    seed: bool = True,
 ) -> AsyncIterator[Application]:
     path = tmp_path / "config.toml"
     url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
@@ -60,6 +63,8 @@ async def running_app(
         login_backoff=login_backoff,
     )
     await migrations.upgrade(app.database.engine)
+    if seed:
+        await seed_grants(world, app.database, app.clock)
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     try:
         await app.start()

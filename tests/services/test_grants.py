@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
 
-from bot.domain.access import GrantStatus
+from bot.config import AccessSettings
+from bot.domain.access import Grant, GrantStatus
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.roles import OpsRole
 from bot.services.container import Services
+from bot.services.grants import MemberRef
 from tests.services.conftest import (
     ALICE,
     BOB,
@@ -19,6 +23,8 @@ from tests.services.conftest import (
     REFUSED,
     UNAVAILABLE,
     audit_actions,
+    seed_grant,
+    until,
 )
 
 
@@ -80,8 +86,9 @@ async def test_second_grant_of_the_same_role_points_to_renew(services: Services)
 
 
 async def test_core_ops_grant_waits_for_a_second_core_ops_member(
-    services: Services, roles, delivered, clock
+    services: Services, roles, delivered, clock, database
 ) -> None:
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
     result = await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 60, "on-call rota")
     assert result.pending_approval and result.grant.status is GrantStatus.PENDING
     assert roles.held == set(), "no role before approval"
@@ -164,8 +171,9 @@ async def test_grant_that_expired_during_downtime_is_removed_by_the_next_sweep(
 async def test_last_core_ops_member_is_never_removed_by_automation(
     services: Services, roles, clock, delivered
 ) -> None:
-    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 10, "only one")).grant
-    await services.grants.approve(CORE_B, grant.id)
+    # The first Core Ops member, granted by an owner (the bootstrap).
+    grant = (await services.grants.grant(OWNER, ALICE, OpsRole.CORE_OPS, 10, "only one")).grant
+    assert grant.status is GrantStatus.ACTIVE
     clock.advance(days=11)
     result = await services.grants.sweep()
     assert result.expired == [] and [g.id for g in result.kept] == [grant.id]
@@ -276,7 +284,7 @@ async def test_drift_is_reported_once_and_resolved(services: Services, delivered
     assert await services.grants.check_drift(holdings, complete=True) == [], "reported once"
     await services.outbox.drain_all()
     assert delivered.templates() == ["access.drift"]
-    assert delivered.removals == [], "enforce is off"
+    assert [(r["member_id"], r["role"]) for r in delivered.removals] == [(ALICE.id, "node_ops")]
     # The role goes away: resolved; it comes back: reported again.
     await services.grants.check_drift({ALICE.id: ("alice", frozenset())}, complete=False)
     assert len(await services.grants.check_drift(holdings, complete=False)) == 1
@@ -288,17 +296,14 @@ async def test_granted_roles_are_not_drift(services: Services) -> None:
     assert await services.grants.check_drift(holdings, complete=True) == []
 
 
-async def test_enforce_removes_drift_but_not_the_last_core_ops(
-    database, clock, roles, delivered
-) -> None:
-    from bot.config import AccessSettings
+async def test_drift_is_only_reported_with_enforce_off(database, clock, roles, delivered) -> None:
     from bot.domain.outbox import OutboxItem
     from bot.services.notices import NOTICE, ROLE_REMOVE
 
     built = Services.build(
         database.uow,
         clock,
-        access_settings=AccessSettings(enforce=True),
+        access_settings=AccessSettings(enforce=False),
         roles=roles,
         owner_ids=frozenset(),
     )
@@ -311,12 +316,209 @@ async def test_enforce_removes_drift_but_not_the_last_core_ops(
 
     built.outbox.register(NOTICE, record)
     built.outbox.register(ROLE_REMOVE, record)
-    holdings = {
-        ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS})),
-        BOB.id: ("bob", frozenset({OpsRole.CORE_OPS})),
-    }
-    await built.grants.check_drift(holdings, complete=True)
+    holdings = {ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS}))}
+    assert len(await built.grants.check_drift(holdings, complete=True)) == 1
     await built.outbox.drain_all()
-    assert [(r["member_id"], r["role"]) for r in delivered.removals] == [(ALICE.id, "node_ops")]
-    kept = next(n for n in delivered.notices if n["data"]["member_id"] == BOB.id)
-    assert kept["data"]["kept_because"] == "last active Core Ops member"
+    assert delivered.removals == []
+    assert delivered.notices[0]["data"]["removed"] is False
+
+
+# -- security: two decisions on one request at once (item 4) ----------------------------------
+
+
+async def test_two_approve_presses_at_once_make_one_decision_and_keep_the_role(
+    services: Services, roles, database, clock
+) -> None:
+    """Both presses used to add the role; the loser's compensation then took it off again,
+    leaving the grant active and the member without the role. Decisions are serialised now."""
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    roles.gate = asyncio.Event()
+    presses = [
+        asyncio.create_task(services.grants.approve(CORE_B, grant.id)),
+        asyncio.create_task(services.grants.approve(OWNER, grant.id)),
+    ]
+    await until(lambda: roles.count("add") >= 1)
+    with contextlib.suppress(TimeoutError):  # unserialised decisions both reach Discord here
+        await until(lambda: roles.count("add") >= 2, timeout=0.5)
+    roles.gate.set()
+    results = await asyncio.gather(*presses, return_exceptions=True)
+
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert [verb for verb, *_ in roles.calls] == ["add"], "one role change, nothing undone"
+    decided = [r for r in results if isinstance(r, Grant)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(decided) == 1 and len(refused) == 1, results
+    assert isinstance(refused[0], InvalidInput) and "already decided" in str(refused[0])
+    after = await services.grants.get(grant.id)
+    assert after is not None and after.status is GrantStatus.ACTIVE
+    actions = await audit_actions(database)
+    assert actions.count(("access:approve", "ok")) == 1
+
+
+async def test_compensation_never_undoes_another_instances_decision(
+    services: Services, roles, database, clock
+) -> None:
+    """Two bot instances (no shared lock) approve at once: one wins in the database; the other's
+    compensation sees the active grant and leaves the role on."""
+    other = Services.build(
+        database.uow,
+        clock,
+        access_settings=AccessSettings(),
+        roles=roles,
+        owner_ids=frozenset({OWNER.id or 0}),
+    )
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    roles.gate = asyncio.Event()
+    presses = [
+        asyncio.create_task(services.grants.approve(CORE_B, grant.id)),
+        asyncio.create_task(other.grants.approve(OWNER, grant.id)),
+    ]
+    await until(lambda: roles.count("add") == 2)
+    roles.gate.set()
+    results = await asyncio.gather(*presses, return_exceptions=True)
+
+    assert sum(isinstance(r, Grant) for r in results) == 1, results
+    loser = next(r for r in results if isinstance(r, BaseException))
+    assert isinstance(loser, InvalidInput) and "moment ago" in str(loser)
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert roles.count("remove") == 0
+    after = await services.grants.get(grant.id)
+    assert after is not None and after.status is GrantStatus.ACTIVE
+
+
+async def test_reject_never_ends_a_grant_approved_a_moment_before(
+    services: Services, roles, database, clock
+) -> None:
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    roles.gate = asyncio.Event()
+    approving = asyncio.create_task(services.grants.approve(CORE_B, grant.id))
+    await until(lambda: roles.count("add") == 1)
+    rejecting = asyncio.create_task(services.grants.reject(OWNER, grant.id))
+    with contextlib.suppress(TimeoutError):  # an unserialised reject ends the request here
+        await until(rejecting.done, timeout=0.5)
+    roles.gate.set()
+    approved, rejected = await asyncio.gather(approving, rejecting, return_exceptions=True)
+    assert isinstance(approved, Grant), approved
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    assert isinstance(rejected, InvalidInput) and "already decided" in str(rejected)
+
+
+# -- security: a request outlives its requester (item 6) ---------------------------------------
+
+
+async def test_request_of_a_requester_who_lost_core_ops_is_void(
+    services: Services, roles, database, clock
+) -> None:
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    core_a = MemberRef(id=CORE_A.id or 0, name=CORE_A.name)
+    await services.grants.revoke(OWNER, core_a, OpsRole.CORE_OPS, "left the rota")
+    with pytest.raises(InvalidInput, match="void") as refused:
+        await services.grants.approve(CORE_B, grant.id)
+    assert "its requester, core-a, no longer holds Core Ops" in refused.value.user_message
+    assert (ALICE.id, OpsRole.CORE_OPS) not in roles.held
+    after = await services.grants.get(grant.id)
+    assert after is not None and after.status is GrantStatus.VOID
+    assert ("access:void", "ok") in await audit_actions(database)
+    with pytest.raises(InvalidInput, match="void: its requester, core-a, no longer holds"):
+        await services.grants.approve(CORE_B, grant.id)
+
+
+async def test_request_of_a_requester_whose_grant_ran_out_is_void(
+    services: Services, roles, database, clock
+) -> None:
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS, days=1)
+    await seed_grant(database, clock, CORE_B, OpsRole.CORE_OPS)  # so the sweep would end A's
+    clock.advance(hours=12)
+    grant = (await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    clock.advance(hours=12)  # A's grant is at its expiry; no sweep has run yet
+    with pytest.raises(InvalidInput, match="no longer holds Core Ops"):
+        await services.grants.approve(CORE_B, grant.id)
+    assert roles.held == set()
+
+
+@pytest.mark.parametrize("requester", [CORE_A, OWNER], ids=["core-ops", "owner"])
+async def test_request_of_a_requester_who_left_the_server_is_void(
+    services: Services, roles, database, clock, requester
+) -> None:
+    """Also when the departure was missed (the bot was down): the server is asked."""
+    await seed_grant(database, clock, CORE_A, OpsRole.CORE_OPS)
+    grant = (await services.grants.grant(requester, ALICE, OpsRole.CORE_OPS, 30, "rota")).grant
+    assert grant.status is GrantStatus.PENDING
+    roles.gone.add(requester.id or 0)
+    with pytest.raises(InvalidInput, match="left the server"):
+        await services.grants.approve(CORE_B, grant.id)
+    assert roles.held == set()
+    after = await services.grants.get(grant.id)
+    assert after is not None and after.status is GrantStatus.VOID
+
+
+# -- security: grants, not Discord roles, are the truth (item 9) -------------------------------
+
+
+async def test_permissions_come_from_active_grants_only(
+    services: Services, database, clock
+) -> None:
+    assert (await services.grants.actor(ALICE.id, "alice")).roles == frozenset()
+    await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 7, "runs node-7")
+    actor = await services.grants.actor(ALICE.id, "alice")
+    assert actor.roles == {OpsRole.NODE_OPS} and not actor.is_owner
+    assert actor.id == ALICE.id and actor.name == "alice"
+    clock.advance(days=7)  # expired, though the sweep has not run yet
+    assert (await services.grants.actor(ALICE.id, "alice")).roles == frozenset()
+    owner = await services.grants.actor(OWNER.id or 0, "owner")
+    assert owner.is_owner and owner.roles == frozenset()
+
+
+async def test_the_last_core_ops_grant_the_sweep_keeps_still_counts(
+    services: Services, clock
+) -> None:
+    await services.grants.grant(OWNER, ALICE, OpsRole.CORE_OPS, 10, "first Core Ops member")
+    clock.advance(days=11)
+    assert (await services.grants.sweep()).kept
+    assert (await services.grants.actor(ALICE.id, "alice")).roles == {OpsRole.CORE_OPS}
+
+
+async def test_an_owner_bootstraps_the_first_core_ops_member(
+    services: Services, roles, database
+) -> None:
+    result = await services.grants.grant(OWNER, ALICE, OpsRole.CORE_OPS, 30, "first member")
+    assert not result.pending_approval and result.grant.status is GrantStatus.ACTIVE
+    assert (ALICE.id, OpsRole.CORE_OPS) in roles.held
+    # From the first Core Ops member on, the two-person rule applies to owners too.
+    second = await services.grants.grant(OWNER, BOB, OpsRole.CORE_OPS, 30, "second member")
+    assert second.pending_approval
+    async with database.uow() as uow:
+        rows = await uow.audit.recent(10)
+    bootstrap = next(r for r in rows if r.details.get("grant_id") == result.grant.id)
+    assert bootstrap.details["bootstrap"] is True
+
+
+async def test_only_an_owner_bootstraps(services: Services) -> None:
+    result = await services.grants.grant(CORE_A, ALICE, OpsRole.CORE_OPS, 30, "no Core Ops yet")
+    assert result.pending_approval
+
+
+async def test_enforce_is_the_default_and_removes_every_hand_given_role(
+    services: Services, roles, delivered
+) -> None:
+    """A hand-given role grants nothing, so removing it locks nobody out: also a Core Ops role
+    when nobody holds a Core Ops grant. Only owner accounts are left alone."""
+    roles.held |= {(BOB.id, OpsRole.CORE_OPS), (OWNER.id or 0, OpsRole.NODE_OPS)}
+    holdings = {
+        BOB.id: ("bob", frozenset({OpsRole.CORE_OPS})),
+        OWNER.id or 0: ("owner", frozenset({OpsRole.NODE_OPS})),
+    }
+    found = await services.grants.check_drift(holdings, complete=True)
+    assert {(f.member_id, f.role) for f in found} == {
+        (BOB.id, OpsRole.CORE_OPS),
+        (OWNER.id or 0, OpsRole.NODE_OPS),
+    }
+    await services.outbox.drain_all()
+    assert [(r["member_id"], r["role"]) for r in delivered.removals] == [(BOB.id, "core_ops")]
+    assert roles.held == {(OWNER.id or 0, OpsRole.NODE_OPS)}
+    kept = next(n for n in delivered.notices if n["data"]["member_id"] == OWNER.id)
+    assert kept["data"]["kept_because"] == "break-glass owner account"

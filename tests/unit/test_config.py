@@ -230,6 +230,7 @@ def test_access_defaults_and_bad_cron(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, GOOD), environ={}).settings
     assert (s.access.max_days, s.access.review_days, s.access.lockout_strikes) == (90, 14, 3)
     assert s.access.reminder_days == [7, 1]
+    assert s.access.enforce is True, "hand-given ops roles are removed by default (item 9)"
     lines = problems(
         write(tmp_path, GOOD + '\n[access]\nreview_cron = "every quarter"\nmax_days = 120\n')
     )
@@ -238,9 +239,9 @@ def test_access_defaults_and_bad_cron(tmp_path: Path) -> None:
         in lines
     )
     assert any(line.startswith("access.max_days:") for line in lines)
-    env = {"HH_ACCESS__REMINDER_DAYS": "14, 3,1", "HH_ACCESS__ENFORCE": "true"}
+    env = {"HH_ACCESS__REMINDER_DAYS": "14, 3,1", "HH_ACCESS__ENFORCE": "false"}
     s = load_settings(write(tmp_path, GOOD), environ=env).settings
-    assert s.access.reminder_days == [14, 3, 1] and s.access.enforce is True
+    assert s.access.reminder_days == [14, 3, 1] and s.access.enforce is False
 
 
 def test_health_and_prometheus_are_optional_with_defaults(tmp_path: Path) -> None:
