@@ -14,6 +14,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.domain.audit import already_audited, open_audit_scope
 from bot.domain.errors import (
     DomainError,
     InvalidInput,
@@ -25,7 +26,6 @@ from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.alerts import AlertService
-from bot.services.audit import already_audited, open_audit_scope
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database

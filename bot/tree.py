@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import discord
 from discord import app_commands
 
+from bot.domain.audit import already_audited
 from bot.domain.errors import DomainError, PermissionDenied
-from bot.services.audit import already_audited
 from cogs.common import reply
 
 if TYPE_CHECKING:
@@ -112,11 +112,14 @@ async def handle_interaction_error(
             f"`{correlation_id}`: quote it to a Core Ops member if it keeps happening."
         )
     bot.metrics.commands.labels(action, outcome).inc()
-    # Recorded before the reply: once the member reads the answer, the audit log has it.
-    try:
-        await bot.audit_outcome(interaction, action, outcome, details)
-    except Exception:
-        log.exception("could not audit the failed %s", action)
+    # Recorded before the reply: once the member reads the answer, the audit log has it. A use
+    # case that refused and committed its own row (`upgrade:verify`, say) said it already; an
+    # unexpected error is always recorded, with its reference.
+    if known is None or not already_audited():
+        try:
+            await bot.audit_outcome(interaction, action, outcome, details)
+        except Exception:
+            log.exception("could not audit the failed %s", action)
     try:
         await reply(interaction, message, ephemeral=True)
     except discord.HTTPException:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -155,3 +156,40 @@ class ChainVerifier:
         if self.broken:
             return ChainVerdict(False, self.rows, self.broken[0], self.broken[1])
         return ChainVerdict(True, self.rows, head=self.head)
+
+
+class AuditScope:
+    """The audit rows written so far while handling one request (an interaction, say).
+
+    The Discord gate opens one per interaction; a unit of work that commits an audit row inside it
+    counts (a row rolled back does not). When the command ends, the gate writes its own row (the
+    generic "ok", or a refusal's outcome) only if no use case committed one: no flag for a cog to
+    remember, and never a second row for one action."""
+
+    __slots__ = ("recorded",)
+
+    def __init__(self) -> None:
+        self.recorded = 0
+
+
+_scope: ContextVar[AuditScope | None] = ContextVar("hh_audit_scope", default=None)
+
+
+def open_audit_scope() -> AuditScope:
+    """A fresh scope for the current task (and the tasks it starts from now on)."""
+    scope = AuditScope()
+    _scope.set(scope)
+    return scope
+
+
+def note_audit_committed() -> None:
+    """Called by the unit of work when a commit carried audit rows."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.recorded += 1
+
+
+def already_audited() -> bool:
+    """Did the use case behind the current request commit its own audit row."""
+    scope = _scope.get()
+    return scope is not None and scope.recorded > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -43,35 +42,6 @@ def scrub(details: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-class AuditScope:
-    """The audit rows written so far while handling one request (an interaction, say).
-
-    The Discord gate opens one per interaction; every `AuditService.record` inside it counts.
-    When the command ends well, the gate writes its generic "ok" row only if no use case wrote
-    its own: no flag for a cog to remember, and never a second row for one action."""
-
-    __slots__ = ("recorded",)
-
-    def __init__(self) -> None:
-        self.recorded = 0
-
-
-_scope: ContextVar[AuditScope | None] = ContextVar("hh_audit_scope", default=None)
-
-
-def open_audit_scope() -> AuditScope:
-    """A fresh scope for the current task (and the tasks it starts from now on)."""
-    scope = AuditScope()
-    _scope.set(scope)
-    return scope
-
-
-def already_audited() -> bool:
-    """Did the use case behind the current request write its own audit row."""
-    scope = _scope.get()
-    return scope is not None and scope.recorded > 0
-
-
 class AuditService:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -96,9 +66,6 @@ class AuditService:
             details=scrub(details or {}),
         )
         await uow.audit.add(record)
-        scope = _scope.get()
-        if scope is not None:
-            scope.recorded += 1
         return record
 
     async def recent(

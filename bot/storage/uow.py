@@ -13,7 +13,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.audit import HeadMark
+from bot.domain.audit import HeadMark, note_audit_committed
 from bot.storage.audit_head import HeadRecorder
 from bot.storage.repositories import (
     SqlAlertRepository,
@@ -216,6 +216,7 @@ class SqlUnitOfWork:
         await self.session.commit()
         appended, self.audit.appended = self.audit.appended, None
         if appended is not None:
+            note_audit_committed()  # the request's audit scope (bot/domain/audit.py)
             before = self._committed_heads[0] if self._committed_heads else appended[0]
             self._committed_heads = (before, appended[1])
 

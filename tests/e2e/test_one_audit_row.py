@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import discord
 import pytest
+from discord import app_commands
 from sqlalchemy import select
 
 from bot.app import Application
+from bot.domain.permissions import PERMISSIONS
 from bot.storage.models import AuditEntry
-from tests.e2e.conftest import CORE_USER, NODE_USER, World
+from tests.e2e.conftest import CORE_USER, NODE_USER, OWNER_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -75,3 +78,103 @@ async def test_a_command_writes_exactly_one_audit_row(
     added = after - before
     assert added[(action, "ok")] == 1, added
     assert sum(added.values()) == 1, f"one row for one command, got {dict(added)}"
+
+
+# -- the whole permission table ---------------------------------------------------------------
+
+COMMANDS = sorted(a for a in PERMISSIONS if ":" not in a)
+NOT_PERSISTENT = {
+    "upgrade:rollback": "a permission for /upgrade announce's rollback option, not a component",
+    "health:page": "the /health pager lives as long as its answer (an OpsView with a timeout)",
+}
+BUTTONS = sorted(a for a in PERMISSIONS if ":" in a and a not in NOT_PERSISTENT)
+CUSTOM_IDS = {"alerts:silence": "hh:alerts:silence:999999:1h", "alerts:pick": "hh:alerts:pick:0"}
+REFUSED_BY_THE_USE_CASE = {"upgrade announce": "upgrade:verify"}
+"""A use case that refuses and audits the refusal under its own name (in its own transaction)."""
+
+
+def option_value(world: World, param: app_commands.Parameter) -> Any:
+    """A plausible value for a required option: enough to reach the use case, whatever it says."""
+    if param.choices:
+        return param.choices[0].value
+    kind = param.type
+    if kind is discord.AppCommandOptionType.integer:
+        return int(param.min_value or 1)
+    if kind is discord.AppCommandOptionType.number:
+        return float(param.min_value or 1)
+    if kind is discord.AppCommandOptionType.boolean:
+        return False
+    if kind in (discord.AppCommandOptionType.user, discord.AppCommandOptionType.mentionable):
+        return str(NODE_USER)
+    if kind is discord.AppCommandOptionType.channel:
+        return str(world.channels["operations"])
+    if kind is discord.AppCommandOptionType.role:
+        return str(world.roles["observer"])
+    return "x"
+
+
+def invocation(world: World, command: app_commands.Command[Any, ..., Any]) -> tuple[str, list]:
+    options = [
+        {"name": p.display_name, "type": p.type.value, "value": option_value(world, p)}
+        for p in command.parameters
+        if p.required
+    ]
+    names = command.qualified_name.split()
+    for name in reversed(names[1:]):
+        options = [{"name": name, "type": 1, "options": options}]
+    return names[0], options
+
+
+async def member_rows(app: Application, user: int) -> Counter[tuple[str, str]]:
+    query = select(AuditEntry.action, AuditEntry.outcome).where(AuditEntry.actor_id == user)
+    async with app.database.sessions() as session:
+        return Counter((a, o) for a, o in (await session.execute(query)).all())
+
+
+@pytest.mark.parametrize("action", COMMANDS)
+async def test_every_command_in_the_table_writes_one_audit_row(
+    world: World, app: Application, action: str
+) -> None:
+    """Run by an owner (past every check) with plausible options: whatever the use case answers
+    (ok, invalid, not found), the interaction leaves exactly one audit row, under its action."""
+    command = next((c for c in app.bot.tree.walk_commands() if c.qualified_name == action), None)
+    assert isinstance(command, app_commands.Command), f"/{action} is not registered"
+    name, options = invocation(world, command)
+    before = await member_rows(app, OWNER_USER)
+    await invoke(world, name, OWNER_USER, options)
+    await app.bot.drain(10)
+    added = await member_rows(app, OWNER_USER) - before
+    assert sum(added.values()) == 1, f"/{action} wrote {dict(added)}"
+    ((written, _outcome),) = added
+    assert written in {action, REFUSED_BY_THE_USE_CASE.get(action)}
+
+
+@pytest.mark.parametrize("action", BUTTONS)
+async def test_every_button_in_the_table_writes_one_audit_row(
+    world: World, app: Application, action: str
+) -> None:
+    """A press on a button (or select) whose object does not exist (an old message, say): the
+    answer is an error, and exactly one audit row says so."""
+    area, verb = action.split(":")
+    custom_id = CUSTOM_IDS.get(action, f"hh:{area}:{verb}:999999")
+    view = discord.ui.View(timeout=None)
+    if verb == "pick":
+        view.add_item(
+            discord.ui.Select(
+                custom_id=custom_id, options=[discord.SelectOption(label="a", value="999999")]
+            )
+        )
+    else:
+        view.add_item(discord.ui.Button(label=verb, custom_id=custom_id))
+    channel = app.bot.get_partial_messageable(world.channels["operations"])
+    sent = await channel.send("an old message", view=view)
+    message = world.emulator.get_message(sent.id)
+    assert message is not None
+    before = await member_rows(app, OWNER_USER)
+    if verb == "pick":
+        await world.emulator.select_menu(custom_id, OWNER_USER, ["999999"], message=message)
+    else:
+        await world.emulator.click_button(custom_id, OWNER_USER, message=message)
+    await app.bot.drain(10)
+    added = await member_rows(app, OWNER_USER) - before
+    assert sum(added.values()) == 1, f"{action} wrote {dict(added)}"
