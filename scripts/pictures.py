@@ -44,8 +44,8 @@ from bot.domain.incidents import (
     Tick,
     miners_notice_text,
 )
+from bot.domain.public_status import overview, public_status
 from bot.domain.releases import Release, ReleaseManifest
-from bot.services.health import overview, public_status
 from bot.services.upgrades import notice_data
 from cogs.alerts.render import group_embed, message_content
 from cogs.alerts.views import group_view

@@ -13,11 +13,11 @@ from bot.domain.errors import InvalidInput
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock, IssueTracker, ManifestFetcher, MemberRoles, ReleaseSource
+from bot.domain.public_status import Overview
 from bot.domain.roles import OpsRole
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
 from bot.services.grants import GrantService
-from bot.services.health import Overview
 from bot.services.incidents import IncidentObserver, IncidentService
 from bot.services.lockout import LockoutService
 from bot.services.notices import Notices

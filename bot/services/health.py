@@ -10,47 +10,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from bot.domain.addresses import check_url
+from bot.domain.baselines import SHARE_STALE_SECONDS
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.health import (
-    MinuteAggregate,
     NodeStatus,
-    ProbeResult,
     ProbeSample,
     RegisteredNode,
     State,
     Target,
     TargetKind,
-    Verdict,
 )
 from bot.domain.ports import Clock, Prober, UnitOfWork
+from bot.domain.public_status import Cooldown, Overview, PublicStatus, overview, public_status
+from bot.domain.uptime import UPTIME_WINDOWS, ChartSeries, Uptime, uptime
 
 log = logging.getLogger(__name__)
 
 UowFactory = Callable[[], UnitOfWork]
 
 # -- baselines (manual §5, §16) ---------------------------------------------------------------
-TEMPLATE_LATENCY_MS = 50.0
-RTT_MS = 250.0
-HEIGHT_TOLERANCE = 1
-CHANNEL_CAPACITY_SAT = 10_000_000  # 0.1 BTC
-DISK_PERCENT = 85.0
-HASHRATE_DROP = 0.20
-SHARE_STALE_SECONDS = 300.0
-UPTIME_TARGET = 99.9
 
 RAW_RETENTION = timedelta(hours=48)
 AGGREGATE_RETENTION = timedelta(days=90)
-UPTIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (
-    ("24 h", timedelta(hours=24)),
-    ("30 d", timedelta(days=30)),
-    ("quarter", timedelta(days=90)),
-)
 
 RESERVED_NAMES = frozenset(kind.value for kind in TargetKind) - {"node"}
 _NODE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -61,249 +48,13 @@ ENDPOINT_MAX = 200
 # -- judgement ---------------------------------------------------------------------------------
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def judge(
-    result: ProbeResult,
-    *,
-    reference_height: int | None = None,
-    share_stale_after: float = SHARE_STALE_SECONDS,
-) -> Verdict:
-    """One probe result against the baselines. Liveness alone is not health for mining."""
-    if not result.ok:
-        return Verdict(result, State.DOWN, (result.reason or "no answer",))
-    notes: list[str] = []
-    f = result.figures
-    if result.kind in (TargetKind.CORE, TargetKind.NODE):
-        status = f.get("agent_status")
-        if isinstance(status, str) and status.lower() not in ("ok", "healthy", "up", "running"):
-            notes.append(f"reports status {status[:40]!r}")
-        rtt = _number(f.get("rtt_ms"))
-        if rtt is None:
-            rtt = result.latency_ms
-        if rtt is not None and rtt >= RTT_MS:
-            notes.append(f"RTT {rtt:.0f} ms ≥ {RTT_MS:.0f} ms")
-        disk = _number(f.get("disk_used_percent"))
-        if disk is not None and disk > DISK_PERCENT:
-            notes.append(f"disk {disk:.0f} % > {DISK_PERCENT:.0f} %")
-        since_share = _number(f.get("seconds_since_share"))
-        if since_share is not None and since_share > share_stale_after:
-            notes.append(f"no accepted share for {format_duration(since_share)}")
-    if result.kind in (TargetKind.CORE, TargetKind.NODE, TargetKind.PROMETHEUS):
-        template = _number(f.get("template_latency_ms"))
-        if template is not None and template >= TEMPLATE_LATENCY_MS:
-            notes.append(f"template latency {template:.0f} ms ≥ {TEMPLATE_LATENCY_MS:.0f} ms")
-    if result.kind in (TargetKind.NODE, TargetKind.BITCOIND, TargetKind.LND):
-        height = _number(f.get("block_height"))
-        if height is not None and reference_height is not None:
-            behind = reference_height - int(height)
-            if abs(behind) > HEIGHT_TOLERANCE:
-                notes.append(f"block {int(height)} vs Core {reference_height}")
-    if result.kind is TargetKind.BITCOIND and f.get("initial_block_download") is True:
-        notes.append("initial block download in progress")
-    if result.kind is TargetKind.LND:
-        if f.get("synced_to_chain") is False:
-            notes.append("not synced to chain")
-        capacity = _number(f.get("capacity_sat"))
-        if capacity is not None and capacity < CHANNEL_CAPACITY_SAT:
-            notes.append(f"channel capacity {format_btc(capacity)} < 0.1 BTC")
-        active, total = _number(f.get("active_channels")), _number(f.get("channels"))
-        if active is not None and total is not None and active < total:
-            notes.append(f"{int(total - active)} channel(s) inactive")
-    if result.kind in (TargetKind.PROMETHEUS, TargetKind.CORE):
-        drop = hashrate_drop(f.get("pool_hashrate"), f.get("pool_hashrate_24h_avg"))
-        if drop is not None and drop > HASHRATE_DROP:
-            notes.append(f"pool hashrate {drop * 100:.0f} % under its 24 h average")
-        share_rate = _number(f.get("share_rate"))
-        if share_rate is not None and share_rate <= 0:
-            notes.append("no shares accepted")
-    return Verdict(result, State.WARN if notes else State.OK, tuple(notes))
-
-
-def hashrate_drop(current: object, average: object) -> float | None:
-    """How far the hashrate is under its 24 h average, as a fraction (0.25 = 25 % under)."""
-    now, avg = _number(current), _number(average)
-    if now is None or avg is None or avg <= 0:
-        return None
-    return max(0.0, (avg - now) / avg)
-
-
-def reference_height(results: Iterable[ProbeResult]) -> int | None:
-    """The Core's block height, else bitcoind's: what nodes must agree with (within 1 block)."""
-    by_kind: dict[TargetKind, int] = {}
-    for result in results:
-        height = _number(result.figures.get("block_height"))
-        if result.ok and height is not None and result.kind not in by_kind:
-            by_kind[result.kind] = int(height)
-    return by_kind.get(TargetKind.CORE, by_kind.get(TargetKind.BITCOIND))
-
-
-def judge_all(
-    results: Sequence[ProbeResult], *, share_stale_after: float = SHARE_STALE_SECONDS
-) -> list[Verdict]:
-    height = reference_height(results)
-    return [judge(r, reference_height=height, share_stale_after=share_stale_after) for r in results]
-
-
 # -- formatting helpers shared by /health and /status ----------------------------------------
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
-def format_btc(sat: float) -> str:
-    return f"{sat / 100_000_000:.3f} BTC"
-
-
-def format_hashrate(hashes_per_second: float) -> str:
-    value = float(hashes_per_second)
-    for unit in ("H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"):
-        if abs(value) < 1000 or unit == "EH/s":
-            return f"{value:.2f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 # -- overview ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Overview:
-    """Everything /health shows: verdicts (worst first) and the figures of the summary line."""
-
-    verdicts: tuple[Verdict, ...]
-    at: datetime
-
-    def of_kind(self, kind: TargetKind) -> list[Verdict]:
-        return [v for v in self.verdicts if v.result.kind is kind]
-
-    @property
-    def worst(self) -> State:
-        return max((v.state for v in self.verdicts), key=lambda s: s.rank, default=State.OK)
-
-    def summary_parts(self) -> list[tuple[str, State]]:
-        """("Core", state), ("41/43 nodes", worst), ("bitcoind 871234", state), ..."""
-        parts: list[tuple[str, State]] = []
-        for verdict in self.of_kind(TargetKind.CORE):
-            label = "Core" if verdict.target == "core" else verdict.target
-            parts.append((label, verdict.state))
-        nodes = self.of_kind(TargetKind.NODE)
-        if nodes:
-            up = sum(1 for v in nodes if v.state is not State.DOWN)
-            # The group: ✅ all fine, ❌ none answering, ⚠️ anything between (lines say which).
-            if all(v.state is State.OK for v in nodes):
-                group = State.OK
-            elif up == 0:
-                group = State.DOWN
-            else:
-                group = State.WARN
-            parts.append((f"{up}/{len(nodes)} nodes", group))
-        for verdict in self.of_kind(TargetKind.BITCOIND):
-            height = verdict.result.figures.get("block_height")
-            parts.append(
-                (f"bitcoind {height}" if height is not None else "bitcoind", verdict.state)
-            )
-        for verdict in self.of_kind(TargetKind.LND):
-            channels = verdict.result.figures.get("channels")
-            label = f"lnd {channels} channels" if channels is not None else "lnd"
-            parts.append((label, verdict.state))
-        for verdict in self.of_kind(TargetKind.PROMETHEUS):
-            rate = _number(verdict.result.figures.get("pool_hashrate"))
-            label = f"pool {format_hashrate(rate)}" if rate is not None else "Prometheus"
-            parts.append((label, verdict.state))
-        return parts
-
-    def summary_line(self) -> str:
-        parts = self.summary_parts()
-        if not parts:
-            return "No targets configured: add [health] targets or /node register a node."
-        return " · ".join(f"{label} {state.icon}" for label, state in parts)
-
-
-def overview(
-    results: Sequence[ProbeResult], at: datetime, *, share_stale_after: float = SHARE_STALE_SECONDS
-) -> Overview:
-    verdicts = judge_all(results, share_stale_after=share_stale_after)
-    order = {kind: i for i, kind in enumerate(TargetKind)}
-    verdicts.sort(key=lambda v: (-v.state.rank, order[v.result.kind], v.target))
-    return Overview(tuple(verdicts), at)
-
-
 # -- /status: the public view ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PublicStatus:
-    """What any member may see. Numbers and a state only: no hostname, address, balance or error.
-
-    Built from verdicts by `public_status`, which copies nothing textual from a probe.
-    """
-
-    pool: str  # "up", "degraded", "down" or "unknown"
-    nodes_online: int
-    nodes_total: int
-    pool_hashrate: float | None
-    notice: str | None
-    updated_at: datetime | None
-
-
-def public_status(view: Overview | None, *, notice: str | None = None) -> PublicStatus:
-    if view is None or not view.verdicts:
-        return PublicStatus("unknown", 0, 0, None, notice, view.at if view else None)
-    nodes = view.of_kind(TargetKind.NODE)
-    online = sum(1 for v in nodes if v.state is not State.DOWN)
-    core = view.of_kind(TargetKind.CORE)
-    # Without a Core target, the pool is down when every node is.
-    core_down = any(v.state is State.DOWN for v in core) if core else bool(nodes) and online == 0
-    if core_down:
-        pool = "down"
-    elif view.worst is not State.OK:
-        pool = "degraded"
-    else:
-        pool = "up"
-    hashrate: float | None = None
-    for kind in (TargetKind.PROMETHEUS, TargetKind.CORE):
-        for verdict in view.of_kind(kind):
-            value = _number(verdict.result.figures.get("pool_hashrate"))
-            if verdict.result.ok and value is not None and hashrate is None:
-                hashrate = value
-    return PublicStatus(pool, online, len(nodes), hashrate, notice, view.at)
-
-
-class Cooldown:
-    """One request per member per `seconds` (bounded memory: old entries are dropped)."""
-
-    def __init__(self, clock: Clock, seconds: float, *, max_members: int = 10_000) -> None:
-        self._clock = clock
-        self._seconds = seconds
-        self._max = max_members
-        self._last: dict[int, datetime] = {}
-
-    def hit(self, member_id: int) -> float:
-        """0 when the member may go ahead (and is counted), else the seconds left to wait."""
-        now = self._clock.now()
-        last = self._last.get(member_id)
-        if last is not None:
-            left = self._seconds - (now - last).total_seconds()
-            if left > 0:
-                return left
-        if len(self._last) >= self._max:
-            horizon = now - timedelta(seconds=self._seconds)
-            self._last = {k: v for k, v in self._last.items() if v > horizon}
-            if len(self._last) >= self._max:
-                self._last.clear()
-        self._last[member_id] = now
-        return 0.0
 
 
 class TooSoon(InvalidInput):
@@ -325,52 +76,6 @@ class Registration:
 
 
 # -- uptime ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Uptime:
-    target: str
-    windows: tuple[tuple[str, float | None], ...]  # (label, percent or None: no data)
-
-    def meets(self, label: str) -> bool | None:
-        for name, percent in self.windows:
-            if name == label:
-                return None if percent is None else percent >= UPTIME_TARGET
-        return None
-
-
-def uptime(
-    aggregates: Iterable[MinuteAggregate],
-    now: datetime,
-    targets: Iterable[str],
-    windows: Sequence[tuple[str, timedelta]] = UPTIME_WINDOWS,
-) -> list[Uptime]:
-    """Availability per target and window: up samples / samples (a ⚠️ is up, a ❌ is not)."""
-    sums: dict[tuple[str, str], list[int]] = {}
-    for agg in aggregates:
-        for label, span in windows:
-            if agg.minute >= now - span:
-                acc = sums.setdefault((agg.target, label), [0, 0])
-                acc[0] += agg.up_samples
-                acc[1] += agg.samples
-    out = []
-    for name in targets:
-        values: list[tuple[str, float | None]] = []
-        for label, _span in windows:
-            up, total = sums.get((name, label), [0, 0])
-            values.append((label, 100.0 * up / total if total else None))
-        out.append(Uptime(name, tuple(values)))
-    return out
-
-
-@dataclass(frozen=True)
-class ChartSeries:
-    """Per-minute latency and availability of one target over 24 h, for the PNG chart."""
-
-    target: str
-    start: datetime
-    end: datetime
-    points: tuple[tuple[datetime, float | None, float], ...]  # minute, latency ms, availability
 
 
 # -- the service -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bot.domain.errors import DomainError, InvalidInput, NotFound, PermissionDen
 from bot.domain.health import State, TargetKind
 from bot.domain.minisign import PublicKey, SignatureError, Verified, verify
 from bot.domain.ports import Clock, ManifestFetcher, ReleaseSource
+from bot.domain.public_status import Overview
 from bot.domain.releases import (
     Release,
     ReleaseManifest,
@@ -38,7 +39,6 @@ from bot.domain.releases import (
 from bot.domain.roles import Actor
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
-from bot.services.health import Overview
 from bot.services.notices import Notices
 from bot.services.outbox import UowFactory
 

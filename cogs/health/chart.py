@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.services.health import RTT_MS, ChartSeries
+from bot.domain.baselines import RTT_MS
+from bot.domain.uptime import ChartSeries
 
 WIDTH, HEIGHT = 960, 420
 LEFT, RIGHT, TOP = 70, 20, 40

@@ -7,14 +7,9 @@ from collections.abc import Sequence
 import discord
 
 from bot.domain.health import NodeStatus, RegisteredNode, State, Target, TargetKind, Verdict
-from bot.services.health import (
-    UPTIME_TARGET,
-    Overview,
-    Uptime,
-    format_btc,
-    format_duration,
-    format_hashrate,
-)
+from bot.domain.public_status import Overview
+from bot.domain.units import format_btc, format_duration, format_hashrate
+from bot.domain.uptime import UPTIME_TARGET, Uptime
 from cogs.common import DESCRIPTION_MAX, fit_embed, truncate
 
 COLOURS = {

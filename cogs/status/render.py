@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import discord
 
-from bot.services.health import PublicStatus, format_hashrate
+from bot.domain.public_status import PublicStatus
+from bot.domain.units import format_hashrate
 from cogs.common import fit_embed, truncate
 
 POOL = {

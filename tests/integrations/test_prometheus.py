@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from bot.domain.baselines import judge
 from bot.domain.health import State, Target, TargetKind
 from bot.integrations.probes import ProbeRunner, PrometheusQueries
-from bot.services.health import judge
 from tests.conftest import FakeClock
 from tests.harness.binaries import require_binary
 

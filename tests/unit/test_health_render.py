@@ -10,7 +10,8 @@ from PIL import Image
 
 from bot.domain.health import MinuteAggregate, NodeStatus, ProbeResult, RegisteredNode, TargetKind
 from bot.domain.health import Target as HealthTarget
-from bot.services.health import ChartSeries, overview, public_status, uptime
+from bot.domain.public_status import overview, public_status
+from bot.domain.uptime import ChartSeries, uptime
 from cogs.common import DESCRIPTION_MAX, EMBED_TOTAL_MAX
 from cogs.health.chart import render_chart
 from cogs.health.render import (

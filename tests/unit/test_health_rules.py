@@ -7,17 +7,11 @@ from typing import Any
 
 import pytest
 
+from bot.domain.baselines import hashrate_drop, judge, reference_height
 from bot.domain.health import MinuteAggregate, ProbeResult, State, TargetKind
-from bot.services.health import (
-    Cooldown,
-    format_hashrate,
-    hashrate_drop,
-    judge,
-    overview,
-    public_status,
-    reference_height,
-    uptime,
-)
+from bot.domain.public_status import Cooldown, overview, public_status
+from bot.domain.units import format_hashrate
+from bot.domain.uptime import uptime
 from tests.conftest import FakeClock
 
 AT = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
