@@ -21,6 +21,7 @@ from bot.domain.audit import (
 from bot.domain.errors import DomainError
 from bot.domain.ports import Clock, UnitOfWork
 from bot.domain.roles import Actor
+from bot.services.outbox import UowFactory
 
 _SECRETISH = re.compile(r"token|secret|password|passwd|macaroon|api[_-]?key|authorization", re.I)
 MAX_TARGET = 200
@@ -43,8 +44,26 @@ def scrub(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class AuditService:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, uow_factory: UowFactory | None = None) -> None:
         self.clock = clock
+        self._uow_factory = uow_factory
+
+    async def latest(
+        self, *, actor_id: int | None = None, action: str | None = None, limit: int = 20
+    ) -> list[AuditRecord]:
+        """`/audit recent`: the newest rows, in a read of their own."""
+        async with self._own_uow() as uow:
+            return await self.recent(uow, actor_id=actor_id, action=action, limit=limit)
+
+    async def rows_since(self, since: datetime | None, limit: int = 100_000) -> list[AuditRecord]:
+        """`/audit export`: every row from `since` on (oldest first), in a read of its own."""
+        async with self._own_uow() as uow:
+            return await self.export(uow, since, limit)
+
+    def _own_uow(self) -> UnitOfWork:
+        if self._uow_factory is None:
+            raise RuntimeError("this AuditService was built without a unit of work factory")
+        return self._uow_factory()
 
     async def record(
         self,

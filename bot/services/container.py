@@ -91,7 +91,7 @@ class Services:
         release_source: ReleaseSource | None = None,
     ) -> Services:
         policy = access_policy(access_settings)
-        audit = AuditService(clock)
+        audit = AuditService(clock, uow_factory)
         outbox = OutboxService(
             uow_factory, clock, max_backoff=outbox_max_backoff, idle_poll=outbox_idle_poll
         )

@@ -28,7 +28,9 @@ from bot.domain.health import (
 )
 from bot.domain.ports import Clock, Prober, UnitOfWork
 from bot.domain.public_status import Cooldown, Overview, PublicStatus, overview, public_status
+from bot.domain.roles import Actor
 from bot.domain.uptime import UPTIME_WINDOWS, ChartSeries, Uptime, uptime
+from bot.services.audit import AuditService
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ class HealthService:
         self._cache = _Cache()
         self._cooldown = Cooldown(clock, status_cooldown)
         self._poll_lock = asyncio.Lock()
+        self._audit = AuditService(clock)
         self.notice: str | None = None
 
     @property
@@ -258,6 +261,68 @@ class HealthService:
                 raise InvalidInput("A region is at most 32 letters, digits, spaces, `.` or `-`.")
         return name, endpoint, region
 
+    # -- the node registry's use cases: each its own transaction and audit row ------------------
+
+    async def request_node(
+        self, actor: Actor, *, name: str, endpoint: str, region: str | None
+    ) -> Registration:
+        """`/node register`: a pending request for Core Ops to approve, audited."""
+        async with self._uow_factory() as uow:
+            registration = await self.register_node(
+                uow, name=name, endpoint=endpoint, region=region, requested_by=_member(actor)
+            )
+            node, replaced = registration.node, registration.replaced
+            await self._audit.record(
+                uow,
+                actor,
+                "node register",
+                target=node.name,
+                details={
+                    "node": node.name,
+                    "endpoint": node.endpoint,
+                    "region": node.region,
+                    "request": node.id,
+                    "replaces": replaced.id if replaced else None,
+                },
+            )
+            await uow.commit()
+        return registration
+
+    async def decide_request(
+        self, actor: Actor, node_id: int, *, approve: bool
+    ) -> tuple[RegisteredNode, bool]:
+        """Approve or Reject on a request's message; (node, False) when already decided."""
+        async with self._uow_factory() as uow:
+            node, changed = await self.decide(
+                uow, node_id, approve=approve, decided_by=_member(actor)
+            )
+            if changed:
+                await self._audit.record(
+                    uow,
+                    actor,
+                    "node:approve" if approve else "node:reject",
+                    target=node.name,
+                    details={"node": node.name, "endpoint": node.endpoint, "request": node.id},
+                )
+            await uow.commit()
+        return node, changed
+
+    async def remove(self, actor: Actor, name: str) -> RegisteredNode:
+        """`/node remove`: out of the registry (and of /health), audited."""
+        async with self._uow_factory() as uow:
+            node = await self.remove_node(uow, name)
+            await self._audit.record(
+                uow,
+                actor,
+                "node remove",
+                target=node.name,
+                details={"node": node.name, "endpoint": node.endpoint, "was": node.status.value},
+            )
+            await uow.commit()
+        return node
+
+    # -- the steps, inside a caller's transaction ------------------------------------------------
+
     async def register_node(
         self, uow: UnitOfWork, *, name: str, endpoint: str, region: str | None, requested_by: int
     ) -> Registration:
@@ -321,3 +386,10 @@ class HealthService:
     async def pending(self) -> list[RegisteredNode]:
         async with self._uow_factory() as uow:
             return await uow.health.nodes(NodeStatus.PENDING)
+
+
+def _member(actor: Actor) -> int:
+    """The member behind a registry decision (the scheduler never makes one)."""
+    if actor.id is None:
+        raise InvalidInput("Only a member can register or decide on nodes.")
+    return actor.id

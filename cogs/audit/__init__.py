@@ -54,10 +54,9 @@ class AuditCog(commands.Cog, name="audit"):
         member: discord.User | None = None,
         action: app_commands.Range[str, 1, 64] | None = None,
     ) -> None:
-        async with self.bot.database.uow() as uow:
-            records = await self.bot.audit.recent(
-                uow, actor_id=member.id if member else None, action=action, limit=20
-            )
+        records = await self.bot.audit.latest(
+            actor_id=member.id if member else None, action=action, limit=20
+        )
         title = "Recent audit rows" + (f" by {member}" if member else "")
         title += f" for {action}" if action else ""
         await interaction.response.send_message(
@@ -70,8 +69,7 @@ class AuditCog(commands.Cog, name="audit"):
         now = self.bot.audit.clock.now()
         start = parse_since(since, now)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        async with self.bot.database.uow() as uow:
-            records = await self.bot.audit.export(uow, start, EXPORT_MAX_ROWS)
+        records = await self.bot.audit.rows_since(start, EXPORT_MAX_ROWS)
         body = "".join(to_json_line(r) + "\n" for r in records).encode("utf-8")
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         await interaction.followup.send(

@@ -152,26 +152,10 @@ class HealthCog(commands.Cog, name="health"):
     ) -> None:
         if interaction.channel_id != self.bot.settings.channels.operations:
             raise InvalidInput("Register nodes in #operations, where Core Ops can approve them.")
-        async with self.bot.database.uow() as uow:
-            registration = await self.bot.health.register_node(
-                uow, name=name, endpoint=endpoint, region=region, requested_by=interaction.user.id
-            )
-            node, replaced = registration.node, registration.replaced
-            await self.bot.audit_outcome(
-                interaction,
-                "node register",
-                "ok",
-                {
-                    "node": node.name,
-                    "endpoint": node.endpoint,
-                    "region": node.region,
-                    "request": node.id,
-                    "replaces": replaced.id if replaced else None,
-                },
-                target=node.name,
-                uow=uow,
-            )
-            await uow.commit()
+        registration = await self.bot.health.request_node(
+            self.bot.actor_for(interaction), name=name, endpoint=endpoint, region=region
+        )
+        node, replaced = registration.node, registration.replaced
         callback = await interaction.response.send_message(
             content=approval_content(node, interaction.user.id),
             view=approval_view(node.id),
@@ -226,17 +210,7 @@ class HealthCog(commands.Cog, name="health"):
     async def remove(
         self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 32]
     ) -> None:
-        async with self.bot.database.uow() as uow:
-            node = await self.bot.health.remove_node(uow, name)
-            await self.bot.audit_outcome(
-                interaction,
-                "node remove",
-                "ok",
-                {"node": node.name, "endpoint": node.endpoint, "was": node.status.value},
-                target=node.name,
-                uow=uow,
-            )
-            await uow.commit()
+        node = await self.bot.health.remove(self.bot.actor_for(interaction), name)
         await interaction.response.send_message(
             f"🗑️ `{node.name}` removed from the registry: /health no longer probes it.",
             ephemeral=self._private(interaction),

@@ -56,22 +56,10 @@ async def decide_node(
 ) -> None:
     """Approve or reject exactly the request the pressed message showed; pressing twice
     changes nothing; a replaced request's buttons are disabled and the press is refused."""
-    action = "node:approve" if approve else "node:reject"
     try:
-        async with bot.database.uow() as uow:
-            node, changed = await bot.health.decide(
-                uow, node_id, approve=approve, decided_by=interaction.user.id
-            )
-            if changed:
-                await bot.audit_outcome(
-                    interaction,
-                    action,
-                    "ok",
-                    {"node": node.name, "endpoint": node.endpoint, "request": node.id},
-                    target=node.name,
-                    uow=uow,
-                )
-            await uow.commit()
+        node, changed = await bot.health.decide_request(
+            bot.actor_for(interaction), node_id, approve=approve
+        )
     except StaleRequest:
         original = interaction.message.content if interaction.message else ""
         await interaction.response.edit_message(
