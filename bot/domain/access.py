@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.domain.errors import DomainError
 from bot.domain.roles import OpsRole
@@ -135,3 +136,110 @@ class LockedOut(DomainError):
             "can lift it with `/access unlock`."
         )
         self.until = until
+
+
+class GrantRepository(Protocol):
+    async def add(
+        self,
+        *,
+        member_id: int,
+        member_name: str,
+        role: OpsRole,
+        status: GrantStatus,
+        reason: str,
+        granted_by_id: int | None,
+        granted_by_name: str,
+        requested_at: datetime,
+        days: int,
+        granted_at: datetime | None,
+        expires_at: datetime | None,
+    ) -> Grant: ...
+
+    async def get(self, grant_id: int, *, for_update: bool = False) -> Grant | None: ...
+
+    async def live_for(self, member_id: int, role: OpsRole) -> Grant | None:
+        """The pending or active grant of this member for this role, if any."""
+        ...
+
+    async def find(
+        self,
+        *,
+        statuses: tuple[GrantStatus, ...] = ...,
+        member_id: int | None = None,
+        role: OpsRole | None = None,
+        limit: int = 100,
+    ) -> list[Grant]: ...
+
+    async def activate(
+        self, grant_id: int, *, granted_at: datetime, expires_at: datetime, approved_by_id: int
+    ) -> bool:
+        """Activate a pending request; False when it was no longer pending (decided meanwhile)."""
+        ...
+
+    async def extend(self, grant_id: int, expires_at: datetime, days: int) -> None: ...
+
+    async def end(
+        self,
+        grant_id: int,
+        status: GrantStatus,
+        *,
+        at: datetime,
+        by_name: str,
+        reason: str,
+        only: tuple[GrantStatus, ...] | None = None,
+    ) -> bool:
+        """Close a live grant (`only`: a grant in one of these statuses); False when it was not
+        in them any more (a replay, or a race)."""
+        ...
+
+    async def expired(self, now: datetime) -> list[Grant]: ...
+
+    async def lapsed_requests(self, before: datetime) -> list[Grant]: ...
+
+    async def active_holders(self, role: OpsRole) -> set[int]: ...
+
+
+class LockoutRepository(Protocol):
+    async def add_strike(self, member_id: int, at: datetime, action: str) -> None: ...
+
+    async def strikes_since(self, member_id: int, since: datetime) -> int: ...
+
+    async def current(self, member_id: int, now: datetime) -> Lockout | None: ...
+
+    async def lock(self, member_id: int, at: datetime, until: datetime) -> None: ...
+
+    async def lift(self, member_id: int, at: datetime, by_name: str) -> bool: ...
+
+
+class ReviewRepository(Protocol):
+    async def create(
+        self, started_at: datetime, deadline: datetime, started_by_name: str, grants: list[Grant]
+    ) -> tuple[AccessReview, list[ReviewItem]]: ...
+
+    async def item(self, item_id: int, *, for_update: bool = False) -> ReviewItem | None: ...
+
+    async def review(self, review_id: int) -> AccessReview | None: ...
+
+    async def items(self, review_id: int) -> list[ReviewItem]: ...
+
+    async def decide(
+        self, item_id: int, decision: ReviewDecision, by_name: str, at: datetime
+    ) -> bool: ...
+
+    async def overdue(self, now: datetime) -> list[AccessReview]: ...
+
+    async def open_reviews(self) -> list[AccessReview]: ...
+
+    async def close(self, review_id: int, at: datetime) -> None: ...
+
+
+class DriftRepository(Protocol):
+    async def record(self, finding: DriftFinding, at: datetime) -> bool:
+        """True when this drift is new (not already reported and still open)."""
+        ...
+
+    async def resolve(self, member_id: int, role: OpsRole, at: datetime) -> bool:
+        """Close an open finding; True if there was one."""
+        ...
+
+    async def open_findings(self) -> list[DriftFinding]: ...

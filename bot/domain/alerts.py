@@ -10,10 +10,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -225,6 +225,89 @@ class AlertMessage:
     message_id: int
     digest: bool
     group_ids: tuple[int, ...]
+
+
+class AlertRepository(Protocol):
+    async def add_notifications(self, rows: list[NotificationRow], now: datetime) -> dict[str, int]:
+        """Store webhook bodies (unique dedupe keys, unprocessed); dedupe key -> id of new ones."""
+        ...
+
+    async def unprocessed(self, limit: int, known: Container[int] = ()) -> list[StoredNotification]:
+        """Stored bodies whose group is not updated yet, oldest first; the payload is left
+        empty for the ids in `known` (the caller has it parsed already)."""
+        ...
+
+    async def mark_processed(self, outcomes: Mapping[int, str], now: datetime) -> None: ...
+
+    async def count_unprocessed(self) -> int: ...
+
+    async def notification_result(self, notification_id: int) -> tuple[str, int | None] | None:
+        """(outcome, id of its group) of a stored body; None when there is no such body."""
+        ...
+
+    async def groups_by_keys(self, key_hashes: list[str]) -> dict[str, AlertGroup]:
+        """Locked for update (PostgreSQL) until the transaction ends."""
+        ...
+
+    async def group_by_key(self, key_hash: str) -> AlertGroup | None:
+        """Locked for update (PostgreSQL) until the transaction ends."""
+        ...
+
+    async def create_groups(self, groups: list[tuple[str, AlertGroup]]) -> dict[str, int]:
+        """Insert new groups (ids ignored); key hash -> id. One taken meanwhile is left out."""
+        ...
+
+    async def save_group(self, group: AlertGroup) -> None:
+        """Write every mutable field of an existing group."""
+        ...
+
+    async def save_groups(self, groups: list[AlertGroup]) -> None: ...
+
+    async def get_group(self, group_id: int, *, for_update: bool = False) -> AlertGroup | None: ...
+
+    async def set_emailed(self, group_id: int, now: datetime) -> None: ...
+
+    async def groups(self, group_ids: list[int]) -> list[AlertGroup]: ...
+
+    async def pending_new_versions(self, limit: int) -> list[tuple[int, int]]:
+        """(id, version) of the groups without a message yet, oldest first."""
+        ...
+
+    async def count_pending_new(self) -> int: ...
+
+    async def add_message(
+        self, channel_id: int, message_id: int, digest: bool, group_ids: list[int], now: datetime
+    ) -> AlertMessage: ...
+
+    async def get_message(self, ref: int) -> AlertMessage | None: ...
+
+    async def clear_message(self, ref: int) -> None:
+        """Its groups have no message any more (it was deleted in Discord)."""
+        ...
+
+    async def mark_posted(
+        self, versions: Mapping[int, int], message_ref: int, now: datetime
+    ) -> None:
+        """The groups are shown by `message_ref` at these versions (first post: posted_at)."""
+        ...
+
+    async def mark_rendered(self, versions: Mapping[int, int]) -> None:
+        """Raise rendered_version to these versions (never lowers it)."""
+        ...
+
+    async def watchdog_seen(self, now: datetime) -> datetime | None:
+        """Record a Watchdog arrival; returns the start of the outage it ends, if one was open."""
+        ...
+
+    async def watchdog_overdue(self, now: datetime, cutoff: datetime) -> datetime | None:
+        """Open an outage when the Watchdog is overdue; returns when it was last seen, once."""
+        ...
+
+    async def spool_cursor(self, generation: str) -> int:
+        """The last id copied from the receiver's spool of this generation (0: none yet)."""
+        ...
+
+    async def set_spool_cursor(self, generation: str, last_id: int, now: datetime) -> None: ...
 
 
 @dataclass(frozen=True)

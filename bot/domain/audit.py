@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,37 @@ class ChainVerifier:
         if self.broken:
             return ChainVerdict(False, self.rows, self.broken[0], self.broken[1])
         return ChainVerdict(True, self.rows, head=self.head)
+
+
+class AuditRepository(Protocol):
+    async def add(self, record: AuditRecord) -> None: ...
+
+    async def recent(
+        self, limit: int = 20, *, actor_id: int | None = None, action: str | None = None
+    ) -> list[AuditRecord]: ...
+
+    async def since(self, since: datetime | None, limit: int = ...) -> list[AuditRecord]: ...
+
+    async def chain(
+        self, after_id: int, limit: int
+    ) -> list[tuple[AuditRecord, str | None, str | None]]:
+        """Rows after `after_id` in id order, each with its stored prev_hash and hash."""
+        ...
+
+    @property
+    def key_check(self) -> str | None:
+        """The configured HMAC key's fingerprint; None without a key."""
+        ...
+
+    async def head(self) -> ChainHead | None:
+        """The stored chain head; None when it is missing."""
+        ...
+
+    async def mark_at(self, row_id: int) -> HeadMark | None: ...
+
+    async def snapshot(self) -> None:
+        """The rest of this transaction reads one consistent snapshot."""
+        ...
 
 
 class AuditScope:

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 
 class TargetKind(enum.StrEnum):
@@ -128,3 +129,41 @@ class MinuteAggregate:
     up_samples: int
     latency_avg_ms: float | None
     latency_max_ms: float | None
+
+
+class HealthRepository(Protocol):
+    """Node registrations and stored probe results (raw 48 h, per-minute aggregates 90 days)."""
+
+    async def add_node(
+        self, name: str, endpoint: str, region: str | None, requested_by: int, now: datetime
+    ) -> RegisteredNode: ...
+
+    async def set_approval_message(
+        self, node_id: int, channel_id: int, message_id: int
+    ) -> None: ...
+
+    async def node(self, node_id: int) -> RegisteredNode | None: ...
+
+    async def node_named(self, name: str) -> RegisteredNode | None: ...
+
+    async def nodes(self, status: NodeStatus | None = None) -> list[RegisteredNode]: ...
+
+    async def decide(
+        self, node_id: int, status: NodeStatus, decided_by: int, now: datetime
+    ) -> RegisteredNode: ...
+
+    async def remove_node(self, node_id: int) -> None: ...
+
+    async def add_samples(self, samples: list[ProbeSample]) -> None: ...
+
+    async def recent_samples(self, target: str, since: datetime) -> list[ProbeSample]: ...
+
+    async def rollup(self, before: datetime) -> int:
+        """Aggregate complete minutes not aggregated yet (idempotent); returns minutes written."""
+        ...
+
+    async def prune(self, raw_before: datetime, aggregates_before: datetime) -> int: ...
+
+    async def minutes(
+        self, since: datetime, target: str | None = None
+    ) -> list[MinuteAggregate]: ...

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 TITLE_MAX = 200
 """Leaves room in an embed title (256) and a thread name (100, truncated) for the id."""
@@ -248,3 +249,31 @@ class SeverityStats:
     resolved: int
     mean_acknowledge: timedelta | None
     mean_resolve: timedelta | None
+
+
+class IncidentRepository(Protocol):
+    async def next_number(self, year: int) -> int:
+        """The next incident number of `year`; safe when two incidents open at once."""
+        ...
+
+    async def add(self, ref: str, **values: Any) -> Incident: ...
+
+    async def get(self, incident_id: int, *, for_update: bool = False) -> Incident | None: ...
+
+    async def by_ref(self, ref: str, *, for_update: bool = False) -> Incident | None: ...
+
+    async def by_thread(self, thread_id: int) -> Incident | None: ...
+
+    async def update(self, incident_id: int, **values: Any) -> None: ...
+
+    async def find(self, *, open_only: bool, limit: int = 25) -> list[Incident]: ...
+
+    async def refs_starting(self, prefix: str, limit: int = 25) -> list[tuple[str, str]]: ...
+
+    async def all_for_stats(self, since: datetime | None = None) -> list[Incident]: ...
+
+    async def add_timeline(
+        self, incident_id: int, entry: TimelineEntry, *, source_id: int | None = None
+    ) -> bool: ...
+
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...

@@ -8,10 +8,10 @@ retries, and marks it done. A reminder is a row with a due time and a sent-once 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 DISCORD_MESSAGE = "discord.message"
 """A plain channel post: `{channel_id, content, embeds, mention_role_ids, mention_user_ids}`."""
@@ -77,3 +77,71 @@ class Reminder:
     due_at: datetime
     payload: Mapping[str, Any] = field(default_factory=dict)
     sent_at: datetime | None = None
+
+
+class OutboxRepository(Protocol):
+    async def add(self, item: NewOutboxItem, now: datetime) -> OutboxItem | None:
+        """None when an item with the same dedupe_key already exists (idempotent enqueue)."""
+        ...
+
+    async def add_many(self, items: list[NewOutboxItem], now: datetime) -> None:
+        """Several items without dedupe keys, in one statement."""
+        ...
+
+    async def due(
+        self,
+        now: datetime,
+        limit: int,
+        exclude_kinds: Collection[str] = (),
+        exclude_ids: Collection[int] = (),
+    ) -> list[OutboxItem]:
+        """Pending items whose time has come, at most one per ordering key: its oldest;
+        none of `exclude_kinds` nor `exclude_ids` (the worker's items in flight)."""
+        ...
+
+    async def get(self, item_id: int) -> OutboxItem | None: ...
+
+    async def complete(
+        self, item_id: int, now: datetime, result: Mapping[str, Any] | None
+    ) -> None: ...
+
+    async def reschedule(self, item_id: int, available_at: datetime, error: str) -> None: ...
+
+    async def postpone(self, item_ids: list[int], available_at: datetime, reason: str) -> None:
+        """Not due before `available_at`; not a failed attempt (pacing, not an error)."""
+        ...
+
+    async def pending_for_keys(self, kind: str, ordering_keys: list[str]) -> list[OutboxItem]:
+        """Pending items of `kind` under these ordering keys."""
+        ...
+
+    async def complete_many(
+        self, item_ids: list[int], now: datetime, result: Mapping[str, Any] | None
+    ) -> None: ...
+
+    async def fail(self, item_id: int, now: datetime, error: str) -> None: ...
+
+    async def count(self, status: OutboxStatus) -> int: ...
+
+    async def next_due(
+        self, exclude_kinds: Collection[str] = (), exclude_ids: Collection[int] = ()
+    ) -> datetime | None:
+        """When the earliest item that `due` could return (not excluded, first of its
+        ordering key) becomes due."""
+        ...
+
+
+class ReminderRepository(Protocol):
+    async def schedule(
+        self, kind: str, subject: str, due_at: datetime, payload: Mapping[str, Any]
+    ) -> None:
+        """Create, or move an unsent reminder; a sent one stays sent."""
+        ...
+
+    async def cancel(self, kind: str, subject: str) -> None: ...
+
+    async def due(self, now: datetime, limit: int) -> list[Reminder]: ...
+
+    async def mark_sent(self, reminder_id: int, now: datetime) -> bool:
+        """False when it was already sent (another worker, or a replay)."""
+        ...

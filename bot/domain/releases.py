@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -239,3 +239,33 @@ class ReleaseAssets:
     tag: str
     manifest_url: str
     signature_url: str
+
+
+class ReleaseRepository(Protocol):
+    async def add(self, **values: Any) -> Release | None:
+        """The recorded release; None when that version is already recorded."""
+        ...
+
+    async def get(self, release_id: int, *, for_update: bool = False) -> Release | None: ...
+
+    async def by_version(self, version: str) -> Release | None: ...
+
+    async def by_source(self, source: str) -> Release | None: ...
+
+    async def versions(self) -> list[str]:
+        """Every recorded version, in no particular order."""
+        ...
+
+    async def latest(self) -> Release | None:
+        """The release announced last (after a rollback: the version rolled back to)."""
+        ...
+
+    async def recent(self, limit: int = 10) -> list[Release]: ...
+
+    async def approve(
+        self, release_id: int, *, by: int | None, by_name: str, at: datetime
+    ) -> None: ...
+
+    async def add_snapshot(self, snapshot: RolloutSnapshot) -> None: ...
+
+    async def snapshots(self, release_id: int, limit: int = 50) -> list[RolloutSnapshot]: ...

@@ -19,9 +19,8 @@ from bot.domain.audit import (
     key_fingerprint,
 )
 from bot.domain.errors import DomainError
-from bot.domain.ports import Clock, UnitOfWork
+from bot.domain.ports import Clock, UnitOfWork, UowFactory
 from bot.domain.roles import Actor
-from bot.services.outbox import UowFactory
 
 _SECRETISH = re.compile(r"token|secret|password|passwd|macaroon|api[_-]?key|authorization", re.I)
 MAX_TARGET = 200

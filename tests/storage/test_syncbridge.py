@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.alerts import AlertView, WebhookAlert, WebhookPayload
 from bot.storage import migrations
 from bot.storage.database import Database
-from bot.storage.repositories import _alert_json, _alert_view
+from bot.storage.repositories.alerts import _alert_json, _alert_view
 from bot.storage.syncbridge import BridgedSession
 from tests.alerting import FIXTURES, fixture
 
