@@ -1,76 +1,30 @@
-"""Settings: one TOML file, `HH_<SECTION>__<KEY>` environment overrides, secrets from env or files.
-
-The loader never echoes a value back: problems are reported as `section.key: reason`, so a
-misplaced token in the wrong key cannot leak through an error message.
-"""
+"""One pydantic model per section of config.toml; config.example.toml documents every key."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-ENV_PREFIX = "HH_"
-DEFAULT_CONFIG_PATH = Path("config.toml")
+from bot.config.types import (
+    Duration,
+    Section,
+    Snowflake,
+    SnowflakeList,
+    _http_url,
+    _str_list,
+)
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./hh-opsbot.db"
-
-
-def _snowflake(value: object) -> int:
-    """Discord ids are positive 64-bit integers; TOML gives int, the environment gives str."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("snowflake", "must be a Discord id (integer)")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or not 0 < value < 2**63:
-        raise PydanticCustomError("snowflake", "must be a Discord id (integer)")
-    return value
-
-
-def _env_list(problem: str) -> Callable[[object], object]:
-    """Environment lists arrive as JSON (`[1, 2]`, `["a", "b"]`) or comma-separated."""
-
-    def parse(value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    return json.loads(text)
-                except json.JSONDecodeError:
-                    raise PydanticCustomError("list", problem) from None
-            return [part for part in (p.strip() for p in text.split(",")) if part]
-        return value
-
-    return parse
-
-
-_id_list = _env_list("must be a list of Discord ids (JSON or comma-separated)")
-_str_list = _env_list("must be a list (JSON or comma-separated)")
-
-
-Snowflake = Annotated[int, BeforeValidator(_snowflake)]
-SnowflakeList = Annotated[list[Snowflake], BeforeValidator(_id_list)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DiscordSettings(Section):
@@ -201,19 +155,6 @@ class AccessSettings(Section):
         return sorted(set(value), reverse=True)
 
 
-def _http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PydanticCustomError("url", "must be an http(s):// URL")
-    if parts.username or parts.password:
-        raise PydanticCustomError(
-            "url", "must not hold credentials: use the *_user/*_password keys"
-        )
-    return value.rstrip("/")
-
-
 class NodeTargetSettings(Section):
     """A Hyper Node agent known from the config file (registered nodes live in the database)."""
 
@@ -324,25 +265,6 @@ class IncidentSettings(Section):
     nudge_sev2_minutes: int = Field(default=60, ge=1, le=1440)
     report_due_hours: int = Field(default=48, ge=1, le=720)
     miners_notice: bool = True
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def _duration(value: object) -> object:
-    """Seconds as a number, or a string such as `90s`, `2m`, `1h` (as Alertmanager writes them)."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("duration", "must be a duration such as 90, 90s, 2m or 1h")
-    if isinstance(value, str):
-        found = _DURATION.match(value)
-        if not found:
-            raise PydanticCustomError("duration", "must be a duration such as 90, 90s, 2m or 1h")
-        return float(found.group(1)) * _UNITS[found.group(2)]
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
 class AlertmanagerSettings(Section):
@@ -497,201 +419,3 @@ class UpgradeSettings(Section):
         return keys
 
     _repo = field_validator("github_repo")(lambda cls, v: GitHubSettings._repo(v))
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    discord: DiscordSettings
-    channels: ChannelSettings
-    roles: RoleSettings
-    database: DatabaseSettings = DatabaseSettings()
-    web: WebSettings = WebSettings()
-    logging: LoggingSettings = LoggingSettings()
-    access: AccessSettings = AccessSettings()
-    health: HealthSettings = HealthSettings()
-    prometheus: PrometheusSettings = PrometheusSettings()
-    github: GitHubSettings = GitHubSettings()
-    incidents: IncidentSettings = IncidentSettings()
-    alertmanager: AlertmanagerSettings | None = None
-    alerts: AlertsSettings = AlertsSettings()
-    smtp: SmtpSettings | None = None
-    outbox: OutboxSettings = OutboxSettings()
-    upgrades: UpgradeSettings = UpgradeSettings()
-    audit: AuditSettings = AuditSettings()
-
-    @model_validator(mode="after")
-    def _distinct_ports(self) -> Settings:
-        am = self.alertmanager
-        if (
-            am
-            and am.receiver != "inline"
-            and am.receiver_port
-            and am.receiver_port == self.web.port
-        ):
-            raise PydanticCustomError(
-                "ports",
-                "alertmanager.receiver_port: must differ from web.port (both {port})",
-                {"port": self.web.port},
-            )
-        return self
-
-    def secret_values(self) -> list[str]:
-        """Every configured secret, for the log redaction filter (a URL's password alone too)."""
-        values = [s for s in _walk_secrets(self) if s]
-        password = urlsplit(self.database.url.get_secret_value()).password
-        if password:
-            values.append(password)
-        return values
-
-
-def _walk_secrets(model: BaseModel) -> Iterator[str]:
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            yield value.get_secret_value()
-        elif isinstance(value, BaseModel):
-            yield from _walk_secrets(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, SecretStr):
-                    yield item.get_secret_value()
-
-
-class ConfigError(Exception):
-    """A configuration that cannot start the bot; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class LoadedConfig:
-    settings: Settings
-    path: Path
-    file_found: bool
-
-
-def resolve_config_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
-    """`--config`, then `$HH_CONFIG`, then `./config.toml`; the flag says whether it was named."""
-    if explicit:
-        return Path(explicit), True
-    env = os.environ.get("HH_CONFIG")
-    if env:
-        return Path(env), True
-    return DEFAULT_CONFIG_PATH, False
-
-
-def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> LoadedConfig:
-    environ = os.environ if environ is None else environ
-    config_path, named = resolve_config_path(path)
-    problems: list[str] = []
-    raw: dict[str, Any] = {}
-    file_found = config_path.is_file()
-    if file_found:
-        try:
-            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{config_path}: not valid TOML ({exc})"]) from None
-        except OSError as exc:
-            raise ConfigError([f"{config_path}: cannot read ({exc.strerror})"]) from None
-    elif named:
-        raise ConfigError([f"{config_path}: config file not found"])
-
-    problems += _apply_env(raw, environ)
-    problems += _read_secret_files(raw)
-    if not file_found and not _has_token(raw):
-        raise ConfigError(
-            [
-                f"no config file at {config_path} and no token: copy config.example.toml to "
-                "config.toml, fill in the ids, and set HH_DISCORD__TOKEN"
-            ]
-        )
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        problems += _describe(exc)
-    if problems:
-        raise ConfigError(problems)
-    return LoadedConfig(settings=settings, path=config_path, file_found=file_found)
-
-
-def _has_token(raw: Mapping[str, Any]) -> bool:
-    discord = raw.get("discord")
-    return isinstance(discord, dict) and bool(discord.get("token"))
-
-
-def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
-    problems = []
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX) :].partition("__")
-        section, key = section.lower(), key.lower()
-        if not section or not key or "__" in key:
-            problems.append(f"{name}: expected HH_<SECTION>__<KEY>")
-            continue
-        target = raw.setdefault(section, {})
-        if not isinstance(target, dict):
-            problems.append(f"{name}: [{section}] is not a table in the config file")
-            continue
-        target[key] = value
-    return problems
-
-
-def _read_secret_files(raw: dict[str, Any]) -> list[str]:
-    """`<key>_file = "/run/secrets/x"` fills a secret from a file (Docker/systemd credentials)."""
-    problems = []
-    for section_name, section in raw.items():
-        model = Settings.model_fields.get(section_name)
-        if not isinstance(section, dict) or model is None or model.annotation is None:
-            continue
-        fields = getattr(_section_model(model.annotation), "model_fields", {})
-        for key in [k for k in section if k.endswith("_file")]:
-            base = key.removesuffix("_file")
-            if base not in fields or not _is_secret(fields[base].annotation):
-                continue
-            file_path = Path(str(section.pop(key)))
-            try:
-                section[base] = file_path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                problems.append(f"{section_name}.{key}: cannot read {file_path} ({exc.strerror})")
-            except UnicodeDecodeError:
-                problems.append(f"{section_name}.{key}: {file_path} is not UTF-8 text")
-    return problems
-
-
-def _section_model(annotation: object) -> object:
-    """`AlertmanagerSettings | None` -> AlertmanagerSettings."""
-    for candidate in (annotation, *get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return annotation
-
-
-def _is_secret(annotation: object) -> bool:
-    return annotation is SecretStr or SecretStr in get_args(annotation)
-
-
-_FRIENDLY = {
-    "missing": "required",
-    "extra_forbidden": "unknown key",
-}
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    """One line per problem, naming the key; pydantic's own text would echo the input value."""
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
-        index = [part for part in error["loc"] if isinstance(part, int)]
-        if index:
-            loc += f"[{index[0]}]"
-        message = _FRIENDLY.get(error["type"], error["msg"])
-        if error["type"] == "model_type":
-            message = "must be a table"
-        lines.append(f"{loc}: {message}" if loc else message)
-    return lines
