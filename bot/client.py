@@ -14,6 +14,7 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.discord.sending import Rendered
 from bot.domain.audit import already_audited, open_audit_scope
 from bot.domain.errors import (
     DomainError,
@@ -30,8 +31,6 @@ from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
 from bot.tree import Denied, OpsCommandTree, Refused, action_of
-from cogs import EXTENSIONS
-from cogs.common import Rendered
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class OpsBot(commands.Bot):
         services: Services,
         health: HealthService,
         alerts: AlertService | None = None,
-        extensions: tuple[str, ...] = EXTENSIONS,
+        extensions: tuple[str, ...],
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,

@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
+from bot.discord.sending import (
+    CONTENT_MAX,
+    EMBEDS_PER_MESSAGE,
+    NO_MENTIONS,
+    Rendered,
+    fit_embed,
+    truncate,
+)
 from bot.domain.outbox import DISCORD_MESSAGE, OutboxItem, PermanentFailure, RetryLater
 from bot.domain.roles import OpsRole
-from cogs.common import CONTENT_MAX, EMBEDS_PER_MESSAGE, NO_MENTIONS, Rendered, fit_embed, truncate
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import discord
 from discord import app_commands
 
+from bot.discord.sending import reply
 from bot.domain.audit import already_audited
 from bot.domain.errors import DomainError, PermissionDenied
-from cogs.common import reply
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

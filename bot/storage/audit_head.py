@@ -18,15 +18,12 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.domain.audit import EMPTY_HEAD, HeadFileReading, HeadMark
-
-if TYPE_CHECKING:
-    from bot.storage.uow import SqlUnitOfWork
+from bot.domain.ports import UowFactory
+from bot.storage.urls import sqlite_file_path
 
 log = logging.getLogger("bot.audit")
 
@@ -51,7 +48,6 @@ class HeadFileError(Exception):
 def default_head_file(url: str) -> Path | None:
     """Beside a SQLite database file (`hh-opsbot.db.audit-head`); none for PostgreSQL or an
     in-memory database."""
-    from bot.storage.database import sqlite_file_path
 
     database = sqlite_file_path(url)
     return Path(database + HEAD_SUFFIX) if database else None
@@ -184,7 +180,7 @@ class HeadRecorder:
             why,
         )
 
-    async def reconcile(self, uow: Callable[[], SqlUnitOfWork]) -> None:
+    async def reconcile(self, uow: UowFactory) -> None:
         """At start: the file must name a row the log still has, with that row's hash. Then it
         is moved to the stored head; missing, it is created there (with a warning: if it existed
         before, the log must be checked). A file that does not match is left as evidence."""

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,17 +20,7 @@ from bot.storage.audit_head import ChainOptions, HeadRecorder
 from bot.storage.sqlite_file import checkpoint_file, create_private
 from bot.storage.syncbridge import READ_ONLY, SyncSqlite, begin_immediate, sqlite_pragmas
 from bot.storage.uow import BusyMemo, SqlUnitOfWork, TaskLock
-
-
-def sqlite_file_path(url: str | URL) -> str | None:
-    """The file behind a SQLite URL; None for anything else (in memory, a URI, PostgreSQL)."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:") or parsed.query.get("uri"):
-        return None
-    return database
+from bot.storage.urls import sqlite_file_path
 
 
 def prepare_sqlite_file(url: str | URL) -> None:

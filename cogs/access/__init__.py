@@ -13,12 +13,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.sending import NO_MENTIONS
 from bot.domain.errors import InvalidInput
 from bot.domain.roles import OpsRole
 from bot.services.grants import MemberRef
 from cogs.access import render
 from cogs.access.views import BUTTONS
-from cogs.common import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

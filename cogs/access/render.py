@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
 from bot.domain.access import Grant, GrantStatus
 from bot.domain.audit import AuditRecord
 from bot.domain.errors import display_action
@@ -19,7 +20,6 @@ from cogs.access.views import (
     ReviewKeepButton,
     ReviewRevokeButton,
 )
-from cogs.common import FIELDS_MAX, Rendered, fit_embed, truncate
 
 COLOUR_OPS = discord.Colour.blue()
 COLOUR_MINER = discord.Colour.light_grey()

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.sending import NO_MENTIONS
 from bot.domain.access import ReviewDecision
 from bot.tree import OpsButton
-from cogs.common import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

@@ -15,8 +15,7 @@ from urllib.parse import quote
 
 import discord
 
-from bot.domain.alerts import SEVERITY_RANK, AlertGroup, AlertStatus, AlertView
-from cogs.common import (
+from bot.discord.sending import (
     CONTENT_MAX,
     DESCRIPTION_MAX,
     EMBED_TOTAL_MAX,
@@ -26,6 +25,7 @@ from cogs.common import (
     fit_embed,
     truncate,
 )
+from bot.domain.alerts import SEVERITY_RANK, AlertGroup, AlertStatus, AlertView
 
 GREEN = 0x2ECC71
 COLOURS = {"critical": 0xE74C3C, "error": 0xE67E22, "warning": 0xF39C12, "info": 0x3498DB}

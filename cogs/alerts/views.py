@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from bot.discord.sending import NO_MENTIONS, truncate
 from bot.domain.alerts import AlertGroup
 from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
 from bot.tree import OpsDynamicButton, OpsDynamicSelect
 from cogs.alerts.render import group_embed, header, icon_of, plain
-from cogs.common import NO_MENTIONS, truncate
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

@@ -10,10 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.sending import NO_MENTIONS
 from bot.domain.errors import InvalidInput
 from bot.services.audit import to_json_line
 from cogs.access.render import audit_embed
-from cogs.common import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

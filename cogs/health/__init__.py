@@ -18,9 +18,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import __version__
+from bot.discord.sending import NO_MENTIONS, fit_embed
 from bot.domain.errors import InvalidInput
 from bot.domain.health import NodeStatus, RegisteredNode
-from cogs.common import NO_MENTIONS, fit_embed
 from cogs.health.chart import render_chart
 from cogs.health.render import (
     approval_content,

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.discord.sending import DESCRIPTION_MAX, fit_embed, truncate
 from bot.domain.health import NodeStatus, RegisteredNode, State, Target, TargetKind, Verdict
 from bot.domain.public_status import Overview
 from bot.domain.units import format_btc, format_duration, format_hashrate
 from bot.domain.uptime import UPTIME_TARGET, Uptime
-from cogs.common import DESCRIPTION_MAX, fit_embed, truncate
 
 COLOURS = {
     State.OK: discord.Colour.green(),

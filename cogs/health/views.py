@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.sending import NO_MENTIONS
 from bot.services.health import StaleRequest
 from bot.tree import OpsButton, OpsView
-from cogs.common import NO_MENTIONS
 from cogs.health.render import decision_content, stale_content
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.sending import NO_MENTIONS, fit_embed, truncate
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident
 from bot.services.incidents import IncidentService
-from cogs.common import NO_MENTIONS, fit_embed, truncate
 from cogs.incidents import render
 from cogs.incidents.views import BUTTONS, checklist_view, post_report
 

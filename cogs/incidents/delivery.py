@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.delivery import bounded, classify
+from bot.discord.sending import NO_MENTIONS
 from bot.domain.errors import NotFound
 from bot.domain.outbox import OutboxItem
-from cogs.common import NO_MENTIONS
 from cogs.incidents import render
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
@@ -24,7 +25,6 @@ from bot.services.incidents import (
     T_THREAD,
     duration,
 )
-from cogs.common import FIELDS_MAX, Rendered, fit_embed, truncate
 
 COLOURS = {
     Severity.SEV1: discord.Colour.red(),

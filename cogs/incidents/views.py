@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
+from bot.discord.sending import NO_MENTIONS, truncate
 from bot.domain.incidents import ChecklistItem, Incident
 from bot.tree import OpsButton
-from cogs.common import NO_MENTIONS, truncate
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import NO_MENTIONS
+from bot.discord.sending import NO_MENTIONS
 from cogs.status.render import status_embed
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import discord
 
+from bot.discord.sending import fit_embed, truncate
 from bot.domain.public_status import PublicStatus
 from bot.domain.units import format_hashrate
-from cogs.common import fit_embed, truncate
 
 POOL = {
     "up": ("🟢 Pool up", discord.Colour.green()),

@@ -12,8 +12,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.sending import NO_MENTIONS, truncate
 from bot.services.upgrades import UpgradeService
-from cogs.common import NO_MENTIONS, truncate
 from cogs.upgrades import render
 from cogs.upgrades.views import BUTTONS
 

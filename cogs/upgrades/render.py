@@ -12,9 +12,9 @@ from typing import Any
 
 import discord
 
+from bot.discord.sending import DESCRIPTION_MAX, FIELD_VALUE_MAX, Rendered, fit_embed, truncate
 from bot.domain.releases import RolloutState
 from bot.services.upgrades import ReleaseHistory, Rollout
-from cogs.common import DESCRIPTION_MAX, FIELD_VALUE_MAX, Rendered, fit_embed, truncate
 from cogs.upgrades.views import ApproveRolloutButton
 
 COLOUR_RELEASE = discord.Colour.blurple()

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.discord.sending import NO_MENTIONS
 from bot.tree import OpsButton
-from cogs.common import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.client import OpsBot

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.discord.sending import Rendered
 from bot.domain.access import Grant, GrantStatus
 from bot.domain.audit import AuditRecord
 from bot.domain.roles import OpsRole
 from cogs.access import render
-from cogs.common import Rendered
 from tests.unit.test_render import within_limits
 
 LONG = "@everyone " + "x" * 3000

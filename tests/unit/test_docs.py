@@ -51,6 +51,7 @@ async def registered_commands(tmp_path: Path) -> set[str]:
     )
     bot = OpsBot(
         settings,
+        extensions=EXTENSIONS,
         database=database,
         metrics=Metrics(),
         services=services,

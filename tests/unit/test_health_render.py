@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
+from bot.discord.sending import DESCRIPTION_MAX, EMBED_TOTAL_MAX
 from bot.domain.health import MinuteAggregate, NodeStatus, ProbeResult, RegisteredNode, TargetKind
 from bot.domain.health import Target as HealthTarget
 from bot.domain.public_status import overview, public_status
 from bot.domain.uptime import ChartSeries, uptime
-from cogs.common import DESCRIPTION_MAX, EMBED_TOTAL_MAX
 from cogs.health.chart import render_chart
 from cogs.health.render import (
     nodes_embed,

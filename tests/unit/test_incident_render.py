@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from bot.discord.sending import EMBED_TOTAL_MAX
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
@@ -18,7 +19,6 @@ from bot.domain.incidents import (
     TimelineEntry,
     TimelineKind,
 )
-from cogs.common import EMBED_TOTAL_MAX
 from cogs.incidents import render
 from cogs.incidents.views import checklist_view
 

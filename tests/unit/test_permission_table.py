@@ -33,6 +33,7 @@ async def test_table_and_registered_commands_agree(tmp_path: Path) -> None:
     )
     bot = OpsBot(
         settings,
+        extensions=EXTENSIONS,
         database=database,
         metrics=Metrics(),
         services=services,

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.domain.roles import Actor, OpsRole
-from bot.services.access import AccessService, WhoAmI
-from cogs.access.render import whoami_embed
-from cogs.common import (
+from bot.discord.sending import (
     CONTENT_MAX,
     DESCRIPTION_MAX,
     EMBED_TOTAL_MAX,
@@ -19,6 +16,9 @@ from cogs.common import (
     fit_embed,
     truncate,
 )
+from bot.domain.roles import Actor, OpsRole
+from bot.services.access import AccessService, WhoAmI
+from cogs.access.render import whoami_embed
 
 
 def within_limits(embed: discord.Embed) -> bool:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import discord
 
+from bot.discord.sending import DESCRIPTION_MAX, EMBED_TOTAL_MAX, FIELD_VALUE_MAX, FIELDS_MAX
 from bot.domain.releases import Release, RolloutSnapshot, RolloutState
 from bot.services.upgrades import NodeRollout, ReleaseHistory, Rollout
-from cogs.common import DESCRIPTION_MAX, EMBED_TOTAL_MAX, FIELD_VALUE_MAX, FIELDS_MAX
 from cogs.upgrades import render
 
 AT = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
