@@ -22,8 +22,8 @@ ENV PATH=/opt/hh-opsbot/bin:$PATH \
 USER hh
 WORKDIR /var/lib/hh-opsbot
 VOLUME ["/var/lib/hh-opsbot"]
-# 8085: /healthz, /metrics, the webhook; 8086: the receiver process ([alertmanager] receiver).
-EXPOSE 8085 8086
+# 8085: /healthz, /metrics and Alertmanager's webhook.
+EXPOSE 8085
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8085/healthz', timeout=4).status == 200 else 1)"]
 STOPSIGNAL SIGTERM

@@ -9,12 +9,12 @@ Scenarios (each against a fresh Discord emulator enforcing Discord's per-channel
 
 1. `bot`: `--groups` groups of `--alerts` alerts each (default 1,000 x 10 = 10,000 alerts) are
    POSTed by `--senders` concurrent senders at `--rate` requests/s to a real `hh-opsbot run`
-   process (SQLite), once for each of `--receivers`: `process` (`[alertmanager] receiver =
-   "process"`: the webhook goes to the bot's receiver process) and `inline` (the bot's own web
-   server); with `--ha` every notification is sent twice, as an Alertmanager HA pair does.
+   process (SQLite), answered by the bot's own web server (`inline`; the receiver process of
+   older versions was retired, and `--receivers process` now says so); with `--ha` every
+   notification is sent twice, as an Alertmanager HA pair does.
    Measured: ingest throughput and p50/p99 latency, time until every group is visible in
    #alerts after the last webhook, messages posted and edited, 429s, groups lost, groups shown
-   twice, the peak RSS of the bot and of its receiver process.
+   twice, the peak RSS of the bot.
 2. `bot-50`: the captured 500-alert / 50-group storm (tests/fixtures) through the bot.
 3. `alertmanager-discord`: the same 50-group storm through the real Alertmanager binary with a
    `discord_configs` receiver (default templates) pointed at the emulator's webhook route.
@@ -607,8 +607,8 @@ async def main() -> None:
     parser.add_argument("--skip-native", action="store_true")
     parser.add_argument(
         "--receivers",
-        default="process,inline",
-        help="comma-separated: process (the receiver process), inline (the bot's web server)",
+        default="inline",
+        help="inline (the bot's web server); the receiver process was retired",
     )
     parser.add_argument(
         "--skip-floor", action="store_true", help="skip bench/floor.py's machine measures"
@@ -637,6 +637,8 @@ async def main() -> None:
         print("\n".join(floor_rows), flush=True)
 
     modes = [m.strip() for m in args.receivers.split(",") if m.strip()]
+    if "process" in modes:
+        parser.error("the webhook receiver process was retired: use --receivers inline")
     if not modes or set(modes) - {"process", "inline"}:
         parser.error("--receivers: process, inline or both")
     bigs = []

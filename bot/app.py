@@ -34,7 +34,6 @@ from bot.integrations.probes import ProbeRunner, static_targets
 from bot.integrations.releases import HttpManifestFetcher
 from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
-from bot.receiver import ReceiverError, ReceiverOptions, ReceiverProcess
 from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
 from bot.services.alerts import ALERTS_DELIVER, AlertPolicy, AlertService
@@ -303,9 +302,6 @@ class Application:
         self._bot_task: asyncio.Task[None] | None = None
         self._first_poll: asyncio.Task[None] | None = None
         self._stopped = False
-        self.receiver: ReceiverProcess | None = None
-        self._receiver_stop = asyncio.Event()
-        self._receiver_task: asyncio.Task[None] | None = None
         self.spool: SpoolReader | None = None
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
         self.web = WebServer(
@@ -314,7 +310,6 @@ class Application:
                 HealthSources(
                     self.discord_ready,
                     self.database.ping,
-                    self.receiver_running,
                     discord_state=self.discord_state,
                 ),
                 alertmanager_token=am.webhook_token.get_secret_value() if am else None,
@@ -342,13 +337,6 @@ class Application:
         if self.discord_ready():
             return "ready"
         return self.gateway.state if self.gateway is not None else "not started"
-
-    def receiver_running(self) -> bool | None:
-        """None without a receiver process (`[alertmanager] receiver = "inline"`)."""
-        am = self.settings.alertmanager
-        if am is None or am.receiver != "process":
-            return None
-        return self.receiver is not None and self.receiver.running
 
     def discord_ready(self) -> bool:
         return self.bot.is_ready() and not self.bot.is_closed()
@@ -417,44 +405,21 @@ class Application:
                 "could not prune the alert spool (%s); next check retries", type(exc).__name__
             )
 
-    async def _start_receiver(self) -> None:
-        """`[alertmanager] receiver = "process"`: the spool, then its receiver process. A spool
-        left by an earlier run in that mode is drained whatever the mode now."""
+    async def _open_left_spool(self) -> None:
+        """A spool file left by an older version's webhook receiver process (retired) is read,
+        so the bodies it accepted are applied once; nothing writes to it any more."""
         am = self.settings.alertmanager
-        if am is None:
-            return
-        process = am.receiver == "process"
-        if am.receiver == "inline" and not Path(am.spool_path).exists():  # noqa: ASYNC240
+        if am is None or not Path(am.spool_path).exists():  # noqa: ASYNC240
             return
         try:
             self.spool = SpoolReader(am.spool_path)
         except SpoolError as exc:
             raise StartupError(f"{exc}: check [alertmanager] spool_path") from None
         self.alerts.spool = self.spool
-        if not process:
-            return
-        self.receiver = ReceiverProcess(ReceiverOptions.from_settings(self.settings))
-        try:
-            await self.receiver.start()
-        except ReceiverError as exc:
-            self.receiver = None
-            self.spool.close()
-            self.alerts.spool = self.spool = None
-            raise StartupError(f"{exc}: check [alertmanager] receiver_port") from None
-        self._receiver_task = asyncio.create_task(
-            self.receiver.supervise(self._receiver_stop), name="alert-receiver"
+        log.info(
+            "reading the spool %s left by the retired webhook receiver: its bodies are applied",
+            am.spool_path,
         )
-
-    async def _stop_receiver(self) -> None:
-        self._receiver_stop.set()
-        if self._receiver_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._receiver_task, SHUTDOWN_TIMEOUT)
-        if self.receiver is not None:
-            try:
-                await self.receiver.stop()
-            except Exception:
-                log.exception("stopping the alert receiver failed")
 
     async def start(self) -> None:
         """Web server first (so /healthz can say what is wrong), then the gateway in a task."""
@@ -470,7 +435,7 @@ class Application:
                 f" ({exc.strerror}): change [web] port"
             ) from None
         try:
-            await self._start_receiver()
+            await self._open_left_spool()
         except StartupError:
             await self.web.stop()
             await self.database.close()
@@ -591,7 +556,6 @@ class Application:
             await self.web.stop()
         except Exception:
             log.exception("stopping the web server failed")
-        await self._stop_receiver()  # what it stored is applied next, like the rest
         await self._stop_processor()
         # Commands and buttons being handled finish (and are audited) while REST still works.
         unfinished = await self.bot.drain(SHUTDOWN_TIMEOUT)

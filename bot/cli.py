@@ -34,8 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("check-config", "validate the configuration and exit"),
         (
             "receive",
-            "run only the Alertmanager webhook receiver ([alertmanager] receiver_port), which "
-            "stores each body in [alertmanager] spool_path for the bot to apply",
+            "retired: the bot itself answers Alertmanager's webhook (says so and exits 2)",
         ),
     ):
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -187,6 +186,13 @@ def _run(loaded: LoadedConfig) -> int:
         await Application(loaded.settings).run()
 
     log.info("hh-opsbot %s starting", __version__)
+    am = loaded.settings.alertmanager
+    if am is not None and am.retired_keys():
+        log.warning(
+            "%s ignored: the webhook receiver process was retired; Alertmanager posts to the "
+            "bot's own /webhooks/alertmanager ([web] port)",
+            ", ".join(am.retired_keys()),
+        )
     try:
         asyncio.run(go())
     except StartupError as exc:
@@ -198,55 +204,16 @@ def _run(loaded: LoadedConfig) -> int:
 
 
 def _receive(loaded: LoadedConfig) -> int:
-    """The receiver alone, for a supervisor of your own, with `[alertmanager] receiver =
-    "external"` (the bot reads the spool); with "process" the bot starts its own."""
-    import signal
-
-    from bot.receiver import ReceiverOptions, serve
-    from bot.storage.spool import SpoolError
-
-    settings = loaded.settings
-    am = settings.alertmanager
-    if am is None:
-        print(
-            "hh-opsbot: the receiver needs an [alertmanager] section (webhook_token)",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-    if am.receiver == "process":
-        log.warning(
-            '[alertmanager] receiver = "process": `hh-opsbot run` starts its own receiver on '
-            'the same port; set receiver = "external" to run this one instead'
-        )
-    options = ReceiverOptions.from_settings(settings)
-
-    async def go() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-
-        def ready(port: int | None) -> None:
-            log.info("alert receiver listening on http://%s:%s", options.host, port)
-
-        await serve(options, stop, on_ready=ready)
-
-    try:
-        asyncio.run(go())
-    except SpoolError as exc:
-        log.error("%s: check [alertmanager] spool_path", exc)
-        return EXIT_FAILURE
-    except OSError as exc:
-        log.error(
-            "the receiver cannot listen on %s:%s (%s): change [alertmanager] receiver_port",
-            options.host,
-            options.port,
-            exc.strerror,
-        )
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        pass
-    return EXIT_OK
+    """The webhook receiver process was retired (one process, one store): say where
+    Alertmanager posts now, and fail, so a supervisor that still starts it is noticed."""
+    web = loaded.settings.web
+    print(
+        "hh-opsbot: the webhook receiver process was retired; `hh-opsbot run` answers "
+        f"Alertmanager itself at http://{web.host}:{web.port}/webhooks/alertmanager "
+        "([web] port): point Alertmanager there and stop this service",
+        file=sys.stderr,
+    )
+    return EXIT_CONFIG
 
 
 def _safe(exc: BaseException) -> str:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from bot.config.sections import (
     DEFAULT_DATABASE_URL,
@@ -101,22 +100,6 @@ class Settings(BaseModel):
     outbox: OutboxSettings = OutboxSettings()
     upgrades: UpgradeSettings = UpgradeSettings()
     audit: AuditSettings = AuditSettings()
-
-    @model_validator(mode="after")
-    def _distinct_ports(self) -> Settings:
-        am = self.alertmanager
-        if (
-            am
-            and am.receiver != "inline"
-            and am.receiver_port
-            and am.receiver_port == self.web.port
-        ):
-            raise PydanticCustomError(
-                "ports",
-                "alertmanager.receiver_port: must differ from web.port (both {port})",
-                {"port": self.web.port},
-            )
-        return self
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter (a URL's password alone too)."""

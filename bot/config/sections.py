@@ -274,13 +274,22 @@ class AlertmanagerSettings(Section):
     api_url: str | None = None
     api_timeout: Duration = 10.0
     receiver: Literal["inline", "process", "external"] = "inline"
-    """"process": webhooks are answered by a process of their own (bot/receiver.py) on
-    `receiver_host`:`receiver_port`, spooled to `spool_path`; the bot's own route still works.
-    "external": the same, but `hh-opsbot receive` is started by a supervisor of your own."""
     receiver_host: str = "127.0.0.1"
     receiver_port: int = Field(default=8086, ge=0, le=65535)
+    """Retired with the webhook receiver process (one process, one store): accepted so that an
+    older config still starts, ignored, and named in one warning at start (`retired_keys`)."""
     spool_path: str = "./hh-opsbot-spool.db"
+    """Where the retired receiver kept its spool: a file left there is read at start, so the
+    bodies it had accepted are applied once."""
     spool_retention: Duration = 600.0
+
+    def retired_keys(self) -> list[str]:
+        """The retired keys this config still sets."""
+        return [
+            f"alertmanager.{key}"
+            for key in ("receiver", "receiver_host", "receiver_port")
+            if key in self.model_fields_set
+        ]
 
     @field_validator("webhook_token")
     @classmethod

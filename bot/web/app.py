@@ -21,12 +21,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass
 class HealthSources:
-    """What /healthz asks: is the gateway ready, does the database answer, is the alert
-    receiver process running (None: there is none, `[alertmanager] receiver = "inline"`)."""
+    """What /healthz asks: is the gateway ready (and where it is when not), does the database
+    answer."""
 
     discord_ready: Callable[[], bool]
     database_ping: Callable[[], Awaitable[float]]
-    receiver_running: Callable[[], bool | None] = lambda: None
     discord_state: Callable[[], str] | None = None
     """Where the gateway is when not ready ("login failing (HTTP 503); retrying", ...)."""
 
@@ -75,10 +74,7 @@ async def healthz(request: web.Request) -> web.Response:
         database_ok = False
         metrics.database_up.set(0)
         log.warning("health check: database did not answer (%s)", type(exc).__name__)
-    receiver = sources.receiver_running()
     checks = [("discord", discord_ok), ("database", database_ok)]
-    if receiver is not None:
-        checks.append(("receiver", receiver))
     failing = [name for name, ok in checks if not ok]
     body = {
         "status": "ok" if not failing else "fail",
@@ -88,8 +84,6 @@ async def healthz(request: web.Request) -> web.Response:
         "database": "ok" if database_ok else "unreachable",
         "version": __version__,
     }
-    if receiver is not None:
-        body["receiver"] = "running" if receiver else "down"
     if failing:
         body["failing"] = ", ".join(failing)
     return json_response(body, status=200 if not failing else 503)

@@ -777,141 +777,29 @@ async def test_the_backlog_of_stored_bodies_is_a_metric(world, start_app) -> Non
     assert "hh_opsbot_alert_backlog 0.0" in text
 
 
-# -- the receiver process ([alertmanager] receiver = "process") -----------------------------
+# -- the retired receiver process --------------------------------------------------------
 
 
-def receiver_settings(tmp_path: Path) -> str:
-    return (
-        f'receiver = "process"\nreceiver_port = {free_port()}\n'
-        f'spool_path = "{tmp_path / "spool.db"}"\n'
-    )
-
-
-async def test_alertmanager_through_the_receiver_process(
-    world, start_app, alertmanager: AlertmanagerProcess, tmp_path: Path
-) -> None:
-    """The real Alertmanager posts to the receiver process; the bot posts the group, then edits
-    it to resolved, from the spool."""
-    app = await start_app(alertmanager_extra=receiver_settings(tmp_path))
-    assert app.receiver is not None and app.receiver.pid not in (None, os.getpid())
-    receiver_url = f"http://127.0.0.1:{app.receiver.port}/webhooks/alertmanager"
-    alertmanager.config = webhook_config(receiver_url, WEBHOOK_TOKEN)
-    await alertmanager.start()
-    now = time.time()
-    alert = {
-        "labels": {"alertname": "NodeOffline", "node": "hn-eu-2", "severity": "critical"},
-        "annotations": {"summary": "Node hn-eu-2 is offline"},
-    }
-    await alertmanager.post_alerts([alert])
-    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
-    assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]
-    await alertmanager.post_alerts([{**alert, "endsAt": iso(now - 1)}])
-    await until(
-        lambda: "[RESOLVED]" in alerts_in(world)[0]["embeds"][0]["title"], 20, "the resolve"
-    )
-    assert len(alerts_in(world)) == 1
-
-
-async def test_a_storm_through_the_receiver_is_shown_once_even_across_a_restart(
+async def test_a_spool_left_by_the_retired_receiver_is_applied_once(
     world, start_app, tmp_path: Path
 ) -> None:
-    extra = receiver_settings(tmp_path)
-    app = await start_app(alertmanager_extra=extra)
-    assert app.receiver is not None
-    url = f"http://127.0.0.1:{app.receiver.port}/webhooks/alertmanager"
-    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
-    lines = storm("firing")
-
-    async def post(body: bytes) -> str:
-        async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
-            assert r.status == 200, await r.text()
-            return str((await r.json())["status"])
-
-    assert set(await asyncio.gather(*(post(line) for line in lines[:30]))) == {"accepted"}
-    assert await post(lines[0]) == "duplicate"
-    receiver_pid = app.receiver.pid
-    await app.shutdown()  # what the receiver stored is applied on the way out or next start
-    assert receiver_pid is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(receiver_pid, 0)
-
-    app = await start_app(alertmanager_extra=extra)
-    assert app.receiver is not None
-    url = f"http://127.0.0.1:{app.receiver.port}/webhooks/alertmanager"
-    assert await post(lines[1]) == "duplicate", "the spool outlived the restart"
-    assert set(await asyncio.gather(*(post(line) for line in lines[30:]))) == {"accepted"}
-    await until(lambda: len(shown_groups(world)) == 50, 60, "every group in #alerts")
-    await asyncio.sleep(1.0)
-    shown = shown_groups(world)
-    assert all(len(messages) == 1 for messages in shown.values()), "each group shown once"
-    assert world.emulator.rate_limited_count == 0
-
-
-async def test_a_spool_left_by_the_receiver_is_applied_in_inline_mode(
-    world, start_app, tmp_path: Path
-) -> None:
-    """Switching back to receiver = "inline" loses nothing the receiver had stored."""
+    """The receiver process was retired: bodies its spool had accepted are applied once by
+    the bot (read at start), and its old keys only earn a warning."""
     from bot.domain.alerts import WebhookPayload
     from bot.storage.spool import SpoolWriter, spool_row
 
     raw = fixture_bytes("04_firing_group_4_alerts.json")
     row = spool_row(WebhookPayload.model_validate_json(raw), raw.decode())
     SpoolWriter(tmp_path / "spool.db").write([row], datetime.now(UTC))
-    app = await start_app(alertmanager_extra=f'spool_path = "{tmp_path / "spool.db"}"\n')
-    assert app.receiver is None and app.spool is not None
+    extra = f'receiver = "process"\nreceiver_port = 8086\nspool_path = "{tmp_path / "spool.db"}"\n'
+    app = await start_app(alertmanager_extra=extra)
+    assert app.spool is not None
     (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
     assert "[FIRING:4]" in message["embeds"][0]["title"]
     url = f"http://127.0.0.1:{app.settings.web.port}/healthz"
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         assert "receiver" not in await response.json()
-
-
-async def test_healthz_says_whether_the_receiver_runs(world, start_app, tmp_path: Path) -> None:
-    app = await start_app(alertmanager_extra=receiver_settings(tmp_path))
-    url = f"http://127.0.0.1:{app.settings.web.port}/healthz"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url) as response:
-            assert (await response.json())["receiver"] == "running"
-        assert app.receiver is not None
-        await app.receiver.stop()
-        async with http.get(url) as response:
-            assert response.status == 503
-            body = await response.json()
-            assert "receiver" in body["failing"].split(", ") and body["receiver"] == "down"
-
-
-async def test_an_external_receiver_is_read_from_the_first_start(
-    world, start_app, tmp_path: Path
-) -> None:
-    """`receiver = "external"`: the bot starts no receiver, but reads the spool even when it
-    starts before `hh-opsbot receive` made the file."""
-    from bot.domain.alerts import WebhookPayload
-    from bot.storage.spool import SpoolWriter, spool_row
-
-    path = tmp_path / "spool.db"
-    app = await start_app(alertmanager_extra=f'receiver = "external"\nspool_path = "{path}"\n')
-    assert app.receiver is None and app.spool is not None
-    raw = fixture_bytes("01_firing_single_nodeoffline.json")
-    row = spool_row(WebhookPayload.model_validate_json(raw), raw.decode())
-    SpoolWriter(path).write([row], datetime.now(UTC))
-    (message,) = await world.emulator.wait_for_messages(world.channels["alerts"], 1, timeout=20)
-    assert "[FIRING:1] NodeOffline" in message["embeds"][0]["title"]
-
-
-async def test_a_receiver_that_cannot_listen_stops_the_start_with_one_line(
-    world, start_app, tmp_path: Path
-) -> None:
-    import socket
-
-    from bot.app import StartupError
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        extra = f'receiver = "process"\nreceiver_port = {port}\nspool_path = "{tmp_path}/s.db"\n'
-        with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}.*receiver_port"):
-            await start_app(alertmanager_extra=extra)
-    # Nothing half-started is left: the same config starts once the port is free.
-    app = await start_app(alertmanager_extra=extra)
-    assert app.receiver is not None and app.receiver.port == port
+    await app.shutdown()
+    again = await start_app(alertmanager_extra=extra)  # read again: nothing shown twice
+    await quiesce(again)
+    assert len(world.emulator.messages[world.channels["alerts"]]) == 1

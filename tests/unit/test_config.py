@@ -393,16 +393,17 @@ def test_two_trusted_keys_with_one_key_id_stop_the_start(tmp_path: Path) -> None
     ]
 
 
-def test_the_receiver_needs_a_port_of_its_own(tmp_path: Path) -> None:
+def test_the_retired_receiver_keys_still_load_and_are_named(tmp_path: Path) -> None:
     text = GOOD + (
         '\n[web]\nport = 8090\n[alertmanager]\nwebhook_token = "0123456789abcdef"\n'
         'receiver = "process"\nreceiver_port = 8090\n'
     )
-    assert problems(write(tmp_path, text)) == [
-        "alertmanager.receiver_port: must differ from web.port (both 8090)"
-    ]
-    inline = text.replace('receiver = "process"', 'receiver = "inline"')
-    assert load_settings(write(tmp_path, inline), environ={}).settings.alertmanager is not None
+    am = load_settings(write(tmp_path, text), environ={}).settings.alertmanager
+    assert am is not None
+    assert am.retired_keys() == ["alertmanager.receiver", "alertmanager.receiver_port"]
+    plain = GOOD + '\n[alertmanager]\nwebhook_token = "0123456789abcdef"\n'
+    am = load_settings(write(tmp_path, plain), environ={}).settings.alertmanager
+    assert am is not None and am.retired_keys() == []
 
 
 def test_an_unknown_receiver_mode_is_named(tmp_path: Path) -> None:

@@ -76,17 +76,16 @@ async def test_healthz_names_database_without_leaking_the_error(client, switches
     assert "secret-host" not in await response.text()
 
 
-async def test_healthz_names_a_receiver_process_that_is_down() -> None:
-    running = {"up": True}
-    sources = HealthSources(lambda: True, Switches().database_ping, lambda: running["up"])
+async def test_healthz_says_where_the_gateway_is_when_not_ready() -> None:
+    sources = HealthSources(
+        lambda: False, Switches().database_ping, discord_state=lambda: "login failing (HTTP 503)"
+    )
     async with TestClient(TestServer(create_app(Metrics(), sources))) as client:
-        body = await (await client.get("/healthz")).json()
-        assert body["status"] == "ok" and body["receiver"] == "running"
-        running["up"] = False
         response = await client.get("/healthz")
         assert response.status == 503
         body = await response.json()
-        assert body["failing"] == "receiver" and body["receiver"] == "down"
+        assert body["failing"] == "discord" and body["discord"] == "login failing (HTTP 503)"
+        assert "receiver" not in body
 
 
 async def test_healthz_both_down(client, switches) -> None:
