@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.alertmanager_process import BINARY, AlertmanagerProcess, free_port  # noqa: E402
-from tests.fakes.discord_emulator import DiscordEmulator  # noqa: E402
+from tests.harness.emulator import DiscordEmulator  # noqa: E402
 
 TOKEN = "bench-bot-token.abcdef.0123456789"
 WEBHOOK_TOKEN = "bench-webhook-token-0123456789"

@@ -22,8 +22,8 @@ from bot.app import Application
 from bot.config import load_settings
 from bot.storage import migrations
 from tests.e2e.conftest import CORE_USER, GUILD_ID, NODE_USER, TOKEN, World, config_text, free_port
-from tests.fakes.discord_emulator import DiscordEmulator
 from tests.fakes.github_api import GitHubAPI
+from tests.harness.emulator import DiscordEmulator
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## incident open"

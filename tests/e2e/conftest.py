@@ -10,7 +10,7 @@ import pytest
 from bot.app import Application
 from bot.domain.permissions import CORE, PERMISSIONS
 from cogs import EXTENSIONS
-from tests.fakes.discord_emulator import DiscordEmulator
+from tests.harness.emulator import DiscordEmulator
 from tests.harness.running import running_app
 from tests.harness.seeding import seed_grant, seed_grants
 from tests.harness.world import (

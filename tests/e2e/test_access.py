@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
     seed_grant,
     seed_grants,
 )
-from tests.fakes.discord_emulator import ROLE_ADD
+from tests.harness.emulator import ROLE_ADD
 
 pytestmark = pytest.mark.e2e
 SECOND_CORE = 700000000000000009

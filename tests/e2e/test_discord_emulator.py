@@ -21,7 +21,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakes.discord_emulator import (
+from tests.harness.emulator import (
     EPHEMERAL,
     LOADING,
     CommandNotSynced,

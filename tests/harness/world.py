@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from tests.fakes.discord_emulator import DiscordEmulator
+from tests.harness.emulator import DiscordEmulator
 
 TOKEN = "emulator-bot-token.abcdef.0123456789"
 GUILD_ID = 800000000000000001

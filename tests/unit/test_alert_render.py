@@ -19,7 +19,7 @@ from cogs.alerts.render import (
     safe_url,
 )
 from tests.alerting import FIXTURES, fixture, storm
-from tests.fakes.discord_emulator import DiscordEmulator
+from tests.harness.emulator import DiscordEmulator
 
 NOW = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)
 ALL = sorted(p.name for p in FIXTURES.glob("[01]*.json"))
