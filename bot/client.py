@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -27,10 +27,12 @@ from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.alerts import AlertService
-from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
 from bot.tree import Denied, OpsCommandTree, Refused, action_of
+
+if TYPE_CHECKING:
+    from bot.app.services import Services
 
 log = logging.getLogger(__name__)
 

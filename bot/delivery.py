@@ -26,7 +26,7 @@ from bot.discord.sending import (
     fit_embed,
     truncate,
 )
-from bot.domain.outbox import DISCORD_MESSAGE, OutboxItem, PermanentFailure, RetryLater
+from bot.domain.outbox import OutboxItem, PermanentFailure, RetryLater
 from bot.domain.roles import OpsRole
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DISCORD_MESSAGE",
     "DiscordDelivery",
     "allowed_mentions",
     "bounded",

@@ -13,10 +13,90 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-DISCORD_MESSAGE = "discord.message"
-"""A plain channel post: `{channel_id, content, embeds, mention_role_ids, mention_user_ids}`."""
-EMAIL = "email"
-"""An email: `{to, subject, body}`."""
+# The catalogue: every kind of outbox work, reminder and notice template, in one place. The
+# values are stored in the database (outbox and reminder rows, notice payloads): never change one.
+# The composition root registers one handler per kind and the cogs one renderer per template;
+# guard tests check that none is missing.
+
+
+class OutboxKind(enum.StrEnum):
+    """Work delivered by the outbox worker, with retries, after the transaction that asked."""
+
+    DISCORD_MESSAGE = "discord.message"
+    """A plain channel post: `{channel_id, content, embeds, mention_role_ids, mention_user_ids}`."""
+    NOTICE = "notice"
+    """A rendered notice template in a configured channel (`operations`, `alerts`, `dev_log`,
+    ...) or a channel or thread given by id (`channel_id`, e.g. an incident's thread)."""
+    DIRECT = "direct"
+    """A DM to a member; when their DMs are closed, a mention in the fallback channel instead."""
+    ROLE_REMOVE = "role.remove"
+    """Remove an ops role from a member; retried until Discord answers."""
+    INCIDENT_CARD = "incident.card"
+    """Create or refresh an incident's card (and thread) in #incidents."""
+    ALERTS_DELIVER = "alerts.deliver"
+    """Post or edit what #alerts shows of the pending alert groups, paced to the channel."""
+    GITHUB_ISSUE_CREATE = "github.issue_create"
+    """Open an incident's GitHub issue."""
+    GITHUB_COMMENT = "github.comment"
+    """Comment on an incident's GitHub issue."""
+    GITHUB_ISSUE_SYNC = "github.issue_sync"
+    """Bring an incident's GitHub issue (title, labels, state) up to date."""
+    GITHUB_COMMIT = "github.commit_file"
+    """Commit a file (a postmortem) to the repository."""
+    EMAIL = "email"
+    """An email: `{to, subject, body}`."""
+
+    @property
+    def to_discord(self) -> bool:
+        """Delivered through Discord: held while the bot is not logged in, and in a lane of its
+        own so a rate-limited Discord holds none of the other kinds' slots."""
+        return self in _DISCORD_KINDS
+
+
+_DISCORD_KINDS = frozenset(
+    {
+        OutboxKind.DISCORD_MESSAGE,
+        OutboxKind.NOTICE,
+        OutboxKind.DIRECT,
+        OutboxKind.ROLE_REMOVE,
+        OutboxKind.INCIDENT_CARD,
+        OutboxKind.ALERTS_DELIVER,
+    }
+)
+
+
+class ReminderKind(enum.StrEnum):
+    """Reminders: a due time and a sent-once marker, fired by the scheduler."""
+
+    GRANT_EXPIRY = "grant-expiry"
+    INCIDENT_NUDGE = "incident-nudge"
+    INCIDENT_REPORT_DUE = "incident-report-due"
+    INCIDENT_REPORT_OVERDUE = "incident-report-overdue"
+    ALERT_EMAIL_FALLBACK = "alerts.email_fallback"
+
+
+class NoticeTemplate(enum.StrEnum):
+    """What a notice or a DM says, by name: services give the name and plain data, the cog of
+    the area renders it (`cogs/<area>/render.py: TEMPLATES`)."""
+
+    ACCESS_APPROVAL_REQUEST = "access.approval_request"
+    ACCESS_EXPIRED = "access.expired"
+    ACCESS_EXPIRY_KEPT = "access.expiry_kept"
+    ACCESS_EXPIRY_REMINDER = "access.expiry_reminder"
+    ACCESS_MEMBER_LEFT = "access.member_left"
+    ACCESS_DRIFT = "access.drift"
+    ACCESS_LOCKOUT = "access.lockout"
+    ACCESS_UNLOCKED = "access.unlocked"
+    ACCESS_REVIEW = "access.review"
+    ACCESS_REVIEW_SUMMARY = "access.review_summary"
+    INCIDENT_THREAD = "incident.thread"
+    INCIDENT_NUDGE = "incident.nudge"
+    INCIDENT_REPORT_DUE = "incident.report_due"
+    INCIDENT_REPORT_OVERDUE = "incident.report_overdue"
+    INCIDENT_MINERS = "incident.miners"
+    UPGRADE_RELEASE = "upgrade.release"
+    UPGRADE_APPROVED = "upgrade.approved"
+    UPGRADE_UNHEALTHY = "upgrade.unhealthy"
 
 
 class OutboxStatus(enum.StrEnum):

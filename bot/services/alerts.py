@@ -39,7 +39,7 @@ from bot.domain.alerts import (
     worst_severity,
 )
 from bot.domain.errors import InvalidInput, NotFound, Unavailable
-from bot.domain.outbox import DISCORD_MESSAGE, EMAIL, Reminder
+from bot.domain.outbox import OutboxKind, Reminder
 from bot.domain.ports import AlertSpool, Clock, SilenceGateway, UnitOfWork
 from bot.domain.roles import Actor
 from bot.services.inbox import Inbox, watchdog_fired
@@ -850,7 +850,7 @@ class AlertService:
         subject, body = fallback_email(group, self.policy.email_fallback_after)
         await self._outbox.enqueue(
             uow,
-            EMAIL,
+            OutboxKind.EMAIL,
             {"to": list(self.policy.email_to), "subject": subject, "body": body},
             dedupe_key=f"email:alerts:{group.id}:{group.episode}",
         )
@@ -880,7 +880,7 @@ class AlertService:
     async def _post_operations(self, uow: UnitOfWork, title: str, text: str, colour: int) -> None:
         await self._outbox.enqueue(
             uow,
-            DISCORD_MESSAGE,
+            OutboxKind.DISCORD_MESSAGE,
             {
                 "channel_id": self.policy.operations_channel_id,
                 "content": None,

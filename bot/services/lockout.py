@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.domain.access import AccessPolicy, LockedOut, Lockout
 from bot.domain.errors import InvalidInput
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
 from bot.services.audit import AuditService
@@ -73,7 +74,7 @@ class LockoutService:
                     result = StrikeResult(strikes, Lockout(actor.id, now, until))
                     await self._notices.notice(
                         uow,
-                        "access.lockout",
+                        NoticeTemplate.ACCESS_LOCKOUT,
                         {
                             "member_id": actor.id,
                             "member_name": actor.name,
@@ -105,7 +106,7 @@ class LockoutService:
             )
             await self._notices.notice(
                 uow,
-                "access.unlocked",
+                NoticeTemplate.ACCESS_UNLOCKED,
                 {"member_id": member_id, "member_name": member_name, "by": actor.name},
             )
             await uow.commit()

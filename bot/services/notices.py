@@ -9,18 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.domain.outbox import OutboxItem
+from bot.domain.outbox import OutboxItem, OutboxKind
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import OpsRole
 from bot.services.outbox import OutboxService
-
-NOTICE = "notice"
-"""Post a rendered template in a configured channel (`operations`, `alerts`, `dev_log`, ...),
-or in a channel or thread given by id (`channel_id`, e.g. an incident's thread)."""
-DIRECT = "direct"
-"""DM a member; when their DMs are closed, mention them in the fallback channel instead."""
-ROLE_REMOVE = "role.remove"
-"""Remove an ops role from a member; retried until Discord answers."""
 
 
 class Notices:
@@ -42,7 +34,7 @@ class Notices:
     ) -> OutboxItem | None:
         return await self._outbox.enqueue(
             uow,
-            NOTICE,
+            OutboxKind.NOTICE,
             {
                 "channel": channel,
                 **({"channel_id": channel_id} if channel_id is not None else {}),
@@ -67,7 +59,7 @@ class Notices:
     ) -> OutboxItem | None:
         return await self._outbox.enqueue(
             uow,
-            DIRECT,
+            OutboxKind.DIRECT,
             {
                 "user_id": user_id,
                 "template": template,
@@ -82,7 +74,7 @@ class Notices:
     ) -> OutboxItem | None:
         return await self._outbox.enqueue(
             uow,
-            ROLE_REMOVE,
+            OutboxKind.ROLE_REMOVE,
             {"member_id": member_id, "role": role.value, "reason": reason},
             dedupe_key=dedupe_key,
             ordering_key=f"member:{member_id}",

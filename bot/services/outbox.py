@@ -104,6 +104,10 @@ class OutboxService:
         if lane not in self._lanes:
             self._lanes[lane] = _Lane(self._concurrency)
 
+    def kinds(self) -> frozenset[str]:
+        """The kinds with a handler (the catalogue's guard test asks)."""
+        return frozenset(self._handlers)
+
     def lane_of(self, kind: str) -> str:
         return self._lane_of.get(kind, DEFAULT_LANE)
 
@@ -378,6 +382,10 @@ class ReminderService:
         if kind in self._handlers:
             raise ValueError(f"reminder kind {kind!r} already has a handler")
         self._handlers[kind] = handler
+
+    def kinds(self) -> frozenset[str]:
+        """The kinds with a handler (the catalogue's guard test asks)."""
+        return frozenset(self._handlers)
 
     async def schedule(
         self,

@@ -16,6 +16,7 @@ from bot.domain.access import (
     ReviewItem,
 )
 from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.ports import Clock, UnitOfWork
 from bot.domain.roles import Actor, OpsRole
 from bot.services.audit import AuditService
@@ -71,7 +72,7 @@ class ReviewService:
                 chunk = items[start : start + ITEMS_PER_MESSAGE]
                 await self._notices.notice(
                     uow,
-                    "access.review",
+                    NoticeTemplate.ACCESS_REVIEW,
                     {
                         "review_id": review.id,
                         "deadline": deadline.isoformat(),
@@ -185,7 +186,7 @@ class ReviewService:
         summary = ReviewSummary(review, kept, revoked, auto_revoked, spared)
         await self._notices.notice(
             uow,
-            "access.review_summary",
+            NoticeTemplate.ACCESS_REVIEW_SUMMARY,
             {
                 "review_id": review.id,
                 "kept": kept,

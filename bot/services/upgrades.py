@@ -25,6 +25,7 @@ from bot.domain.addresses import ForbiddenAddress
 from bot.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from bot.domain.health import State, TargetKind
 from bot.domain.minisign import PublicKey, SignatureError, Verified, verify
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.ports import Clock, ManifestFetcher, ReleaseSource
 from bot.domain.public_status import Overview
 from bot.domain.releases import (
@@ -301,7 +302,7 @@ class UpgradeService:
             )
             await self._notices.notice(
                 uow,
-                "upgrade.release",
+                NoticeTemplate.UPGRADE_RELEASE,
                 notice_data(release, manifest),
                 channel="dev_log",
                 dedupe_key=f"upgrade:release:{release.id}",
@@ -416,7 +417,7 @@ class UpgradeService:
             )
             await self._notices.notice(
                 uow,
-                "upgrade.approved",
+                NoticeTemplate.UPGRADE_APPROVED,
                 {
                     "version": release.version,
                     "channel": release.channel,
@@ -479,7 +480,7 @@ class UpgradeService:
                 if node.state is RolloutState.UNHEALTHY:
                     await self._notices.notice(
                         uow,
-                        "upgrade.unhealthy",
+                        NoticeTemplate.UPGRADE_UNHEALTHY,
                         {
                             "version": release.version,
                             "node": node.name,

@@ -116,7 +116,7 @@ async def test_grant_adds_role_and_expiry_removes_it(
 
     # Seven days later the sweep ends the grant and the worker takes the role off.
     fake_clock.advance(days=7)
-    await app.access_sweep()
+    await app.jobs.access_sweep()
     app.outbox.wake()
     await eventually(lambda: node_role not in member_roles(world, MINER_USER))
     await eventually(lambda: any("Node Ops grant expired" in t for t in texts(world, "operations")))
@@ -471,7 +471,7 @@ async def test_expiry_reminder_by_dm_or_mention_when_dms_are_closed(
         await result.wait_for_followups(1)
     emu.closed_dms.add(OWNER_USER)
     fake_clock.advance(days=23)  # seven days left
-    await app.fire_reminders()
+    await app.jobs.fire_reminders()
     dm = await eventually(lambda: emu.dm_messages(MINER_USER))
     assert "expires in 7 days" in dm[0]["embeds"][0]["title"]
     fallback = await eventually(
@@ -487,7 +487,7 @@ async def test_expiry_reminder_by_dm_or_mention_when_dms_are_closed(
     )
     assert fallback["mentions"][0]["id"] == str(OWNER_USER), "the holder is pinged, nobody else"
     # Sent once, also when the job runs again (or after a restart).
-    await app.fire_reminders()
+    await app.jobs.fire_reminders()
     await app.outbox.drain_all()
     assert len(emu.dm_messages(MINER_USER)) == 1
 

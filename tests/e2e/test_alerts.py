@@ -24,7 +24,7 @@ from sqlalchemy import select as select_
 
 from bot.app import Application
 from bot.delivery import message_payload
-from bot.domain.outbox import DISCORD_MESSAGE, OutboxStatus
+from bot.domain.outbox import OutboxKind, OutboxStatus
 from bot.domain.ports import Clock
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
@@ -602,7 +602,7 @@ async def outbox_done(app: Application, item_id: int, timeout: float = 15) -> An
 async def enqueue_post(app: Application, channel_id: int, content: str) -> int:
     async with app.database.uow() as uow:
         item = await app.outbox.enqueue(
-            uow, DISCORD_MESSAGE, message_payload(channel_id, content=content)
+            uow, OutboxKind.DISCORD_MESSAGE, message_payload(channel_id, content=content)
         )
         await uow.commit()
     assert item is not None
@@ -770,7 +770,7 @@ async def test_the_backlog_of_stored_bodies_is_a_metric(world, start_app) -> Non
     app = await start_app()
     app.metrics.alert_backlog.set(99)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))  # waits until applied
-    await app.check_alerts()
+    await app.jobs.check_alerts()
     url = f"http://127.0.0.1:{app.settings.web.port}/metrics"
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         text = await response.text()

@@ -8,8 +8,8 @@ import discord
 import pytest
 
 from bot.app import Application
-from bot.delivery import DISCORD_MESSAGE, message_payload
-from bot.domain.outbox import OutboxStatus
+from bot.delivery import message_payload
+from bot.domain.outbox import OutboxKind, OutboxStatus
 from tests.e2e.conftest import World
 
 pytestmark = pytest.mark.e2e
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 async def post(app: Application, payload: dict, **kwargs) -> int:
     async with app.database.uow() as uow:
-        item = await app.outbox.enqueue(uow, DISCORD_MESSAGE, payload, **kwargs)
+        item = await app.outbox.enqueue(uow, OutboxKind.DISCORD_MESSAGE, payload, **kwargs)
         await uow.commit()
     assert item is not None
     app.outbox.wake()

@@ -310,20 +310,20 @@ async def test_nudges_in_the_thread_and_report_reminders_by_dm(
         ]
 
     app_clock.advance(minutes=31)
-    await app.fire_reminders()
+    await app.jobs.fire_reminders()
     (nudge,) = await eventually(nudges)
     assert f"<@{NODE_USER}>" in nudge["content"], "the commander is mentioned"
-    await app.fire_reminders()  # once only
+    await app.jobs.fire_reminders()  # once only
     await asyncio.sleep(0.3)
     assert len(nudges()) == 1
 
     await run(world, NODE_USER, "resolve", id=incident.ref, cause="Stuck job", resolution="Restart")
     app_clock.advance(hours=25)
-    await app.fire_reminders()
+    await app.jobs.fire_reminders()
     dm = await eventually(lambda: emu_dms(world, NODE_USER))
     assert "is due" in dm[0]["content"] and incident.ref in dm[0]["content"]
     app_clock.advance(hours=24)
-    await app.fire_reminders()
+    await app.jobs.fire_reminders()
     await eventually(lambda: len(emu_dms(world, NODE_USER)) == 2)
     assert "overdue" in emu_dms(world, NODE_USER)[1]["content"]
 

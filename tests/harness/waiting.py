@@ -67,7 +67,7 @@ async def quiesce(app: Application, timeout: float = 15) -> None:
     """
     await app.bot.drain(timeout)
     await _settle(app, timeout)
-    await app.check_alerts()  # due reminders (email fallbacks), the dead man's switch, backlog
+    await app.jobs.check_alerts()  # due reminders (email fallbacks), the dead man's switch, backlog
     await _settle(app, timeout)
     await app.bot.drain(timeout)
 
@@ -81,7 +81,7 @@ async def _settle(app: Application, timeout: float) -> None:
                     await asyncio.sleep(POLL)
                     if not await _busy(app):
                         break
-                await app.fire_reminders()
+                await app.jobs.fire_reminders()
                 await asyncio.sleep(POLL)
     except TimeoutError:
         raise AssertionError(f"the app did not settle within {timeout}s") from None

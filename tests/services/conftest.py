@@ -9,13 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from bot.app.services import Services
 from bot.config import AccessSettings
 from bot.domain.access import Grant, GrantStatus, RoleChangeRefused, RoleChangeUnavailable
-from bot.domain.outbox import OutboxItem
+from bot.domain.outbox import OutboxItem, OutboxKind
 from bot.domain.roles import Actor, OpsRole
-from bot.services.container import Services
 from bot.services.grants import MemberRef
-from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
 from bot.storage.database import Database
 
 CORE_A = Actor(id=1, name="core-a", roles=frozenset({OpsRole.CORE_OPS}))
@@ -107,9 +106,9 @@ def services(database: Database, clock, roles: FakeRoles, delivered: Delivered) 
         roles.held.discard((int(item.payload["member_id"]), OpsRole(item.payload["role"])))
         return {}
 
-    built.outbox.register(NOTICE, notice)
-    built.outbox.register(DIRECT, direct)
-    built.outbox.register(ROLE_REMOVE, removal)
+    built.outbox.register(OutboxKind.NOTICE, notice)
+    built.outbox.register(OutboxKind.DIRECT, direct)
+    built.outbox.register(OutboxKind.ROLE_REMOVE, removal)
     return built
 
 

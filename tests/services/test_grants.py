@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from bot.app.services import Services
 from bot.config import AccessSettings
 from bot.domain.access import Grant, GrantStatus
 from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.outbox import OutboxKind
 from bot.domain.roles import OpsRole
-from bot.services.container import Services
 from bot.services.grants import MemberRef
 from tests.services.conftest import (
     ALICE,
@@ -298,7 +299,6 @@ async def test_granted_roles_are_not_drift(services: Services) -> None:
 
 async def test_drift_is_only_reported_with_enforce_off(database, clock, roles, delivered) -> None:
     from bot.domain.outbox import OutboxItem
-    from bot.services.notices import NOTICE, ROLE_REMOVE
 
     built = Services.build(
         database.uow,
@@ -309,13 +309,13 @@ async def test_drift_is_only_reported_with_enforce_off(database, clock, roles, d
     )
 
     async def record(item: OutboxItem) -> dict:
-        (delivered.removals if item.kind == ROLE_REMOVE else delivered.notices).append(
+        (delivered.removals if item.kind == OutboxKind.ROLE_REMOVE else delivered.notices).append(
             dict(item.payload)
         )
         return {}
 
-    built.outbox.register(NOTICE, record)
-    built.outbox.register(ROLE_REMOVE, record)
+    built.outbox.register(OutboxKind.NOTICE, record)
+    built.outbox.register(OutboxKind.ROLE_REMOVE, record)
     holdings = {ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS}))}
     assert len(await built.grants.check_drift(holdings, complete=True)) == 1
     await built.outbox.drain_all()

@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
+from bot.app.services import Services
 from bot.config import AccessSettings, GitHubSettings
 from bot.domain.incidents import ChecklistItem, format_ref
-from bot.domain.outbox import OutboxItem, OutboxStatus
+from bot.domain.outbox import OutboxItem, OutboxKind, OutboxStatus
 from bot.integrations.github import GitHubIssues
-from bot.services.container import Services
-from bot.services.incidents import CARD_REFRESH, GITHUB_ISSUE_CREATE
-from bot.services.notices import DIRECT, NOTICE
 from bot.storage.database import Database
 from tests.conftest import FakeClock
 from tests.fakes.github_api import GitHubAPI
@@ -72,9 +70,9 @@ def build(database: Database, clock: FakeClock, api: GitHubAPI, repo: str = REPO
     async def card(item: OutboxItem) -> dict:
         return {}
 
-    services.outbox.register(NOTICE, record)
-    services.outbox.register(DIRECT, record)
-    services.outbox.register(CARD_REFRESH, card)
+    services.outbox.register(OutboxKind.NOTICE, record)
+    services.outbox.register(OutboxKind.DIRECT, record)
+    services.outbox.register(OutboxKind.INCIDENT_CARD, card)
     return world
 
 
@@ -171,7 +169,7 @@ async def test_rate_limit_waits_for_the_advertised_reset(world: World) -> None:
         item = next(
             i
             for i in await uow.outbox.due(world.clock.now().replace(year=2100), 50)
-            if i.kind == GITHUB_ISSUE_CREATE
+            if i.kind == OutboxKind.GITHUB_ISSUE_CREATE
         )
     wait = (item.available_at - world.clock.now()).total_seconds()
     assert (

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.app.services import Services
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.incidents import (
     ChecklistItem,
@@ -16,10 +17,9 @@ from bot.domain.incidents import (
     TimelineKind,
     miners_safe,
 )
-from bot.domain.outbox import OutboxItem
+from bot.domain.outbox import OutboxItem, OutboxKind
 from bot.domain.roles import Actor, OpsRole
-from bot.services.container import Services
-from bot.services.incidents import CARD_REFRESH, github_text, postmortem
+from bot.services.incidents import github_text, postmortem
 from bot.storage.database import Database
 from tests.services.conftest import CORE_A, NODE, Delivered, audit_actions
 
@@ -34,7 +34,7 @@ def cards(services: Services) -> list[int]:
         refreshed.append(int(item.payload["incident_id"]))
         return {}
 
-    services.outbox.register(CARD_REFRESH, card)
+    services.outbox.register(OutboxKind.INCIDENT_CARD, card)
     return refreshed
 
 

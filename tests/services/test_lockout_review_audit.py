@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from bot.app.services import Services
 from bot.domain.access import LockedOut, ReviewDecision
 from bot.domain.errors import InvalidInput
 from bot.domain.roles import Actor, OpsRole
 from bot.services.audit import verify_chain
-from bot.services.container import Services
 from bot.storage.database import Database
 from tests.services.conftest import ALICE, BOB, CORE_A, CORE_B, NODE, OWNER, audit_actions
 

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
+from bot.app.services import Services
 from bot.config import AccessSettings, GitHubSettings, UpgradeSettings
-from bot.domain.outbox import OutboxItem, RetryLater
+from bot.domain.outbox import OutboxItem, OutboxKind, RetryLater
 from bot.integrations.github import GitHubReleases
 from bot.integrations.releases import HttpManifestFetcher
-from bot.services.container import Services
-from bot.services.notices import NOTICE
 from bot.storage.database import Database
 from tests.conftest import FakeClock
 from tests.fakes.github_api import GitHubAPI
@@ -62,7 +61,7 @@ def build(
         posted.append(dict(item.payload))
         return {}
 
-    services.outbox.register(NOTICE, notice)
+    services.outbox.register(OutboxKind.NOTICE, notice)
     return services, posted
 
 

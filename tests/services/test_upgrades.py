@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.services import Services
 from bot.config import AccessSettings, UpgradeSettings
 from bot.domain.errors import DomainError, InvalidInput, NotFound
 from bot.domain.health import Target, TargetKind
-from bot.domain.outbox import OutboxItem
+from bot.domain.outbox import OutboxItem, OutboxKind
 from bot.domain.releases import RolloutState
 from bot.domain.roles import Actor
 from bot.integrations.probes import ProbeRunner
 from bot.integrations.releases import HttpManifestFetcher
-from bot.services.container import Services
 from bot.services.health import HealthService
-from bot.services.notices import NOTICE
 from bot.services.upgrades import AlreadyAnnounced, NotYours
 from bot.storage.database import Database
 from tests.conftest import FakeClock
@@ -85,7 +84,7 @@ class World:
             self.notices.append(dict(item.payload))
             return {}
 
-        self.services.outbox.register(NOTICE, notice)
+        self.services.outbox.register(OutboxKind.NOTICE, notice)
 
     async def posted(self) -> list[dict]:
         await self.services.outbox.drain_all()

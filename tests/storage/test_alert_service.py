@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain.alerts import NotificationRow, WebhookPayload, group_key_hash
-from bot.domain.outbox import DISCORD_MESSAGE, EMAIL
+from bot.domain.outbox import OutboxKind
 from bot.domain.roles import Actor, OpsRole
 from bot.metrics import Metrics
 from bot.services.alerts import ALERTS_DELIVER, AlertService
@@ -96,7 +96,7 @@ async def test_email_fallback_once_when_not_posted(database, clock) -> None:
     clock.advance(seconds=121)
     assert await reminders.fire_due() == 1
     assert await reminders.fire_due() == 0
-    (email,) = await outbox_rows(database, EMAIL)
+    (email,) = await outbox_rows(database, OutboxKind.EMAIL)
     assert email.payload["to"] == ["core@x.invalid"]
     assert "NodeOffline" in email.payload["subject"]
 
@@ -111,7 +111,7 @@ async def test_no_email_when_posted_in_time(database, clock) -> None:
     await service.record_posted(plan, 333)
     clock.advance(seconds=121)
     await reminders.fire_due()
-    assert await outbox_rows(database, EMAIL) == []
+    assert await outbox_rows(database, OutboxKind.EMAIL) == []
 
 
 async def test_watchdog_outage_once_then_recovery(database, clock) -> None:
@@ -128,7 +128,7 @@ async def test_watchdog_outage_once_then_recovery(database, clock) -> None:
     assert await service.check_watchdog()
     assert not await service.check_watchdog(), "once per outage"
     assert (await service.ingest(watchdog, raw)).outcome == "duplicate"
-    posts = await outbox_rows(database, DISCORD_MESSAGE)
+    posts = await outbox_rows(database, OutboxKind.DISCORD_MESSAGE)
     titles = [p.payload["embeds"][0]["title"] for p in posts]
     assert titles == ["Alert pipeline broken", "Alert pipeline recovered"]
 

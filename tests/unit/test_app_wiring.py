@@ -4,6 +4,7 @@ import discord
 import yarl
 
 from bot.app import point_discord_at
+from bot.domain.outbox import OutboxKind
 
 
 def test_point_discord_at_redirects_rest_and_gateway() -> None:
@@ -67,10 +68,7 @@ def test_discord_calls_cannot_hold_the_rest(tmp_path) -> None:
     their own: an email or a GitHub write never waits for a Discord slot."""
     from bot.app import Application
     from bot.config import load_settings
-    from bot.domain.outbox import DISCORD_MESSAGE, EMAIL
     from bot.services.alerts import ALERTS_DELIVER
-    from bot.services.incidents import CARD_REFRESH, GITHUB_ISSUE_CREATE
-    from bot.services.notices import DIRECT, NOTICE, ROLE_REMOVE
     from tests.unit.test_config import GOOD
 
     path = tmp_path / "config.toml"
@@ -81,7 +79,14 @@ def test_discord_calls_cannot_hold_the_rest(tmp_path) -> None:
     )
     app = Application(load_settings(path, environ={}).settings)
     assert app.bot.http.max_ratelimit_timeout == 45.0
-    discord_kinds = {DISCORD_MESSAGE, NOTICE, DIRECT, ROLE_REMOVE, CARD_REFRESH, ALERTS_DELIVER}
+    discord_kinds = {
+        OutboxKind.DISCORD_MESSAGE,
+        OutboxKind.NOTICE,
+        OutboxKind.DIRECT,
+        OutboxKind.ROLE_REMOVE,
+        OutboxKind.INCIDENT_CARD,
+        ALERTS_DELIVER,
+    }
     assert {app.outbox.lane_of(kind) for kind in discord_kinds} == {"discord"}
-    assert app.outbox.lane_of(EMAIL) != "discord"
-    assert app.outbox.lane_of(GITHUB_ISSUE_CREATE) != "discord"
+    assert app.outbox.lane_of(OutboxKind.EMAIL) != "discord"
+    assert app.outbox.lane_of(OutboxKind.GITHUB_ISSUE_CREATE) != "discord"

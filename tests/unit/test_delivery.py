@@ -15,7 +15,7 @@ import discord
 import pytest
 
 from bot.delivery import DiscordDelivery, NoticeDelivery, classify, message_payload
-from bot.domain.outbox import DISCORD_MESSAGE, OutboxItem, RetryLater
+from bot.domain.outbox import OutboxItem, OutboxKind, RetryLater
 from cogs.incidents import render as card_render
 from cogs.incidents.delivery import IncidentCards
 
@@ -69,7 +69,7 @@ def item(payload: dict[str, Any], item_id: int = 42) -> OutboxItem:
     now = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
     return OutboxItem(
         id=item_id,
-        kind=DISCORD_MESSAGE,
+        kind=OutboxKind.DISCORD_MESSAGE,
         payload=payload,
         ordering_key=None,
         attempts=0,

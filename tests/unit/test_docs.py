@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 
+from bot.app.services import Services
 from bot.client import OpsBot
 from bot.config import Settings, _is_secret, _section_model, load_settings
 from bot.domain.clock import SystemClock
@@ -18,7 +19,6 @@ from bot.domain.permissions import PERMISSIONS
 from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
-from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
 from cogs import EXTENSIONS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.app.services import Services
 from bot.client import OpsBot
 from bot.config import load_settings
 from bot.domain.clock import SystemClock
@@ -11,7 +12,6 @@ from bot.domain.permissions import PERMISSIONS
 from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
-from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
 from cogs import EXTENSIONS

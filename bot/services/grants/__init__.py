@@ -17,10 +17,10 @@ from datetime import timedelta
 
 from bot.domain.access import Grant, GrantStatus, RoleChangeUnavailable
 from bot.domain.errors import InvalidInput, NotFound
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import Actor, OpsRole
 from bot.services.grants.automation import GrantAutomation
 from bot.services.grants.common import (
-    REMINDER_KIND,
     SCHEDULER,
     GrantResult,
     MemberRef,
@@ -73,7 +73,7 @@ class GrantService(GrantAutomation):
                 )
                 await self._notices.notice(
                     uow,
-                    "access.approval_request",
+                    NoticeTemplate.ACCESS_APPROVAL_REQUEST,
                     _grant_data(grant)
                     | {"approval_expires_at": _iso(now + self.policy.approval_window)},
                     mention_roles=[OpsRole.CORE_OPS],

@@ -11,6 +11,7 @@ from bot.domain.access import (
     Grant,
     GrantStatus,
 )
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
 from bot.services.grants.common import (
     OWNER_ACCOUNT,
@@ -44,7 +45,7 @@ class GrantAutomation(GrantBase):
                     kept.append(grant)
                     await self._notices.notice(
                         uow,
-                        "access.expiry_kept",
+                        NoticeTemplate.ACCESS_EXPIRY_KEPT,
                         _grant_data(grant) | {"why": guard},
                         mention_roles=[OpsRole.CORE_OPS],
                         dedupe_key=f"expiry-kept:{grant.id}:{now.date().isoformat()}",
@@ -70,7 +71,7 @@ class GrantAutomation(GrantBase):
                 )
                 await self._notices.notice(
                     uow,
-                    "access.expired",
+                    NoticeTemplate.ACCESS_EXPIRED,
                     _grant_data(grant),
                     dedupe_key=f"expired:{grant.id}",
                 )
@@ -127,7 +128,7 @@ class GrantAutomation(GrantBase):
             if ended:
                 await self._notices.notice(
                     uow,
-                    "access.member_left",
+                    NoticeTemplate.ACCESS_MEMBER_LEFT,
                     {
                         "member_id": member.id,
                         "member_name": member.name,
@@ -188,7 +189,7 @@ class GrantAutomation(GrantBase):
                         )
                     await self._notices.notice(
                         uow,
-                        "access.drift",
+                        NoticeTemplate.ACCESS_DRIFT,
                         {
                             "member_id": member_id,
                             "member_name": name,

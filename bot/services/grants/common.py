@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,16 +18,15 @@ from bot.domain.access import (
     RoleChangeUnavailable,
 )
 from bot.domain.errors import InvalidInput, NotFound
-from bot.domain.outbox import Reminder
+from bot.domain.outbox import NoticeTemplate, Reminder, ReminderKind
 from bot.domain.ports import Clock, MemberRoles, UnitOfWork
 from bot.domain.roles import Actor, OpsRole
 from bot.services.audit import AuditService
 from bot.services.notices import Notices
-from bot.services.outbox import ReminderService, UowFactory
+from bot.services.outbox import ReminderHandler, ReminderService, UowFactory
 
 log = logging.getLogger(__name__)
 
-REMINDER_KIND = "grant-expiry"
 SCHEDULER = Actor.system("scheduler")
 MAX_REASON = 500
 OWNER_ACCOUNT = "break-glass owner account"
@@ -78,7 +77,10 @@ class GrantBase:
         self._in_flight: set[tuple[int, OpsRole]] = set()
         self._deciders: dict[int, tuple[asyncio.Lock, int]] = {}
         """Per request: the lock its decisions take, and how many decisions hold or await it."""
-        reminders.register(REMINDER_KIND, self._remind)
+
+    def reminder_handlers(self) -> Mapping[ReminderKind, ReminderHandler]:
+        """Registered by the composition root (bot/app/services.py)."""
+        return {ReminderKind.GRANT_EXPIRY: self._remind}
 
     async def actor(self, member_id: int, name: str) -> Actor:
         """The member as the permission check sees them: the ops roles their active grants give
@@ -114,7 +116,7 @@ class GrantBase:
         await self._notices.direct(
             uow,
             grant.member_id,
-            "access.expiry_reminder",
+            NoticeTemplate.ACCESS_EXPIRY_REMINDER,
             _grant_data(grant) | {"days_left": reminder.payload["days"]},
             dedupe_key=f"reminder:{reminder.id}",
         )
@@ -135,7 +137,7 @@ class GrantBase:
                 continue  # a 3-day grant gets no 7-day reminder
             await self._reminders.schedule(
                 uow,
-                REMINDER_KIND,
+                ReminderKind.GRANT_EXPIRY,
                 _reminder_subject(grant, days),
                 due,
                 {"grant_id": grant.id, "days": days, "expires_at": _iso(grant.expires_at)},
@@ -143,7 +145,9 @@ class GrantBase:
 
     async def _cancel_reminders(self, uow: UnitOfWork, grant: Grant) -> None:
         for days in self.policy.reminder_days:
-            await self._reminders.cancel(uow, REMINDER_KIND, _reminder_subject(grant, days))
+            await self._reminders.cancel(
+                uow, ReminderKind.GRANT_EXPIRY, _reminder_subject(grant, days)
+            )
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ idempotent on replay. Nudges are database reminders, fired once, also across res
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -43,21 +44,9 @@ from bot.domain.incidents import (
     miners_notice_text,
     miners_safe,
 )
+from bot.domain.outbox import OutboxKind, ReminderKind
 from bot.domain.roles import Actor, OpsRole
 from bot.services.incidents.common import (  # re-exported
-    CARD_REFRESH,
-    GITHUB_COMMENT,
-    GITHUB_COMMIT,
-    GITHUB_ISSUE_CREATE,
-    GITHUB_ISSUE_SYNC,
-    NUDGE,
-    REPORT_DUE,
-    REPORT_OVERDUE,
-    T_MINERS,
-    T_NUDGE,
-    T_REPORT_DUE,
-    T_REPORT_OVERDUE,
-    T_THREAD,
     IncidentObserver,
     Report,
     _clean,
@@ -67,21 +56,9 @@ from bot.services.incidents.common import (  # re-exported
 )
 from bot.services.incidents.github_sync import GitHubSync
 from bot.services.incidents.reminders import IncidentReminders
+from bot.services.outbox import OutboxHandler, ReminderHandler
 
 __all__ = [
-    "CARD_REFRESH",
-    "GITHUB_COMMENT",
-    "GITHUB_COMMIT",
-    "GITHUB_ISSUE_CREATE",
-    "GITHUB_ISSUE_SYNC",
-    "NUDGE",
-    "REPORT_DUE",
-    "REPORT_OVERDUE",
-    "T_MINERS",
-    "T_NUDGE",
-    "T_REPORT_DUE",
-    "T_REPORT_OVERDUE",
-    "T_THREAD",
     "IncidentObserver",
     "IncidentService",
     "Report",
@@ -102,15 +79,24 @@ class IncidentService(GitHubSync, IncidentReminders):
     resolve, checklist, report, miners notice, pins). Reminders and the GitHub handlers are
     in their own modules; what all share is in `common.py`."""
 
-    def _register_handlers(self) -> None:
-        self._reminders.register(NUDGE, self._nudge)
-        self._reminders.register(REPORT_DUE, self._report_reminder)
-        self._reminders.register(REPORT_OVERDUE, self._report_reminder)
-        if self.tracker is not None:
-            self._outbox.register(GITHUB_ISSUE_CREATE, self._github_issue_create)
-            self._outbox.register(GITHUB_COMMENT, self._github_comment)
-            self._outbox.register(GITHUB_ISSUE_SYNC, self._github_issue_sync)
-            self._outbox.register(GITHUB_COMMIT, self._github_commit)
+    def reminder_handlers(self) -> Mapping[ReminderKind, ReminderHandler]:
+        """Registered by the composition root (bot/app/services.py)."""
+        return {
+            ReminderKind.INCIDENT_NUDGE: self._nudge,
+            ReminderKind.INCIDENT_REPORT_DUE: self._report_reminder,
+            ReminderKind.INCIDENT_REPORT_OVERDUE: self._report_reminder,
+        }
+
+    def outbox_handlers(self) -> Mapping[OutboxKind, OutboxHandler]:
+        """The GitHub writes; none without a tracker (no `[github]`: nothing is enqueued)."""
+        if self.tracker is None:
+            return {}
+        return {
+            OutboxKind.GITHUB_ISSUE_CREATE: self._github_issue_create,
+            OutboxKind.GITHUB_COMMENT: self._github_comment,
+            OutboxKind.GITHUB_ISSUE_SYNC: self._github_issue_sync,
+            OutboxKind.GITHUB_COMMIT: self._github_commit,
+        }
 
     async def get(self, ref: str) -> Incident:
         async with self._uow() as uow:
@@ -213,7 +199,7 @@ class IncidentService(GitHubSync, IncidentReminders):
             if self.tracker is not None:
                 await self._outbox.enqueue(
                     uow,
-                    GITHUB_ISSUE_CREATE,
+                    OutboxKind.GITHUB_ISSUE_CREATE,
                     {"incident_id": incident.id},
                     ordering_key=_github_key(incident),
                     dedupe_key=f"github:issue:{incident.id}",
@@ -360,8 +346,12 @@ class IncidentService(GitHubSync, IncidentReminders):
             subject = str(incident.id)
             data = {"incident_id": incident.id}
             warn_at = max(due - self.policy.report_warning, now)
-            await self._reminders.schedule(uow, REPORT_DUE, subject, warn_at, data)
-            await self._reminders.schedule(uow, REPORT_OVERDUE, subject, due, data)
+            await self._reminders.schedule(
+                uow, ReminderKind.INCIDENT_REPORT_DUE, subject, warn_at, data
+            )
+            await self._reminders.schedule(
+                uow, ReminderKind.INCIDENT_REPORT_OVERDUE, subject, due, data
+            )
             await self._tell_miners(uow, incident, resolved=True)
             await uow.commit()
         if self.observer is not None:
@@ -421,7 +411,7 @@ class IncidentService(GitHubSync, IncidentReminders):
             if self.tracker is not None:
                 await self._outbox.enqueue(
                     uow,
-                    GITHUB_COMMIT,
+                    OutboxKind.GITHUB_COMMIT,
                     {
                         "incident_id": incident.id,
                         "path": path,
@@ -435,8 +425,12 @@ class IncidentService(GitHubSync, IncidentReminders):
                 await self._sync_issue(uow, incident)
             await self._refresh_card(uow, incident)
             if incident.report_due_at is not None:
-                await self._reminders.cancel(uow, REPORT_DUE, str(incident.id))
-                await self._reminders.cancel(uow, REPORT_OVERDUE, str(incident.id))
+                await self._reminders.cancel(
+                    uow, ReminderKind.INCIDENT_REPORT_DUE, str(incident.id)
+                )
+                await self._reminders.cancel(
+                    uow, ReminderKind.INCIDENT_REPORT_OVERDUE, str(incident.id)
+                )
             await uow.commit()
         self._outbox.wake()
         return Report(incident=incident, markdown=markdown, path=path)

@@ -23,6 +23,7 @@ from bot.domain.incidents import (
     miners_notice_text,
     parse_ref,
 )
+from bot.domain.outbox import NoticeTemplate, OutboxKind, ReminderKind
 from bot.domain.ports import Clock, IssueTracker, UnitOfWork
 from bot.domain.roles import Actor
 from bot.services.audit import AuditService
@@ -30,48 +31,6 @@ from bot.services.notices import Notices
 from bot.services.outbox import OutboxService, ReminderService, UowFactory
 
 log = logging.getLogger(__name__)
-
-
-# Outbox kinds.
-CARD_REFRESH = "incident.card"
-
-
-GITHUB_ISSUE_CREATE = "github.issue_create"
-
-
-GITHUB_COMMENT = "github.comment"
-
-
-GITHUB_ISSUE_SYNC = "github.issue_sync"
-
-
-GITHUB_COMMIT = "github.commit_file"
-
-
-# Reminder kinds.
-NUDGE = "incident-nudge"
-
-
-REPORT_DUE = "incident-report-due"
-
-
-REPORT_OVERDUE = "incident-report-overdue"
-
-
-# Notice templates (rendered in cogs/incidents/render.py).
-T_THREAD = "incident.thread"
-
-
-T_NUDGE = "incident.nudge"
-
-
-T_REPORT_DUE = "incident.report_due"
-
-
-T_REPORT_OVERDUE = "incident.report_overdue"
-
-
-T_MINERS = "incident.miners"
 
 
 SYSTEM = Actor.system("scheduler")
@@ -150,10 +109,6 @@ class IncidentBase:
         self._audit = audit
         self.tracker = tracker
         self.observer = observer
-        self._register_handlers()
-
-    def _register_handlers(self) -> None:
-        """The reminder and outbox handlers (IncidentService registers those of its parts)."""
 
     @property
     def github_configured(self) -> bool:
@@ -240,7 +195,7 @@ class IncidentBase:
         )
         await self._notices.notice(
             uow,
-            T_THREAD,
+            NoticeTemplate.INCIDENT_THREAD,
             {
                 "ref": incident.ref,
                 "kind": kind.value,
@@ -256,7 +211,7 @@ class IncidentBase:
             marker = f"hh-opsbot:{incident.ref}:entry:{entry.id}"
             await self._outbox.enqueue(
                 uow,
-                GITHUB_COMMENT,
+                OutboxKind.GITHUB_COMMENT,
                 {
                     "incident_id": incident.id,
                     "marker": marker,
@@ -272,7 +227,7 @@ class IncidentBase:
     async def _sync_issue(self, uow: UnitOfWork, incident: Incident) -> None:
         await self._outbox.enqueue(
             uow,
-            GITHUB_ISSUE_SYNC,
+            OutboxKind.GITHUB_ISSUE_SYNC,
             {"incident_id": incident.id},
             ordering_key=_github_key(incident),
         )
@@ -280,7 +235,7 @@ class IncidentBase:
     async def _refresh_card(self, uow: UnitOfWork, incident: Incident) -> None:
         await self._outbox.enqueue(
             uow,
-            CARD_REFRESH,
+            OutboxKind.INCIDENT_CARD,
             {"incident_id": incident.id},
             ordering_key=f"incident:{incident.id}:card",
         )
@@ -291,21 +246,23 @@ class IncidentBase:
             return
         await self._reminders.schedule(
             uow,
-            NUDGE,
+            ReminderKind.INCIDENT_NUDGE,
             f"{incident.id}:{incident.updates}",
             incident.last_update_at + after,
             {"incident_id": incident.id, "updates": incident.updates},
         )
 
     async def _cancel_nudge(self, uow: UnitOfWork, incident: Incident) -> None:
-        await self._reminders.cancel(uow, NUDGE, f"{incident.id}:{incident.updates}")
+        await self._reminders.cancel(
+            uow, ReminderKind.INCIDENT_NUDGE, f"{incident.id}:{incident.updates}"
+        )
 
     async def _tell_miners(self, uow: UnitOfWork, incident: Incident, *, resolved: bool) -> None:
         if not (incident.severity.tells_miners and incident.miners_enabled):
             return
         await self._notices.notice(
             uow,
-            T_MINERS,
+            NoticeTemplate.INCIDENT_MINERS,
             {
                 "text": miners_notice_text(incident, resolved=resolved),
                 "resolved": resolved,

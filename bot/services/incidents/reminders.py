@@ -8,13 +8,9 @@ import logging
 from bot.domain.incident_texts import (
     _iso,
 )
-from bot.domain.outbox import Reminder
+from bot.domain.outbox import NoticeTemplate, Reminder, ReminderKind
 from bot.domain.ports import UnitOfWork
 from bot.services.incidents.common import (
-    REPORT_OVERDUE,
-    T_NUDGE,
-    T_REPORT_DUE,
-    T_REPORT_OVERDUE,
     IncidentBase,
     _thread_target,
 )
@@ -33,7 +29,7 @@ class IncidentReminders(IncidentBase):
         minutes = int(after.total_seconds() // 60) if after else 0
         await self._notices.notice(
             uow,
-            T_NUDGE,
+            NoticeTemplate.INCIDENT_NUDGE,
             {
                 "ref": incident.ref,
                 "severity": int(incident.severity),
@@ -50,7 +46,11 @@ class IncidentReminders(IncidentBase):
         if incident is None or incident.report_at is not None:
             return
         person = incident.commander_id or incident.reporter_id
-        template = T_REPORT_OVERDUE if reminder.kind == REPORT_OVERDUE else T_REPORT_DUE
+        template = (
+            NoticeTemplate.INCIDENT_REPORT_OVERDUE
+            if reminder.kind == ReminderKind.INCIDENT_REPORT_OVERDUE
+            else NoticeTemplate.INCIDENT_REPORT_DUE
+        )
         data = {
             "ref": incident.ref,
             "title": incident.title,

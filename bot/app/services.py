@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
+from bot.app.policies import access_policy, incident_policy
 from bot.config import AccessSettings, IncidentSettings, UpgradeSettings
-from bot.domain.access import AccessPolicy
 from bot.domain.errors import InvalidInput
-from bot.domain.incidents import IncidentPolicy
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock, IssueTracker, ManifestFetcher, MemberRoles, ReleaseSource
 from bot.domain.public_status import Overview
@@ -31,29 +29,6 @@ class NoFetcher:
 
     async def fetch(self, url: str, *, cross_host: bool = False) -> bytes:
         raise InvalidInput("Fetching release manifests is not available in this process.")
-
-
-def access_policy(settings: AccessSettings) -> AccessPolicy:
-    return AccessPolicy(
-        max_days=settings.max_days,
-        enforce=settings.enforce,
-        review_days=settings.review_days,
-        strikes=settings.lockout_strikes,
-        strike_window=timedelta(minutes=settings.lockout_window_minutes),
-        lockout=timedelta(minutes=settings.lockout_minutes),
-        approval_window=timedelta(hours=settings.approval_hours),
-        reminder_days=tuple(settings.reminder_days),
-    )
-
-
-def incident_policy(settings: IncidentSettings) -> IncidentPolicy:
-    return IncidentPolicy(
-        nudge_sev1=timedelta(minutes=settings.nudge_sev1_minutes),
-        nudge_sev2=timedelta(minutes=settings.nudge_sev2_minutes),
-        report_due=timedelta(hours=settings.report_due_hours),
-        report_warning=timedelta(hours=min(24, settings.report_due_hours)),
-        miners_notice=settings.miners_notice,
-    )
 
 
 @dataclass
@@ -108,7 +83,7 @@ class Services:
             owner_ids=owner_ids,
         )
         access = AccessService(permissions if permissions is not None else PERMISSIONS)
-        return cls(
+        services = cls(
             access=access,
             audit=audit,
             outbox=outbox,
@@ -143,3 +118,14 @@ class Services:
                 source=release_source,
             ),
         )
+        services.register_handlers()
+        return services
+
+    def register_handlers(self) -> None:
+        """Every reminder and non-Discord outbox handler of these services, registered once.
+        (Discord's handlers and email are registered by `bot/app/compose.py`.)"""
+        for reminders in (self.grants.reminder_handlers(), self.incidents.reminder_handlers()):
+            for reminder_kind, reminder in reminders.items():
+                self.reminders.register(reminder_kind, reminder)
+        for kind, handler in self.incidents.outbox_handlers().items():
+            self.outbox.register(kind, handler)

@@ -1,0 +1,70 @@
+"""Settings -> each area's policy: the one place that reads configuration for the services.
+
+Services and the domain never import `bot.config`; they are given these plain values, so a
+rule is tested without a settings file and a setting is translated (units, defaults) once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.config import AccessSettings, IncidentSettings, Settings
+from bot.domain.access import AccessPolicy
+from bot.domain.incidents import IncidentPolicy
+from bot.services.alerts import AlertPolicy
+from bot.storage.audit_head import ChainOptions, chain_options
+
+
+def access_policy(settings: AccessSettings) -> AccessPolicy:
+    return AccessPolicy(
+        max_days=settings.max_days,
+        enforce=settings.enforce,
+        review_days=settings.review_days,
+        strikes=settings.lockout_strikes,
+        strike_window=timedelta(minutes=settings.lockout_window_minutes),
+        lockout=timedelta(minutes=settings.lockout_minutes),
+        approval_window=timedelta(hours=settings.approval_hours),
+        reminder_days=tuple(settings.reminder_days),
+    )
+
+
+def incident_policy(settings: IncidentSettings) -> IncidentPolicy:
+    return IncidentPolicy(
+        nudge_sev1=timedelta(minutes=settings.nudge_sev1_minutes),
+        nudge_sev2=timedelta(minutes=settings.nudge_sev2_minutes),
+        report_due=timedelta(hours=settings.report_due_hours),
+        # The early warning comes a day before the deadline, or at once for a shorter deadline.
+        report_warning=timedelta(hours=min(24, settings.report_due_hours)),
+        miners_notice=settings.miners_notice,
+    )
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    alerts = settings.alerts
+    return AlertPolicy(
+        alerts_channel_id=settings.channels.alerts,
+        operations_channel_id=settings.channels.operations,
+        mention_roles={k: tuple(v) for k, v in alerts.mention_roles.items()},
+        email_to=tuple(settings.smtp.to) if settings.smtp else (),
+        email_fallback_after=alerts.email_fallback_after,
+        watchdog_alertname=alerts.watchdog_alertname,
+        watchdog_timeout=alerts.watchdog_timeout,
+        batch_wait=alerts.batch_wait,
+        spool_retention=settings.alertmanager.spool_retention
+        if settings.alertmanager
+        else AlertPolicy.spool_retention,
+        # More groups than the channel can take within the storm horizon is a storm.
+        storm_threshold=max(
+            int(alerts.channel_rate_limit * alerts.storm_horizon / alerts.channel_rate_period), 1
+        ),
+        digest_max_groups=alerts.digest_max_groups,
+    )
+
+
+def audit_chain_options(settings: Settings) -> ChainOptions:
+    key = settings.audit.hmac_key
+    return chain_options(
+        settings.database.url.get_secret_value(),
+        settings.audit.head_file,
+        key.get_secret_value() if key else None,
+    )
