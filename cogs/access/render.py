@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
 from bot.domain.access import Grant, GrantStatus
 from bot.domain.audit import AuditRecord
 from bot.domain.errors import display_action
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
 from bot.services.access import WhoAmI
 from cogs.access.views import (
@@ -321,15 +322,16 @@ def _review_summary(data: Mapping[str, Any]) -> Rendered:
     )
 
 
-TEMPLATES = {
-    "access.approval_request": _approval_request,
-    "access.expired": _expired,
-    "access.expiry_kept": _expiry_kept,
-    "access.expiry_reminder": _expiry_reminder,
-    "access.member_left": _member_left,
-    "access.drift": _drift,
-    "access.lockout": _lockout,
-    "access.unlocked": _unlocked,
-    "access.review": _review,
-    "access.review_summary": _review_summary,
+TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Rendered]] = {
+    # keyed by NoticeTemplate (a str); tests/unit/test_outbox_catalogue.py checks none is missing
+    NoticeTemplate.ACCESS_APPROVAL_REQUEST: _approval_request,
+    NoticeTemplate.ACCESS_EXPIRED: _expired,
+    NoticeTemplate.ACCESS_EXPIRY_KEPT: _expiry_kept,
+    NoticeTemplate.ACCESS_EXPIRY_REMINDER: _expiry_reminder,
+    NoticeTemplate.ACCESS_MEMBER_LEFT: _member_left,
+    NoticeTemplate.ACCESS_DRIFT: _drift,
+    NoticeTemplate.ACCESS_LOCKOUT: _lockout,
+    NoticeTemplate.ACCESS_UNLOCKED: _unlocked,
+    NoticeTemplate.ACCESS_REVIEW: _review,
+    NoticeTemplate.ACCESS_REVIEW_SUMMARY: _review_summary,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +17,8 @@ from bot.domain.incidents import (
     SeverityStats,
     TimelineEntry,
 )
+from bot.domain.outbox import NoticeTemplate
 from bot.services.incidents import (
-    T_MINERS,
-    T_NUDGE,
-    T_REPORT_DUE,
-    T_REPORT_OVERDUE,
-    T_THREAD,
     duration,
 )
 
@@ -247,10 +243,11 @@ def _miners(data: Mapping[str, Any]) -> Rendered:
     return Rendered(content=truncate(f"{icon} {data.get('text', '')}", 2000))
 
 
-TEMPLATES = {
-    T_THREAD: _thread,
-    T_NUDGE: _nudge,
-    T_REPORT_DUE: _report_due,
-    T_REPORT_OVERDUE: _report_overdue,
-    T_MINERS: _miners,
+TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Rendered]] = {
+    # keyed by NoticeTemplate (a str); tests/unit/test_outbox_catalogue.py checks none is missing
+    NoticeTemplate.INCIDENT_THREAD: _thread,
+    NoticeTemplate.INCIDENT_NUDGE: _nudge,
+    NoticeTemplate.INCIDENT_REPORT_DUE: _report_due,
+    NoticeTemplate.INCIDENT_REPORT_OVERDUE: _report_overdue,
+    NoticeTemplate.INCIDENT_MINERS: _miners,
 }

@@ -6,13 +6,14 @@ from outside (a manifest, node agents), so they are truncated and kept out of co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import discord
 
 from bot.discord.sending import DESCRIPTION_MAX, FIELD_VALUE_MAX, Rendered, fit_embed, truncate
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.releases import RolloutState
 from bot.services.upgrades import ReleaseHistory, Rollout
 from cogs.upgrades.views import ApproveRolloutButton
@@ -282,8 +283,9 @@ def history_embed(history: Sequence[ReleaseHistory]) -> discord.Embed:
     return fit_embed(embed)
 
 
-TEMPLATES = {
-    "upgrade.release": release_notice,
-    "upgrade.approved": approved_notice,
-    "upgrade.unhealthy": unhealthy_notice,
+TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Rendered]] = {
+    # keyed by NoticeTemplate (a str); tests/unit/test_outbox_catalogue.py checks none is missing
+    NoticeTemplate.UPGRADE_RELEASE: release_notice,
+    NoticeTemplate.UPGRADE_APPROVED: approved_notice,
+    NoticeTemplate.UPGRADE_UNHEALTHY: unhealthy_notice,
 }
