@@ -158,7 +158,7 @@ class Application(Lifecycle):
         self._processor_stop = asyncio.Event()
         self._processor_task: asyncio.Task[None] | None = None
         self._bot_task: asyncio.Task[None] | None = None
-        self._first_poll: asyncio.Task[None] | None = None
+        self._catch_up_task: asyncio.Task[None] | None = None
         self._stopped = False
         self.spool: SpoolReader | None = None
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)

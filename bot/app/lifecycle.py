@@ -62,7 +62,7 @@ class Lifecycle:
     _processor_stop: asyncio.Event
     _processor_task: asyncio.Task[None] | None
     _bot_task: asyncio.Task[None] | None
-    _first_poll: asyncio.Task[None] | None
+    _catch_up_task: asyncio.Task[None] | None
     _stopped: bool
 
     async def _open_left_spool(self) -> None:
@@ -108,8 +108,9 @@ class Lifecycle:
         self._processor_task = asyncio.create_task(
             self.alerts.run_processor(self._processor_stop), name="alerts-processor"
         )
-        # /status has figures from the start, not only after the first 30 s interval.
-        self._first_poll = asyncio.create_task(self._poll_quietly(), name="first health poll")
+        # What came due while the process was down (expired grants, overdue reviews), and
+        # /status figures from the start, not only after the first intervals.
+        self._catch_up_task = asyncio.create_task(self._catch_up(), name="start-up catch-up")
         token = self.settings.discord.token
         assert token is not None  # validated by config
         self.gateway = Gateway(self.bot, token.get_secret_value(), self.login_backoff)
@@ -136,7 +137,12 @@ class Lifecycle:
                 type(exc).__name__,
             )
 
-    async def _poll_quietly(self) -> None:
+    async def _catch_up(self) -> None:
+        """The start-up runs of the access sweep and the health poll (each once, here only)."""
+        try:
+            await self.jobs.access_sweep()
+        except Exception:
+            log.exception("the start-up access sweep failed; the scheduled one retries")
         try:
             await self.jobs.poll_health()
         except Exception:
@@ -205,13 +211,13 @@ class Lifecycle:
             if still:
                 log.warning("%d scheduled jobs still running at shutdown", still)
             self.scheduler.shutdown(wait=False)
-        if self._first_poll is not None and not self._first_poll.done():
+        if self._catch_up_task is not None and not self._catch_up_task.done():
             # Let it finish (it is bounded by the probe budget): a query cancelled mid-way
             # leaves a connection for the garbage collector, which logs a traceback.
             try:
-                await asyncio.wait_for(self._first_poll, SHUTDOWN_TIMEOUT)
+                await asyncio.wait_for(self._catch_up_task, SHUTDOWN_TIMEOUT)
             except Exception:
-                log.exception("the first health poll did not finish")
+                log.exception("the start-up catch-up did not finish")
         try:
             await self.web.stop()
         except Exception:

@@ -172,10 +172,9 @@ class AccessCog(commands.Cog, name="access"):
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
-        """Catch up on what happened while the bot was down, then look for drift."""
+        """Look for drift between grants and Discord roles (what came due while the bot was
+        down is swept at start by the app, before and whatever the gateway does)."""
         try:
-            await self.bot.grants.sweep()
-            await self.bot.reviews.close_overdue()
             await self.check_guild_drift()
         except Exception:
             log.exception("access start-up checks failed")
