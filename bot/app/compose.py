@@ -13,7 +13,7 @@ from typing import Any
 from bot.app.gateway import LOGIN_BACKOFF, Gateway
 from bot.app.jobs import Jobs
 from bot.app.lifecycle import Lifecycle
-from bot.app.policies import alert_policy, audit_chain_options
+from bot.app.policies import alert_policy, audit_chain_options, probe_runner, probe_targets
 from bot.app.services import Services
 from bot.client import OpsBot
 from bot.config import Settings
@@ -25,7 +25,6 @@ from bot.domain.ports import Clock
 from bot.domain.roles import OpsRole
 from bot.integrations.alertmanager import AlertmanagerClient
 from bot.integrations.github import GitHubIssues, GitHubReleases
-from bot.integrations.probes import ProbeRunner, static_targets
 from bot.integrations.releases import HttpManifestFetcher
 from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
@@ -69,12 +68,12 @@ class Application(Lifecycle):
             {role: getattr(settings.roles, role.value) for role in OpsRole},
         )
         health = settings.health
-        self.prober = ProbeRunner.from_settings(self.clock, health, settings.prometheus)
+        self.prober = probe_runner(self.clock, settings)
         self.health = HealthService(
             self.database.uow,
             self.clock,
             self.prober,
-            static_targets(health, settings.prometheus),
+            probe_targets(settings),
             share_stale_after=health.share_stale_after,
             status_cooldown=health.status_cooldown,
             allow_loopback=health.allow_loopback,

@@ -10,7 +10,10 @@ from datetime import timedelta
 
 from bot.config import AccessSettings, IncidentSettings, Settings
 from bot.domain.access import AccessPolicy
+from bot.domain.health import Target, TargetKind
 from bot.domain.incidents import IncidentPolicy
+from bot.domain.ports import Clock
+from bot.integrations.probes import Credentials, ProbeRunner, PrometheusQueries
 from bot.services.alerts import AlertPolicy
 from bot.storage.audit_head import ChainOptions, chain_options
 
@@ -67,4 +70,50 @@ def audit_chain_options(settings: Settings) -> ChainOptions:
         settings.database.url.get_secret_value(),
         settings.audit.head_file,
         key.get_secret_value() if key else None,
+    )
+
+
+def probe_targets(settings: Settings) -> list[Target]:
+    """The targets named in the config file (registered nodes come from the database)."""
+    health, prometheus = settings.health, settings.prometheus
+    targets = []
+    if health.core_url:
+        targets.append(Target("core", TargetKind.CORE, health.core_url))
+    if health.bitcoind_url:
+        targets.append(Target("bitcoind", TargetKind.BITCOIND, health.bitcoind_url))
+    if health.lnd_url:
+        targets.append(Target("lnd", TargetKind.LND, health.lnd_url))
+    if prometheus.url:
+        targets.append(Target("prometheus", TargetKind.PROMETHEUS, prometheus.url))
+    for node in health.nodes:
+        targets.append(Target(node.name, TargetKind.NODE, node.endpoint, node.region))
+    return targets
+
+
+def probe_runner(clock: Clock, settings: Settings) -> ProbeRunner:
+    health, prometheus = settings.health, settings.prometheus
+    return ProbeRunner(
+        clock,
+        credentials=Credentials(
+            bitcoind_user=health.bitcoind_user,
+            bitcoind_password=(
+                health.bitcoind_password.get_secret_value() if health.bitcoind_password else None
+            ),
+            bitcoind_cookie_file=health.bitcoind_cookie_file,
+            lnd_macaroon_hex=(
+                health.lnd_macaroon.get_secret_value() if health.lnd_macaroon else None
+            ),
+            lnd_macaroon_path=health.lnd_macaroon_path,
+            lnd_tls_cert=health.lnd_tls_cert,
+        ),
+        queries=PrometheusQueries(
+            prometheus.pool_hashrate,
+            prometheus.pool_hashrate_24h_avg,
+            prometheus.share_rate,
+            prometheus.template_latency,
+        ),
+        probe_timeout=health.probe_timeout,
+        budget=health.budget,
+        max_connections=health.max_connections,
+        allow_loopback=health.allow_loopback,
     )

@@ -11,12 +11,12 @@ from types import ModuleType
 
 import pytest
 
+from bot.app.policies import probe_runner
 from bot.app.services import Services
 from bot.client import OpsBot
 from bot.config import Settings, _is_secret, _section_model, load_settings
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
-from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.services.health import HealthService
@@ -58,7 +58,7 @@ async def registered_commands(tmp_path: Path) -> set[str]:
         health=HealthService(
             database.uow,
             SystemClock(),
-            ProbeRunner.from_settings(SystemClock(), settings.health, settings.prometheus),
+            probe_runner(SystemClock(), settings),
             [],
         ),
     )

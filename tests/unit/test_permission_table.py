@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.app.policies import probe_runner
 from bot.app.services import Services
 from bot.client import OpsBot
 from bot.config import load_settings
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
-from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
 from bot.roles import DiscordMemberRoles
 from bot.services.health import HealthService
@@ -40,7 +40,7 @@ async def test_table_and_registered_commands_agree(tmp_path: Path) -> None:
         health=HealthService(
             database.uow,
             SystemClock(),
-            ProbeRunner.from_settings(SystemClock(), settings.health, settings.prometheus),
+            probe_runner(SystemClock(), settings),
             [],
         ),
     )

@@ -46,3 +46,31 @@ def test_alert_storm_threshold_is_what_the_channel_takes_within_the_horizon(tmp_
     policy = alert_policy(load_settings(path, environ={}).settings)
     assert policy.storm_threshold == 1, "never below one group"
     assert policy.email_to == ("ops@example.org",)
+
+
+def test_probe_targets_and_runner_come_from_health_and_prometheus(tmp_path) -> None:
+    from bot.app.policies import probe_runner, probe_targets
+    from bot.domain.clock import SystemClock
+    from bot.domain.health import TargetKind
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        GOOD
+        + '[health]\ncore_url = "http://10.0.0.1:8080"\nbitcoind_url = "http://10.0.0.2:8332"\n'
+        + 'bitcoind_user = "rpc"\nbitcoind_password = "s3cret"\nprobe_timeout = 1.5\n'
+        + '[[health.nodes]]\nname = "hn-eu-01"\nendpoint = "http://10.0.1.1:9100"\n'
+        + 'region = "eu"\n'
+        + '[prometheus]\nurl = "http://10.0.0.3:9090"\nshare_rate = "sum(rate(x[1m]))"\n'
+    )
+    settings = load_settings(path, environ={}).settings
+    kinds = [(t.name, t.kind) for t in probe_targets(settings)]
+    assert kinds == [
+        ("core", TargetKind.CORE),
+        ("bitcoind", TargetKind.BITCOIND),
+        ("prometheus", TargetKind.PROMETHEUS),
+        ("hn-eu-01", TargetKind.NODE),
+    ]
+    runner = probe_runner(SystemClock(), settings)
+    assert runner.probe_timeout == 1.5
+    assert runner._credentials.bitcoind_password == "s3cret"
+    assert runner._queries.share_rate == "sum(rate(x[1m]))"

@@ -22,7 +22,6 @@ from datetime import datetime
 
 import aiohttp
 
-from bot.config import HealthSettings, PrometheusSettings
 from bot.domain.addresses import host_refusal, url_host
 from bot.domain.health import Figure, ProbeResult, Target, TargetKind
 from bot.domain.ports import Clock
@@ -35,23 +34,7 @@ from bot.integrations.probes.prometheus import probe_prometheus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Credentials", "ProbeRunner", "PrometheusQueries", "static_targets"]
-
-
-def static_targets(health: HealthSettings, prometheus: PrometheusSettings) -> list[Target]:
-    """The targets named in the config file."""
-    targets = []
-    if health.core_url:
-        targets.append(Target("core", TargetKind.CORE, health.core_url))
-    if health.bitcoind_url:
-        targets.append(Target("bitcoind", TargetKind.BITCOIND, health.bitcoind_url))
-    if health.lnd_url:
-        targets.append(Target("lnd", TargetKind.LND, health.lnd_url))
-    if prometheus.url:
-        targets.append(Target("prometheus", TargetKind.PROMETHEUS, prometheus.url))
-    for node in health.nodes:
-        targets.append(Target(node.name, TargetKind.NODE, node.endpoint, node.region))
-    return targets
+__all__ = ["Credentials", "ProbeRunner", "PrometheusQueries"]
 
 
 class ProbeRunner:
@@ -78,20 +61,6 @@ class ProbeRunner:
         self._session: aiohttp.ClientSession | None = None
         self._guarded: aiohttp.ClientSession | None = None
         self._lnd = LndProbe(self._credentials)
-
-    @classmethod
-    def from_settings(
-        cls, clock: Clock, health: HealthSettings, prometheus: PrometheusSettings
-    ) -> ProbeRunner:
-        return cls(
-            clock,
-            credentials=Credentials.from_settings(health),
-            queries=PrometheusQueries.from_settings(prometheus),
-            probe_timeout=health.probe_timeout,
-            budget=health.budget,
-            max_connections=health.max_connections,
-            allow_loopback=health.allow_loopback,
-        )
 
     def _http(self, *, guarded: bool = False) -> aiohttp.ClientSession:
         """The config targets' session, or (`guarded`) the registered nodes' one."""

@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 
-from bot.config import HealthSettings, PrometheusSettings
 from bot.domain.health import Figure
 
 BODY_MAX = 1_000_000
@@ -38,21 +37,6 @@ class Credentials:
     lnd_macaroon_path: Path | None = None
     lnd_tls_cert: Path | None = None
 
-    @classmethod
-    def from_settings(cls, health: HealthSettings) -> Credentials:
-        return cls(
-            bitcoind_user=health.bitcoind_user,
-            bitcoind_password=(
-                health.bitcoind_password.get_secret_value() if health.bitcoind_password else None
-            ),
-            bitcoind_cookie_file=health.bitcoind_cookie_file,
-            lnd_macaroon_hex=(
-                health.lnd_macaroon.get_secret_value() if health.lnd_macaroon else None
-            ),
-            lnd_macaroon_path=health.lnd_macaroon_path,
-            lnd_tls_cert=health.lnd_tls_cert,
-        )
-
 
 @dataclass(frozen=True)
 class PrometheusQueries:
@@ -60,15 +44,6 @@ class PrometheusQueries:
     pool_hashrate_24h_avg: str = "avg_over_time(sum(hh_pool_hashrate)[24h:5m])"
     share_rate: str = "sum(rate(hh_pool_shares_accepted_total[5m]))"
     template_latency: str = "max(hh_template_latency_seconds)"
-
-    @classmethod
-    def from_settings(cls, settings: PrometheusSettings) -> PrometheusQueries:
-        return cls(
-            settings.pool_hashrate,
-            settings.pool_hashrate_24h_avg,
-            settings.share_rate,
-            settings.template_latency,
-        )
 
 
 async def get_json(
