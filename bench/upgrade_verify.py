@@ -20,8 +20,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.domain.minisign import PublicKey, verify
+from bot.domain.minisign import PublicKey
 from bot.domain.releases import Release, ReleaseManifest, RolloutState
+from bot.integrations.minisign import verify
 from bot.services.upgrades import NodeRollout, Rollout
 from cogs.upgrades.render import rollout_embed
 from tests.fakes.minisign_tool import generate

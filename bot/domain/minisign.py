@@ -1,4 +1,5 @@
-"""minisign signatures, verified in Python (no external binary at runtime).
+"""minisign keys and signature files, parsed (pure). The Ed25519 check itself is in
+`bot/integrations/minisign.py` (a crypto backend is not domain code).
 
 Formats (jedisct1/minisign, src/minisign.c):
 - public key line: base64("Ed" + key id (8 bytes) + Ed25519 public key (32 bytes)); minisign
@@ -17,12 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bot.domain.errors import DomainError
 
@@ -124,36 +121,6 @@ class Verified:
     key_id: str
     trusted_comment: str
     prehashed: bool
-
-
-def verify(message: bytes, signature_file: bytes, trusted_keys: Iterable[PublicKey]) -> Verified:
-    """Verify `message` against a `.minisig`; raise `SignatureError` saying why not."""
-    sig = Signature.parse(signature_file)
-    candidates = {k for k in trusted_keys if k.key_id == sig.key_id}
-    if not candidates:
-        raise SignatureError(f"signed by unknown key {sig.key_id_text} (not in trusted_keys)")
-    if len(candidates) > 1:
-        raise SignatureError(
-            f"two trusted keys share key id {sig.key_id_text}: fix [upgrades] trusted_keys"
-        )
-    (key,) = candidates
-    public = Ed25519PublicKey.from_public_bytes(key.key)
-    signed = hashlib.blake2b(message, digest_size=64).digest() if sig.prehashed else message
-    try:
-        public.verify(sig.signature, signed)
-    except InvalidSignature:
-        raise SignatureError(
-            f"signature does not match the manifest (key {key.id_text}): tampered or wrong file"
-        ) from None
-    try:
-        public.verify(sig.global_signature, sig.signature + sig.trusted_comment.encode("utf-8"))
-    except InvalidSignature:
-        raise SignatureError(
-            f"trusted comment signature invalid (key {key.id_text}): the comment was edited"
-        ) from None
-    return Verified(
-        key_id=key.id_text, trusted_comment=sig.trusted_comment, prehashed=sig.prehashed
-    )
 
 
 def _b64(text: str, what: str) -> bytes:

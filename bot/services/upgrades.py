@@ -24,7 +24,7 @@ from datetime import datetime
 from bot.domain.addresses import ForbiddenAddress
 from bot.domain.errors import DomainError, InvalidInput, NotFound, PermissionDenied
 from bot.domain.health import State, TargetKind
-from bot.domain.minisign import PublicKey, SignatureError, Verified, verify
+from bot.domain.minisign import PublicKey, SignatureError, Verified
 from bot.domain.outbox import NoticeTemplate
 from bot.domain.ports import Clock, ManifestFetcher, ReleaseSource
 from bot.domain.public_status import Overview
@@ -38,6 +38,7 @@ from bot.domain.releases import (
     require_named_release,
 )
 from bot.domain.roles import Actor
+from bot.integrations.minisign import verify
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
 from bot.services.notices import Notices

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.minisign import PublicKey, SignatureError, verify
+from bot.domain.minisign import PublicKey, SignatureError
+from bot.integrations.minisign import verify
 from tests.fakes.minisign_tool import KeyPair, generate, require_minisign
 
 MANIFEST = b'{"version": "1.4.0", "channel": "stable"}\n'
