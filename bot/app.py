@@ -234,6 +234,8 @@ class Application:
             silences=self.silences,
             ingest_uow_factory=self.database.priority_uow,
             observer=self.metrics,
+            audit=self.services.audit,
+            incidents=self.services.incidents,  # an alert group opens an incident
         )
         self.running_jobs = RunningJobs()
         self.scheduler = build_scheduler(

@@ -77,19 +77,15 @@ async def test_acknowledge_bumps_the_version_once(database, clock) -> None:
     service, _ = wire(database, clock)
     result = await service.ingest(*parsed("04_firing_group_4_alerts.json"))
     actor = Actor(id=7, name="node-bob", roles=frozenset({OpsRole.NODE_OPS}))
-    async with database.uow() as uow:
-        group = await service.acknowledge(uow, result.group_id or 0, actor)
-        await uow.commit()
+    group = await service.acknowledge(actor, result.group_id or 0)
     assert group.acked_by_name == "node-bob" and group.version == 2
-    async with database.uow() as uow:
-        again = await service.acknowledge(uow, group.id, actor)
-        await uow.commit()
+    again = await service.acknowledge(actor, group.id)
     assert again.version == 2, "idempotent"
 
 
 async def test_email_fallback_once_when_not_posted(database, clock) -> None:
     service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
-    reminders: ReminderService = service._reminders
+    reminders: ReminderService = service.reminders
     await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
     await service.ingest(*parsed("07_firing_max_alerts_truncated.json"))  # warning only
     assert await reminders.fire_due() == 0
@@ -103,7 +99,7 @@ async def test_email_fallback_once_when_not_posted(database, clock) -> None:
 
 async def test_no_email_when_posted_in_time(database, clock) -> None:
     service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
-    reminders: ReminderService = service._reminders
+    reminders: ReminderService = service.reminders
     await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
     (item,) = await outbox_rows(database, ALERTS_DELIVER)
     plan = await service.plan(item.payload)
@@ -186,7 +182,7 @@ async def test_receive_stores_and_the_processor_applies_later(database, clock) -
 async def test_batches_shrink_when_bodies_are_slow_to_apply(database, clock, monkeypatch) -> None:
     """A slow moment (a busy or throttled machine): the next transactions take fewer bodies,
     so a webhook arriving meanwhile waits for one body's work, not ten."""
-    import bot.services.alerts as alerts_module
+    import bot.services.alerts.ingest as alerts_module
 
     service, _ = wire(database, clock, process_batch=10, process_budget=0.008)
     bodies = [json.loads(line) for line in storm()[:30]]
@@ -268,9 +264,7 @@ async def test_a_posted_digest_settles_the_items_it_shows(database, clock) -> No
         assert settled == (item.payload["group_id"] in shown), item.payload
     # A newer version of a shown group still goes out (an edit).
     group = await service.get_group(next(iter(shown)))
-    async with database.uow() as uow:
-        await service.acknowledge(uow, group.id, Actor(1, "ops", frozenset({OpsRole.CORE_OPS})))
-        await uow.commit()
+    await service.acknowledge(Actor(1, "ops", frozenset({OpsRole.CORE_OPS})), group.id)
     pending = [
         i
         for i in await outbox_rows(database, ALERTS_DELIVER)
@@ -288,9 +282,7 @@ async def test_a_digest_from_the_processors_groups_equals_one_read_back(database
         await service.ingest(WebhookPayload.model_validate(raw), raw)
     items = await outbox_rows(database, ALERTS_DELIVER)
     acked = items[3].payload["group_id"]
-    async with database.uow() as uow:
-        await service.acknowledge(uow, acked, Actor(1, "ops", frozenset({OpsRole.CORE_OPS})))
-        await uow.commit()
+    await service.acknowledge(Actor(1, "ops", frozenset({OpsRole.CORE_OPS})), acked)
     cached = await service.plan(items[0].payload, capacity=5)
     restarted, _ = wire(database, clock)  # nothing in memory: every group read back
     read = await restarted.plan(items[0].payload, capacity=5)
@@ -446,7 +438,7 @@ async def test_a_body_the_database_keeps_refusing_is_quarantined(
 ) -> None:
     """Whatever the reason a body's transaction fails (here the database refuses its group), it
     is tried alone a few times, then set aside: the bodies after it are applied."""
-    from bot.services import alerts as alerts_module
+    from bot.services.alerts import ingest as alerts_module
     from bot.storage.repositories import SqlAlertRepository
 
     poison = fixture("01_firing_single_nodeoffline.json")
