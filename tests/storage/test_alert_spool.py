@@ -152,9 +152,9 @@ async def test_the_processor_wakes_for_the_spool(database, clock, spool_path) ->
 async def test_an_old_watchdog_in_the_spool_is_no_arrival(database, clock, spool_path) -> None:
     service = spooled_service(database, clock, spool_path, watchdog_timeout=600.0)
     SpoolWriter(spool_path).write([], clock.now() - timedelta(seconds=601), watchdog=True)
-    assert not service.intake._spool_watchdog_arrived(), "older than the timeout: proves nothing"
+    assert not service.intake.spooled.watchdog_arrived(), "older than the timeout: proves nothing"
     SpoolWriter(spool_path).write([], clock.now(), watchdog=True)
-    assert service.intake._spool_watchdog_arrived()
+    assert service.intake.spooled.watchdog_arrived()
 
 
 async def test_a_watchdog_seen_by_the_receiver_counts_once(database, clock, spool_path) -> None:
@@ -186,7 +186,7 @@ async def test_a_watchdog_seen_by_the_receiver_counts_once(database, clock, spoo
     writer = SpoolWriter(spool_path)
     writer.write([spool_row(watchdog)], clock.now(), watchdog=True)
     await drain(service)  # recent, though from before the bot first looked: it counts
-    assert not service.intake._spool_watchdog_arrived(), "the same arrival counts once"
+    assert not service.intake.spooled.watchdog_arrived(), "the same arrival counts once"
     assert not await service.check_watchdog(), "seen just now"
     clock.advance(seconds=700)
     assert await service.check_watchdog(), "overdue: the pipeline is broken"

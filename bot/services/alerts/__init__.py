@@ -3,7 +3,8 @@
 One job per module; `AlertService` puts them together for the rest of the bot:
 
 - `ingest.py`: store each webhook body at once, then apply stored bodies to their groups (the
-  processor), exactly once, setting aside what cannot be applied;
+  processor), exactly once, setting aside what cannot be applied; `spool.py`: copy in what the
+  retired receiver process's spool file still holds;
 - `delivery.py`: what #alerts must show next (an edit, a new message, a storm digest) and what
   Discord answered;
 - `actions.py`: operators' acts (acknowledge, silence, expire, open an incident), each one use
@@ -11,8 +12,8 @@ One job per module; `AlertService` puts them together for the rest of the bot:
 - `watchdog.py`: the email fallback and the dead man's switch;
 - `common.py`: the outbox kinds, the policy, the new-group cache.
 
-Imports run one way: ingest -> watchdog -> common; delivery and actions -> common. The pure group
-rules are in `bot/domain/alert_rules.py`.
+Imports run one way: ingest -> watchdog, spool -> common; delivery and actions -> common. The
+pure group rules are in `bot/domain/alert_rules.py`.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class AlertService:
         self.process_pending = self.intake.process_pending
         self.batch_limit = self.intake.batch_limit
         self.backlog = self.intake.backlog
-        self.prune_spool = self.intake.prune_spool
+        self.prune_spool = self.intake.spooled.prune
         # delivery planning
         self.plan = self.delivery.plan
         self.mentions_for = self.delivery.mentions_for
@@ -154,11 +155,11 @@ class AlertService:
     @property
     def spool(self) -> AlertSpool | None:
         """The retired receiver process's spool file, when one is left (copied in once)."""
-        return self.intake.spool
+        return self.intake.spooled.spool
 
     @spool.setter
     def spool(self, spool: AlertSpool | None) -> None:
-        self.intake.spool = spool
+        self.intake.spooled.spool = spool
 
     @property
     def watchdog_arrival_pending(self) -> bool:

@@ -5,10 +5,10 @@ Alertmanager waits for, and "200 OK" means "it will reach Discord". The processo
 stored bodies, oldest first, to their groups: the group's new state, the outbox work and the
 body's outcome commit together, so a body is applied exactly once, even across a crash. A body
 that cannot be applied is set aside (quarantined) so it never holds up the others. Bodies left in
-the retired receiver process's spool file are copied in, each once.
+the retired receiver process's spool file are copied in, each once (`spool.py`).
 
 Uses the watchdog (new critical groups get an email fallback, a Watchdog arrival ends an
-outage), never the reverse.
+outage) and the spool copy, never the reverse.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from time import perf_counter
 from typing import Any, cast
 
@@ -34,12 +34,12 @@ from bot.domain.alerts import (
     AlertGroup,
     IngestOutcome,
     IngestResult,
-    NotificationRow,
     StoredNotification,
     WebhookPayload,
 )
 from bot.domain.ports import AlertSpool, Clock, UnitOfWork, UowFactory
 from bot.services.alerts.common import ALERTS_DELIVER, AlertObserver, AlertPolicy, FreshGroups
+from bot.services.alerts.spool import SpoolCopy
 from bot.services.alerts.watchdog import AlertWatchdog
 from bot.services.inbox import Inbox, watchdog_fired
 from bot.services.outbox import OutboxService
@@ -81,10 +81,7 @@ class AlertIngest:
         self._last_work = 0.0
         self.watchdog_arrival_pending = False  # a Watchdog arrived, not yet applied
         self._parsed: dict[int, WebhookPayload] = {}
-        self.spool = spool
-        self._spool_cursor: int | None = None  # last spool id copied; None: read it again
-        self._spool_generation = ""  # the generation that cursor belongs to
-        self._spool_watchdog: datetime | None = None  # the last Watchdog seen in the spool
+        self.spooled = SpoolCopy(spool, clock, policy)
         self._attempted: list[int] = []  # the stored bodies of the transaction under way
         self._aside: list[str] = []  # bodies set aside in it: counted once it commits
         self._alone = 0  # after a failed batch: bodies still to apply one at a time
@@ -162,26 +159,15 @@ class AlertIngest:
         passes or `stop`. The spool is another process's file: it is looked at, cheaply,
         every `spool_poll`."""
         policy = self.policy
-        if self.spool is None:
+        if self.spooled.spool is None:
             await wait_either(stop, self._process_wake, policy.process_poll)
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.process_poll
         while not (stop.is_set() or self._process_wake.is_set()) and loop.time() < deadline:
-            if self._spool_changed():
+            if self.spooled.changed():
                 return
             await wait_either(stop, self._process_wake, policy.spool_poll)
-
-    def _spool_changed(self) -> bool:
-        assert self.spool is not None
-        try:
-            changed = self.spool.changed()
-            cursor = self._spool_cursor
-            # More than one batch may be waiting: the file changed only once for them.
-            return changed or cursor is None or self.spool.last_id() > cursor
-        except Exception as exc:
-            log.warning("could not look at the alert spool (%s); retrying", type(exc).__name__)
-            return False
 
     async def process_pending(self, limit: int | None = None) -> int:
         """Apply stored bodies to their groups, oldest first; returns how many were applied.
@@ -189,7 +175,7 @@ class AlertIngest:
         Bodies in the receiver process's spool are copied in first, in the same transaction."""
         async with self._process_lock:
             watchdog, self.watchdog_arrival_pending = self.watchdog_arrival_pending, False
-            watchdog = self._spool_watchdog_arrived() or watchdog
+            watchdog = self.spooled.watchdog_arrived() or watchdog
             batch = 1 if self._alone else (limit or self.batch_limit())
             try:
                 applied, delay = await self._process(watchdog, batch, self._uow_factory)
@@ -287,14 +273,14 @@ class AlertIngest:
             async with uows() as uow:
                 started = perf_counter()
                 copied: dict[int, WebhookPayload] = {}
-                if self.spool is not None:
-                    previous = self._spool_cursor
-                    cursor, copied = await self._copy_spool(uow, limit, now)
+                if self.spooled.spool is not None:
+                    previous = self.spooled.cursor
+                    cursor, copied = await self.spooled.copy(uow, limit, now)
                     moved = previous is not None and cursor != previous
                 known = self._parsed.keys() | copied.keys() if copied else self._parsed.keys()
                 stored = await uow.alerts.unprocessed(limit, known)
                 self._attempted = [notification.id for notification in stored]
-                if not stored and not watchdog and not moved and cursor == self._spool_cursor:
+                if not stored and not watchdog and not moved and cursor == self.spooled.cursor:
                     return 0, 0.0
                 if watchdog:
                     await self._watchdog.watchdog_arrived(uow, now)
@@ -304,12 +290,12 @@ class AlertIngest:
                 await uow.commit()
                 self._last_work = perf_counter() - started
         except BaseException:
-            self._spool_cursor = None  # not committed: read it again next time
+            self.spooled.cursor = None  # not committed: read it again next time
             raise
         # Copying only bodies the inbox had already still counts as progress (1), so that
         # loops that run "while something was done" go on to the rest of the spool.
         if cursor is not None:
-            self._spool_cursor = cursor
+            self.spooled.cursor = cursor
         aside, self._aside, self._attempted = self._aside, [], []
         for reason in aside:
             if self._observer is not None:
@@ -317,88 +303,11 @@ class AlertIngest:
         self._fresh.remember(touched)
         return len(stored) or int(watchdog) or int(moved), delay
 
-    async def _copy_spool(
-        self, uow: UnitOfWork, limit: int, now: datetime
-    ) -> tuple[int, dict[int, WebhookPayload]]:
-        """Copy up to `limit` new bodies from the spool into the inbox and move the cursor,
-        in the caller's transaction: each is copied exactly once. Returns the new cursor and
-        the copied bodies parsed, by their new notification id."""
-        spool = self.spool
-        assert spool is not None
-        generation = spool.generation
-        if generation != self._spool_generation:
-            self._spool_generation, self._spool_cursor = generation, None
-        cursor = self._spool_cursor
-        if cursor is None:
-            cursor = await uow.alerts.spool_cursor(generation)
-        if cursor and spool.sequence() < cursor:
-            # Ids at or under the cursor would be given again and never copied.
-            log.error(
-                "the alert spool went backwards (its ids end before %d, already copied): "
-                "copying all of it again under a new generation",
-                cursor,
-            )
-            generation = self._spool_generation = spool.regenerate()
-            cursor = 0
-        if spool.last_id() <= cursor:
-            return cursor, {}
-        bodies = spool.read(cursor, limit)
-        if not bodies:
-            return cursor, {}
-        inserted = await uow.alerts.add_notifications(
-            [
-                NotificationRow(b.dedupe_key, b.group_key_hash, b.status, b.receiver, b.payload)
-                for b in bodies
-            ],
-            now,
-        )
-        last = bodies[-1].id
-        await uow.alerts.set_spool_cursor(generation, last, now)
-        parsed: dict[int, WebhookPayload] = {}
-        for body in bodies:
-            new_id = inserted.get(body.dedupe_key)
-            if new_id is None:
-                continue  # already here (it came in through the bot's own webhook too)
-            try:
-                parsed[new_id] = WebhookPayload.model_validate_json(body.payload)
-            except ValueError:
-                continue  # the processor parses it again and records "invalid"
-        return last, parsed
-
-    def _spool_watchdog_arrived(self) -> bool:
-        """Did the receiver get a firing Watchdog since last asked (a duplicate counts)."""
-        if self.spool is None:
-            return False
-        try:
-            seen = self.spool.watchdog_at()
-        except Exception as exc:
-            log.warning("could not read the alert spool (%s)", type(exc).__name__)
-            return False
-        previous, self._spool_watchdog = self._spool_watchdog, seen
-        if seen is None:
-            return False
-        if previous is None:
-            # The first look since start: one that arrived while the bot was away counts if
-            # it is recent enough to mean the pipeline works.
-            age = (self._clock.now() - seen).total_seconds()
-            return age < self.policy.watchdog_timeout
-        return seen > previous
-
-    async def prune_spool(self) -> int:
-        """Delete from the spool what was copied long enough ago (in a worker thread)."""
-        spool, cursor = self.spool, self._spool_cursor
-        if spool is None or not cursor:
-            return 0
-        before = self._clock.now() - timedelta(seconds=self.policy.spool_retention)
-        return await asyncio.to_thread(spool.prune, cursor, before)
-
     async def backlog(self) -> int:
         """Stored bodies not applied yet, spooled ones included (a gauge for /metrics)."""
         async with self._uow_factory() as uow:
             count = await uow.alerts.count_unprocessed()
-            if self.spool is not None:
-                cursor = await uow.alerts.spool_cursor(self.spool.generation)
-                count += self.spool.count_after(cursor)
+            count += await self.spooled.waiting(uow)
         return count
 
     async def _apply(
