@@ -46,4 +46,7 @@ def wire(database: Database, clock: Any, **overrides: Any) -> tuple[AlertService
     outbox = OutboxService(database.uow, clock)
     reminders = ReminderService(database.uow, clock)
     service = AlertService(database.uow, clock, outbox, reminders, policy(**overrides))
+    # As the composition root does (bot/app/compose.py).
+    for kind, handler in service.reminder_handlers().items():
+        reminders.register(kind, handler)
     return service, outbox

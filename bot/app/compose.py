@@ -119,6 +119,8 @@ class Application(Lifecycle):
             silences=self.silences,
             ingest_uow_factory=self.database.priority_uow,
             observer=self.metrics,
+            audit=self.services.audit,
+            incidents=self.services.incidents,  # an alert group opens an incident
         )
         self.jobs = Jobs(
             database=self.database,
@@ -177,8 +179,9 @@ class Application(Lifecycle):
         )
 
     def _register_outbox_handlers(self) -> None:
-        """The handlers of the outbox kinds that leave through Discord or SMTP (the services'
-        own, GitHub writes and reminders, are registered by `Services.build`): each once."""
+        """The handlers of the outbox kinds that leave through Discord or SMTP, and the alert
+        relay's reminder (the other services' GitHub writes and reminders are registered by
+        `Services.build`): each once."""
         handlers: dict[OutboxKind, OutboxHandler] = {
             OutboxKind.DISCORD_MESSAGE: self.delivery.send_message,
             OutboxKind.NOTICE: self.notice_delivery.notice,
@@ -189,6 +192,8 @@ class Application(Lifecycle):
         }
         for kind, handler in handlers.items():
             self._register_discord(kind, handler)
+        for reminder_kind, reminder in self.alerts.reminder_handlers().items():
+            self.reminders.register(reminder_kind, reminder)
         # Email is how an alert reaches Core Ops when Discord cannot: it never waits for Discord.
         if self.mailer is not None:
             self.outbox.register(OutboxKind.EMAIL, self.mailer.send_item)

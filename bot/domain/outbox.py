@@ -23,7 +23,9 @@ class OutboxKind(enum.StrEnum):
     """Work delivered by the outbox worker, with retries, after the transaction that asked."""
 
     DISCORD_MESSAGE = "discord.message"
-    """A plain channel post: `{channel_id, content, embeds, mention_role_ids, mention_user_ids}`."""
+    """A plain channel post: `{channel_id, content, embeds, mention_role_ids, mention_user_ids}`.
+    Nothing enqueues it any more (services name a NoticeTemplate instead); still delivered, so
+    rows an older version left pending go out after an upgrade."""
     NOTICE = "notice"
     """A rendered notice template in a configured channel (`operations`, `alerts`, `dev_log`,
     ...) or a channel or thread given by id (`channel_id`, e.g. an incident's thread)."""
@@ -94,6 +96,8 @@ class NoticeTemplate(enum.StrEnum):
     INCIDENT_REPORT_DUE = "incident.report_due"
     INCIDENT_REPORT_OVERDUE = "incident.report_overdue"
     INCIDENT_MINERS = "incident.miners"
+    ALERTS_PIPELINE_BROKEN = "alerts.pipeline_broken"
+    ALERTS_PIPELINE_RECOVERED = "alerts.pipeline_recovered"
     UPGRADE_RELEASE = "upgrade.release"
     UPGRADE_APPROVED = "upgrade.approved"
     UPGRADE_UNHEALTHY = "upgrade.unhealthy"

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands
 
+from cogs.alerts import render
 from cogs.alerts.views import DYNAMIC_ITEMS
 
 if TYPE_CHECKING:
@@ -26,3 +27,4 @@ class AlertsCog(commands.Cog, name="alerts"):
 
 async def setup(bot: OpsBot) -> None:
     await bot.add_cog(AlertsCog(bot))
+    bot.notice_templates.update(render.TEMPLATES)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import discord
@@ -22,10 +23,13 @@ from bot.discord.sending import (
     EMBEDS_PER_MESSAGE,
     FIELD_VALUE_MAX,
     TITLE_MAX,
+    Rendered,
     fit_embed,
     truncate,
 )
+from bot.domain.alert_rules import pipeline_broken, pipeline_recovered
 from bot.domain.alerts import SEVERITY_RANK, AlertGroup, AlertStatus, AlertView
+from bot.domain.outbox import NoticeTemplate
 
 GREEN = 0x2ECC71
 COLOURS = {"critical": 0xE74C3C, "error": 0xE67E22, "warning": 0xF39C12, "info": 0x3498DB}
@@ -310,3 +314,23 @@ def message_content(groups: Sequence[AlertGroup], mention_role_ids: Sequence[int
     else:
         text = f"{roles} {len(firing)} alert groups firing"
     return truncate(text, CONTENT_MAX)
+
+
+def _pipeline_broken(data: Mapping[str, Any]) -> Rendered:
+    title, text = pipeline_broken(datetime.fromisoformat(data["last_seen"]), float(data["timeout"]))
+    embed = discord.Embed(title=title, description=text, colour=COLOURS["critical"])
+    return Rendered(embeds=[fit_embed(embed)])
+
+
+def _pipeline_recovered(data: Mapping[str, Any]) -> Rendered:
+    title, text = pipeline_recovered(
+        datetime.fromisoformat(data["since"]), datetime.fromisoformat(data["now"])
+    )
+    return Rendered(embeds=[fit_embed(discord.Embed(title=title, description=text, colour=GREEN))])
+
+
+TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Rendered]] = {
+    # keyed by NoticeTemplate (a str); tests/unit/test_outbox_catalogue.py checks none is missing
+    NoticeTemplate.ALERTS_PIPELINE_BROKEN: _pipeline_broken,
+    NoticeTemplate.ALERTS_PIPELINE_RECOVERED: _pipeline_recovered,
+}

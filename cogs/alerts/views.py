@@ -2,7 +2,9 @@
 
 Persistent by construction: each button is a DynamicItem whose custom_id carries the group id
 (`hh:alerts:ack:12`, `hh:alerts:silence:12:4h`, `hh:alerts:expire:12`), so a press after a
-restart is understood from the custom_id alone. Permission, errors and audit: OpsDynamicButton.
+restart is understood from the custom_id alone. Permission and errors: OpsDynamicButton. Each
+press is one use case of `bot/services/alerts/actions.py` (its own transaction and audit row);
+a view only parses the press and shows the answer.
 
 A storm digest shows up to 40 groups in one message, more than a message has room for buttons
 (25), so it carries select menus instead (`hh:alerts:pick:0`, 25 groups each): picking a group
@@ -23,6 +25,7 @@ from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
 from bot.tree import OpsDynamicButton, OpsDynamicSelect
 from cogs.alerts.render import group_embed, header, icon_of, plain
+from cogs.incidents.cards import post_card
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
@@ -68,10 +71,10 @@ def digest_view(groups: Sequence[AlertGroup]) -> discord.ui.View | None:
     return view
 
 
-async def _public_link(interaction: discord.Interaction, group: AlertGroup) -> str:
+async def _public_link(interaction: discord.Interaction, group_id: int) -> str:
     """The group's message in #alerts: the pressed message may be a private answer from a
     digest's menu, which nobody else can open."""
-    shown = await _bot(interaction).alerts_service().message_of(group)
+    shown = await _bot(interaction).alerts_service().public_message(group_id)
     if shown is not None:
         channel = interaction.client.get_partial_messageable(
             shown.channel_id, guild_id=interaction.guild_id
@@ -122,19 +125,7 @@ class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
 
     async def run(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)
-        actor = bot.actor_for(interaction)
-        alerts = bot.alerts_service()
-        async with bot.database.uow() as uow:
-            group = await alerts.acknowledge(uow, self.group_id, actor)
-            await bot.audit_outcome(
-                interaction,
-                "alerts:ack",
-                "ok",
-                {"group_key": group.group_key[:200]},
-                target=f"alert-group:{group.id}",
-                uow=uow,
-            )
-            await uow.commit()
+        group = await bot.alerts_service().acknowledge(bot.actor_for(interaction), self.group_id)
         await show(interaction, group, deferred=False)
 
 
@@ -161,26 +152,10 @@ class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
         alerts = bot.alerts_service()
         # Alertmanager is a network call: acknowledge the press first (Discord waits 3 s).
         await interaction.response.defer()
-        actor = bot.actor_for(interaction)
-        group = await alerts.get_group(self.group_id)
-        link = await _public_link(interaction, group)
-        silence = await alerts.create_silence(group, self.hours, actor, link)
-        async with bot.database.uow() as uow:
-            group = await alerts.record_silence(uow, self.group_id, silence, actor)
-            await bot.audit_outcome(
-                interaction,
-                "alerts:silence",
-                "ok",
-                {
-                    "silence_id": silence.id,
-                    "hours": self.hours,
-                    "matchers": dict(silence.matchers),
-                    "group_key": group.group_key[:200],
-                },
-                target=f"alert-group:{group.id}",
-                uow=uow,
-            )
-            await uow.commit()
+        link = await _public_link(interaction, self.group_id)
+        group, silence = await alerts.silence(
+            bot.actor_for(interaction), self.group_id, self.hours, link=link
+        )
         await show(interaction, group, deferred=True)
         await interaction.followup.send(
             f"Silenced for {self.hours} h in Alertmanager (silence `{silence.id}`).",
@@ -210,20 +185,7 @@ class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
         bot = _bot(interaction)
         alerts = bot.alerts_service()
         await interaction.response.defer()
-        actor = bot.actor_for(interaction)
-        group = await alerts.get_group(self.group_id)
-        silence_id = await alerts.expire_silence(group)
-        async with bot.database.uow() as uow:
-            group = await alerts.record_silence(uow, self.group_id, None, actor)
-            await bot.audit_outcome(
-                interaction,
-                "alerts:expire",
-                "ok",
-                {"silence_id": silence_id, "group_key": group.group_key[:200]},
-                target=f"alert-group:{group.id}",
-                uow=uow,
-            )
-            await uow.commit()
+        group, silence_id = await alerts.expire(bot.actor_for(interaction), self.group_id)
         await show(interaction, group, deferred=True)
         await interaction.followup.send(
             f"Silence `{silence_id}` expired.", ephemeral=True, allowed_mentions=NO_MENTIONS
@@ -253,25 +215,11 @@ class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
     async def run(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        actor = bot.actor_for(interaction)
-        alerts = bot.alerts_service()
-        group = await alerts.get_group(self.group_id)
-        if not group.firing:
-            raise InvalidInput("This alert group is resolved: open an incident with /incident.")
-        if group.incident_ref is None:
-            severity, title, summary, nodes = alerts.incident_draft(group)
-            incident = await bot.services.incidents.open(
-                actor, severity=severity, title=title, summary=summary, nodes=nodes
-            )
-            async with bot.database.uow() as uow:
-                group = await alerts.link_incident(uow, self.group_id, incident.ref)
-                await uow.commit()
-            if group.incident_ref == incident.ref:
-                cog = bot.get_cog("incidents")
-                post_card = getattr(cog, "post_card", None)
-                if post_card is not None:
-                    await post_card(incident)
-        bot.outbox.wake()
+        group, incident = await bot.alerts_service().open_incident(
+            bot.actor_for(interaction), self.group_id
+        )
+        if incident is not None:  # opened by this press: its card, as /incident open posts it
+            await post_card(bot, incident)
         await interaction.followup.send(
             f"Incident {group.incident_ref} is open for this alert group: work it in its thread "
             "in #operations (`/incident show` for the card).",

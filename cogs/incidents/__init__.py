@@ -19,7 +19,8 @@ from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident
 from bot.services.incidents import IncidentService
 from cogs.incidents import render
-from cogs.incidents.views import BUTTONS, checklist_view, post_report
+from cogs.incidents.cards import post_card
+from cogs.incidents.views import BUTTONS, post_report
 
 if TYPE_CHECKING:
     from bot.client import OpsBot
@@ -76,7 +77,7 @@ class IncidentCog(commands.Cog, name="incidents"):
         incident = await self.service.open(
             actor, severity=severity, title=title, summary=summary, nodes=nodes
         )
-        incident, posted = await self.post_card(incident)
+        incident, posted = await post_card(self.bot, incident)
         await interaction.followup.send(
             render.opened_reply(
                 incident, card_posted=posted, github_configured=self.service.github_configured
@@ -84,43 +85,6 @@ class IncidentCog(commands.Cog, name="incidents"):
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
-
-    async def post_card(self, incident: Incident) -> tuple[Incident, bool]:
-        """The card in #operations, its thread and the checklist; a refusal is not fatal."""
-        operations = self.bot.settings.channels.operations
-        core = self.bot.settings.roles.core_ops
-        content = render.card_content(incident, core)
-        try:
-            channel = self.bot.get_channel(operations) or await self.bot.fetch_channel(operations)
-            if not isinstance(channel, discord.TextChannel):
-                raise InvalidInput("[channels] operations is not a text channel.")
-            message = await channel.send(
-                content=content,
-                embed=render.card(incident, github_configured=self.service.github_configured),
-                allowed_mentions=discord.AllowedMentions(
-                    everyone=False, users=False, roles=[discord.Object(core)] if content else False
-                ),
-            )
-        except discord.HTTPException:
-            log.exception("could not post the card of %s", incident.ref)
-            return incident, False
-        thread_id: int | None = None
-        try:
-            thread = await message.create_thread(
-                name=render.thread_name(incident), auto_archive_duration=4320
-            )
-            thread_id = thread.id
-            await thread.send(
-                render.checklist_intro(incident),
-                view=checklist_view(incident),
-                allowed_mentions=NO_MENTIONS,
-            )
-        except (discord.HTTPException, ValueError):
-            log.exception("could not open the thread of %s", incident.ref)
-        incident = await self.service.attach_discord(
-            incident.id, channel_id=operations, message_id=message.id, thread_id=thread_id
-        )
-        return incident, True
 
     # -- working it ----------------------------------------------------------------------------
 

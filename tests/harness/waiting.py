@@ -57,7 +57,7 @@ async def _busy(app: Application) -> bool:
     if reminders:
         return True
     # A Watchdog that arrived (a repeat too) is applied by the processor, like a stored body.
-    return bool(await app.alerts.backlog()) or app.alerts._watchdog_arrived
+    return bool(await app.alerts.backlog()) or app.alerts.watchdog_arrival_pending
 
 
 async def quiesce(app: Application, timeout: float = 15) -> None:

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.domain.alerts import NotificationRow, WebhookPayload, group_key_hash
-from bot.domain.outbox import OutboxKind
+from bot.domain.outbox import NoticeTemplate, OutboxKind
 from bot.domain.roles import Actor, OpsRole
 from bot.metrics import Metrics
-from bot.services.alerts import ALERTS_DELIVER, AlertService
+from bot.services.alerts import AlertService
 from bot.services.outbox import ReminderService
 from bot.storage.models import AlertNotification, OutboxEntry
 from tests.alerting import fixture, storm, wire
@@ -33,7 +33,7 @@ async def outbox_rows(database, kind: str) -> list[OutboxEntry]:
 async def test_post_then_edit_then_nothing_left(database, clock) -> None:
     service, _ = wire(database, clock)
     first = await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
-    (item,) = await outbox_rows(database, ALERTS_DELIVER)
+    (item,) = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     plan = await service.plan(item.payload)
     assert plan is not None and not plan.is_edit and not plan.digest
     assert plan.mention_role_ids and [g.id for g in plan.groups] == [first.group_id]
@@ -41,7 +41,7 @@ async def test_post_then_edit_then_nothing_left(database, clock) -> None:
     assert await service.plan(item.payload) is None, "shown: a replay sends nothing"
 
     await service.ingest(*parsed("03_resolved_single_nodeoffline.json"))
-    second = (await outbox_rows(database, ALERTS_DELIVER))[-1]
+    second = (await outbox_rows(database, OutboxKind.ALERTS_DELIVER))[-1]
     edit = await service.plan(second.payload)
     assert edit is not None and edit.message is not None and edit.message.message_id == 111
     assert not edit.groups[0].firing
@@ -59,7 +59,7 @@ async def test_a_storm_is_planned_as_digests(database, clock) -> None:
     )  # fmt: skip
     assert {r.outcome for r in results} == {"accepted"}
     assert len({r.group_id for r in results}) == 50
-    items = await outbox_rows(database, ALERTS_DELIVER)
+    items = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     assert len(items) == 50
     plan = await service.plan(items[0].payload, capacity=10)
     assert plan is not None and plan.digest and len(plan.groups) == 10
@@ -77,19 +77,15 @@ async def test_acknowledge_bumps_the_version_once(database, clock) -> None:
     service, _ = wire(database, clock)
     result = await service.ingest(*parsed("04_firing_group_4_alerts.json"))
     actor = Actor(id=7, name="node-bob", roles=frozenset({OpsRole.NODE_OPS}))
-    async with database.uow() as uow:
-        group = await service.acknowledge(uow, result.group_id or 0, actor)
-        await uow.commit()
+    group = await service.acknowledge(actor, result.group_id or 0)
     assert group.acked_by_name == "node-bob" and group.version == 2
-    async with database.uow() as uow:
-        again = await service.acknowledge(uow, group.id, actor)
-        await uow.commit()
+    again = await service.acknowledge(actor, group.id)
     assert again.version == 2, "idempotent"
 
 
 async def test_email_fallback_once_when_not_posted(database, clock) -> None:
     service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
-    reminders: ReminderService = service._reminders
+    reminders: ReminderService = service.reminders
     await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
     await service.ingest(*parsed("07_firing_max_alerts_truncated.json"))  # warning only
     assert await reminders.fire_due() == 0
@@ -103,9 +99,9 @@ async def test_email_fallback_once_when_not_posted(database, clock) -> None:
 
 async def test_no_email_when_posted_in_time(database, clock) -> None:
     service, _ = wire(database, clock, email_to=("core@x.invalid",), email_fallback_after=120)
-    reminders: ReminderService = service._reminders
+    reminders: ReminderService = service.reminders
     await service.ingest(*parsed("01_firing_single_nodeoffline.json"))
-    (item,) = await outbox_rows(database, ALERTS_DELIVER)
+    (item,) = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     plan = await service.plan(item.payload)
     assert plan is not None
     await service.record_posted(plan, 333)
@@ -128,8 +124,14 @@ async def test_watchdog_outage_once_then_recovery(database, clock) -> None:
     assert await service.check_watchdog()
     assert not await service.check_watchdog(), "once per outage"
     assert (await service.ingest(watchdog, raw)).outcome == "duplicate"
-    posts = await outbox_rows(database, OutboxKind.DISCORD_MESSAGE)
-    titles = [p.payload["embeds"][0]["title"] for p in posts]
+    posts = await outbox_rows(database, OutboxKind.NOTICE)
+    assert [(p.payload["template"], p.payload["channel"]) for p in posts] == [
+        (NoticeTemplate.ALERTS_PIPELINE_BROKEN, "operations"),
+        (NoticeTemplate.ALERTS_PIPELINE_RECOVERED, "operations"),
+    ]
+    from cogs.alerts.render import TEMPLATES
+
+    titles = [TEMPLATES[p.payload["template"]](p.payload["data"]).embeds[0].title for p in posts]
     assert titles == ["Alert pipeline broken", "Alert pipeline recovered"]
 
 
@@ -177,7 +179,7 @@ async def test_receive_stores_and_the_processor_applies_later(database, clock) -
     assert await service.process_pending() == 1
     result = await service.result_of(received.notification_id)
     assert result is not None and result.outcome == "accepted" and result.group_id
-    assert len(await outbox_rows(database, ALERTS_DELIVER)) == 1
+    assert len(await outbox_rows(database, OutboxKind.ALERTS_DELIVER)) == 1
     assert await service.process_pending() == 0, "applied once"
     again = await service.receive(*parsed("04_firing_group_4_alerts.json"))
     assert again.outcome == "duplicate" and again.notification_id is None
@@ -186,7 +188,7 @@ async def test_receive_stores_and_the_processor_applies_later(database, clock) -
 async def test_batches_shrink_when_bodies_are_slow_to_apply(database, clock, monkeypatch) -> None:
     """A slow moment (a busy or throttled machine): the next transactions take fewer bodies,
     so a webhook arriving meanwhile waits for one body's work, not ten."""
-    import bot.services.alerts as alerts_module
+    import bot.services.alerts.ingest as alerts_module
 
     service, _ = wire(database, clock, process_batch=10, process_budget=0.008)
     bodies = [json.loads(line) for line in storm()[:30]]
@@ -225,7 +227,7 @@ async def test_bodies_stored_before_a_crash_are_applied_at_the_next_start(databa
             await asyncio.sleep(0.01)
     stop.set()
     await runner
-    (item,) = await outbox_rows(database, ALERTS_DELIVER)  # one batch: one delivery
+    (item,) = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)  # one batch: one delivery
     group = await restarted.get_group(item.payload["group_id"])
     assert (group.status.value, group.version) == ("resolved", 3), "each applied once, in order"
     assert item.payload["version"] == 3
@@ -257,23 +259,21 @@ async def test_a_posted_digest_settles_the_items_it_shows(database, clock) -> No
     for line in storm("firing")[:30]:
         raw = json.loads(line)
         await service.ingest(WebhookPayload.model_validate(raw), raw)
-    items = await outbox_rows(database, ALERTS_DELIVER)
+    items = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     plan = await service.plan(items[0].payload, capacity=5)
     assert plan is not None and plan.digest and len(plan.groups) > 1
     await service.record_posted(plan, 999)
     shown = {g.id for g in plan.groups}
-    after = await outbox_rows(database, ALERTS_DELIVER)
+    after = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     for item in after:
         settled = item.status == OutboxStatus.DONE.value
         assert settled == (item.payload["group_id"] in shown), item.payload
     # A newer version of a shown group still goes out (an edit).
     group = await service.get_group(next(iter(shown)))
-    async with database.uow() as uow:
-        await service.acknowledge(uow, group.id, Actor(1, "ops", frozenset({OpsRole.CORE_OPS})))
-        await uow.commit()
+    await service.acknowledge(Actor(1, "ops", frozenset({OpsRole.CORE_OPS})), group.id)
     pending = [
         i
-        for i in await outbox_rows(database, ALERTS_DELIVER)
+        for i in await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
         if i.status == "pending" and i.payload["group_id"] == group.id
     ]
     assert len(pending) == 1
@@ -286,11 +286,9 @@ async def test_a_digest_from_the_processors_groups_equals_one_read_back(database
     for line in storm("firing")[:30]:
         raw = json.loads(line)
         await service.ingest(WebhookPayload.model_validate(raw), raw)
-    items = await outbox_rows(database, ALERTS_DELIVER)
+    items = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     acked = items[3].payload["group_id"]
-    async with database.uow() as uow:
-        await service.acknowledge(uow, acked, Actor(1, "ops", frozenset({OpsRole.CORE_OPS})))
-        await uow.commit()
+    await service.acknowledge(Actor(1, "ops", frozenset({OpsRole.CORE_OPS})), acked)
     cached = await service.plan(items[0].payload, capacity=5)
     restarted, _ = wire(database, clock)  # nothing in memory: every group read back
     read = await restarted.plan(items[0].payload, capacity=5)
@@ -316,7 +314,7 @@ async def test_items_shown_by_a_message_just_sent_need_no_transaction(database, 
     for line in storm("firing")[:20]:
         raw = json.loads(line)
         await service.ingest(WebhookPayload.model_validate(raw), raw)
-    items = await outbox_rows(database, ALERTS_DELIVER)
+    items = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     plan = await service.plan(items[0].payload, capacity=5)
     assert plan is not None and plan.digest
     await service.record_posted(plan, 333)
@@ -436,7 +434,7 @@ async def test_a_body_stored_before_the_fix_is_set_aside_and_the_rest_applied(
     assert await outcomes(database) == ["accepted", "invalid", "accepted"]
     assert quarantined(metrics) == {"invalid": 1}
     assert any(field in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
-    (item,) = await outbox_rows(database, ALERTS_DELIVER)
+    (item,) = await outbox_rows(database, OutboxKind.ALERTS_DELIVER)
     group = await service.get_group(item.payload["group_id"])
     assert group.version == 2, "both good bodies applied to their group"
 
@@ -446,7 +444,7 @@ async def test_a_body_the_database_keeps_refusing_is_quarantined(
 ) -> None:
     """Whatever the reason a body's transaction fails (here the database refuses its group), it
     is tried alone a few times, then set aside: the bodies after it are applied."""
-    from bot.services import alerts as alerts_module
+    from bot.services.alerts import ingest as alerts_module
     from bot.storage.repositories import SqlAlertRepository
 
     poison = fixture("01_firing_single_nodeoffline.json")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.domain.alerts import WebhookPayload
-from bot.services.alerts import AlertService
+from bot.services.alerts import AlertIngest, AlertService
 from bot.storage import spool
 from bot.storage.models import AlertGroupRow, AlertNotification, AlertSpoolCursor
 from bot.storage.spool import SpoolReader, SpoolWriter
@@ -90,16 +90,16 @@ async def test_a_failed_transaction_copies_again_and_nothing_twice(
     service = spooled_service(database, clock, spool_path)
     assert await drain(service) == 2  # the cursor is known (cached) before the failure
     writer.write([spool_row(line) for line in lines[2:7]], clock.now())
-    original = AlertService._apply
+    original = AlertIngest._apply
 
-    async def broken(self: AlertService, *args: Any, **kwargs: Any) -> Any:
+    async def broken(self: AlertIngest, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the database went away mid-transaction")
 
-    monkeypatch.setattr(AlertService, "_apply", broken)
+    monkeypatch.setattr(AlertIngest, "_apply", broken)
     with pytest.raises(RuntimeError):
         await service.process_pending()
     assert await count(database, AlertNotification) == 2, "rolled back with the cursor"
-    monkeypatch.setattr(AlertService, "_apply", original)
+    monkeypatch.setattr(AlertIngest, "_apply", original)
     assert await drain(service) == 5
     assert await count(database, AlertNotification) == 7
     assert await count(database, AlertGroupRow) == 7
@@ -152,9 +152,9 @@ async def test_the_processor_wakes_for_the_spool(database, clock, spool_path) ->
 async def test_an_old_watchdog_in_the_spool_is_no_arrival(database, clock, spool_path) -> None:
     service = spooled_service(database, clock, spool_path, watchdog_timeout=600.0)
     SpoolWriter(spool_path).write([], clock.now() - timedelta(seconds=601), watchdog=True)
-    assert not service._spool_watchdog_arrived(), "older than the timeout: proves nothing"
+    assert not service.intake.spooled.watchdog_arrived(), "older than the timeout: proves nothing"
     SpoolWriter(spool_path).write([], clock.now(), watchdog=True)
-    assert service._spool_watchdog_arrived()
+    assert service.intake.spooled.watchdog_arrived()
 
 
 async def test_a_watchdog_seen_by_the_receiver_counts_once(database, clock, spool_path) -> None:
@@ -186,7 +186,7 @@ async def test_a_watchdog_seen_by_the_receiver_counts_once(database, clock, spoo
     writer = SpoolWriter(spool_path)
     writer.write([spool_row(watchdog)], clock.now(), watchdog=True)
     await drain(service)  # recent, though from before the bot first looked: it counts
-    assert not service._spool_watchdog_arrived(), "the same arrival counts once"
+    assert not service.intake.spooled.watchdog_arrived(), "the same arrival counts once"
     assert not await service.check_watchdog(), "seen just now"
     clock.advance(seconds=700)
     assert await service.check_watchdog(), "overdue: the pipeline is broken"

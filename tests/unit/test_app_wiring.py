@@ -68,7 +68,6 @@ def test_discord_calls_cannot_hold_the_rest(tmp_path) -> None:
     their own: an email or a GitHub write never waits for a Discord slot."""
     from bot.app import Application
     from bot.config import load_settings
-    from bot.services.alerts import ALERTS_DELIVER
     from tests.unit.test_config import GOOD
 
     path = tmp_path / "config.toml"
@@ -85,7 +84,7 @@ def test_discord_calls_cannot_hold_the_rest(tmp_path) -> None:
         OutboxKind.DIRECT,
         OutboxKind.ROLE_REMOVE,
         OutboxKind.INCIDENT_CARD,
-        ALERTS_DELIVER,
+        OutboxKind.ALERTS_DELIVER,
     }
     assert {app.outbox.lane_of(kind) for kind in discord_kinds} == {"discord"}
     assert app.outbox.lane_of(OutboxKind.EMAIL) != "discord"

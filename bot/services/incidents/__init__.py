@@ -11,7 +11,7 @@ idempotent on replay. Nudges are database reminders, fired once, also across res
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -45,6 +45,7 @@ from bot.domain.incidents import (
     miners_safe,
 )
 from bot.domain.outbox import OutboxKind, ReminderKind
+from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole
 from bot.services.incidents.common import (  # re-exported
     IncidentObserver,
@@ -158,7 +159,10 @@ class IncidentService(GitHubSync, IncidentReminders):
         title: str,
         summary: str | None = None,
         nodes: str | None = None,
+        then: Callable[[UnitOfWork, Incident], Awaitable[None]] | None = None,
     ) -> Incident:
+        """`/incident open`. `then` runs in the same transaction, before it commits: what must
+        happen with the incident or not at all (an alert group linking it)."""
         level = _severity(severity)
         title = _clean(title, TITLE_MAX, "title", required=True)
         summary = _clean(summary, SUMMARY_MAX, "summary")
@@ -206,6 +210,8 @@ class IncidentService(GitHubSync, IncidentReminders):
                 )
             await self._schedule_nudge(uow, incident)
             await self._tell_miners(uow, incident, resolved=False)
+            if then is not None:
+                await then(uow, incident)
             await uow.commit()
         self._outbox.wake()
         return incident
