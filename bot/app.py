@@ -19,12 +19,13 @@ import yarl
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.client import OpsBot
 from bot.config import Settings
-from bot.delivery import DISCORD_MESSAGE, DiscordDelivery, NoticeDelivery
+from bot.discord.client import OpsBot
+from bot.discord.outbound.notices import DiscordDelivery, NoticeDelivery
+from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.clock import SystemClock
 from bot.domain.errors import DomainError
-from bot.domain.outbox import EMAIL, OutboxItem, RetryLater
+from bot.domain.outbox import DISCORD_MESSAGE, EMAIL, OutboxItem, RetryLater
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock
 from bot.domain.roles import Actor, OpsRole
@@ -34,7 +35,6 @@ from bot.integrations.probes import ProbeRunner, static_targets
 from bot.integrations.releases import HttpManifestFetcher
 from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
-from bot.roles import DiscordMemberRoles
 from bot.scheduling import Job, RunningJobs, build_scheduler
 from bot.services.alerts import ALERTS_DELIVER, AlertPolicy, AlertService
 from bot.services.audit import AuditKeyError
@@ -49,7 +49,6 @@ from bot.storage.spool import SpoolError, SpoolReader
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
 from cogs.alerts.delivery import AlertDelivery, ChannelPacer
-from cogs.incidents.delivery import IncidentCards
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +281,8 @@ class Application:
         self._register_discord(DISCORD_MESSAGE, self.delivery.send_message)
         self._register_discord(NOTICE, self.notice_delivery.notice)
         self._register_discord(DIRECT, self.notice_delivery.direct)
-        self._register_discord(ROLE_REMOVE, self.notice_delivery.remove_role)
-        self.incident_cards = IncidentCards(self.bot)
+        self._register_discord(ROLE_REMOVE, self.roles.remove_item)
+        self.incident_cards = self.bot.cards
         self._register_discord(CARD_REFRESH, self.incident_cards.refresh)
         self.alert_delivery = AlertDelivery(
             self.bot,

@@ -9,7 +9,7 @@ from discord.ext import commands
 from cogs.alerts.views import DYNAMIC_ITEMS
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
 class AlertsCog(commands.Cog, name="alerts"):

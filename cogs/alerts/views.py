@@ -2,7 +2,7 @@
 
 Persistent by construction: each button is a DynamicItem whose custom_id carries the group id
 (`hh:alerts:ack:12`, `hh:alerts:silence:12:4h`, `hh:alerts:expire:12`), so a press after a
-restart is understood from the custom_id alone. Permission, errors and audit: OpsDynamicButton.
+restart is understood from the custom_id alone. Permission, errors and audit: PersistentButton.
 
 A storm digest shows up to 40 groups in one message, more than a message has room for buttons
 (25), so it carries select menus instead (`hh:alerts:pick:0`, 25 groups each): picking a group
@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from bot.discord.components import PersistentButton, PersistentSelect
 from bot.discord.sending import NO_MENTIONS, truncate
 from bot.domain.alerts import AlertGroup
 from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
-from bot.tree import OpsDynamicButton, OpsDynamicSelect
 from cogs.alerts.render import group_embed, header, icon_of, plain
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 ACK_TEMPLATE = r"hh:alerts:ack:(?P<id>[0-9]+)"
 SILENCE_TEMPLATE = r"hh:alerts:silence:(?P<id>[0-9]+):(?P<hours>1|4|24)h"
@@ -99,7 +99,7 @@ async def show(interaction: discord.Interaction, group: AlertGroup, *, deferred:
     # edit puts the newest state back. One extra edit per press is cheap; a stale button is not.
 
 
-class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
+class AckButton(PersistentButton, template=ACK_TEMPLATE):
     def __init__(self, group_id: int, *, acked_by: str | None = None) -> None:
         label = "Acknowledge" if acked_by is None else f"Acknowledged by {acked_by}"[:80]
         super().__init__(
@@ -138,7 +138,7 @@ class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
         await show(interaction, group, deferred=False)
 
 
-class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
+class SilenceButton(PersistentButton, template=SILENCE_TEMPLATE):
     def __init__(self, group_id: int, hours: int) -> None:
         super().__init__(
             discord.ui.Button(
@@ -189,7 +189,7 @@ class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
         )
 
 
-class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
+class ExpireButton(PersistentButton, template=EXPIRE_TEMPLATE):
     def __init__(self, group_id: int) -> None:
         super().__init__(
             discord.ui.Button(
@@ -230,7 +230,7 @@ class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
         )
 
 
-class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
+class IncidentButton(PersistentButton, template=INCIDENT_TEMPLATE):
     """Open an incident from a firing group (issue 5's /incident open, pre-filled); once."""
 
     def __init__(self, group_id: int, *, ref: str | None = None) -> None:
@@ -280,7 +280,7 @@ class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
         )
 
 
-class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
+class PickGroupSelect(PersistentSelect, template=PICK_TEMPLATE):
     """On a storm digest: pick a group to act on it (its buttons, in a private answer)."""
 
     def __init__(self, part: int, groups: Sequence[AlertGroup] = ()) -> None:
@@ -343,7 +343,7 @@ class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
         )
 
 
-DYNAMIC_ITEMS: tuple[type[OpsDynamicButton] | type[OpsDynamicSelect], ...] = (
+DYNAMIC_ITEMS: tuple[type[PersistentButton] | type[PersistentSelect], ...] = (
     AckButton,
     SilenceButton,
     ExpireButton,

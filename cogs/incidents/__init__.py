@@ -14,15 +14,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.sending import NO_MENTIONS, fit_embed, truncate
+from bot.discord.sending import NO_MENTIONS, Rendered, fit_embed, truncate
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident
 from bot.services.incidents import IncidentService
 from cogs.incidents import render
-from cogs.incidents.views import BUTTONS, checklist_view, post_report
+from cogs.incidents.views import BUTTONS, post_report
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 
@@ -87,40 +87,7 @@ class IncidentCog(commands.Cog, name="incidents"):
 
     async def post_card(self, incident: Incident) -> tuple[Incident, bool]:
         """The card in #operations, its thread and the checklist; a refusal is not fatal."""
-        operations = self.bot.settings.channels.operations
-        core = self.bot.settings.roles.core_ops
-        content = render.card_content(incident, core)
-        try:
-            channel = self.bot.get_channel(operations) or await self.bot.fetch_channel(operations)
-            if not isinstance(channel, discord.TextChannel):
-                raise InvalidInput("[channels] operations is not a text channel.")
-            message = await channel.send(
-                content=content,
-                embed=render.card(incident, github_configured=self.service.github_configured),
-                allowed_mentions=discord.AllowedMentions(
-                    everyone=False, users=False, roles=[discord.Object(core)] if content else False
-                ),
-            )
-        except discord.HTTPException:
-            log.exception("could not post the card of %s", incident.ref)
-            return incident, False
-        thread_id: int | None = None
-        try:
-            thread = await message.create_thread(
-                name=render.thread_name(incident), auto_archive_duration=4320
-            )
-            thread_id = thread.id
-            await thread.send(
-                render.checklist_intro(incident),
-                view=checklist_view(incident),
-                allowed_mentions=NO_MENTIONS,
-            )
-        except (discord.HTTPException, ValueError):
-            log.exception("could not open the thread of %s", incident.ref)
-        incident = await self.service.attach_discord(
-            incident.id, channel_id=operations, message_id=message.id, thread_id=thread_id
-        )
-        return incident, True
+        return await self.bot.cards.post(incident)
 
     # -- working it ----------------------------------------------------------------------------
 
@@ -297,7 +264,28 @@ class IncidentCog(commands.Cog, name="incidents"):
         )
 
 
+class CardLook:
+    """How an incident's card, its thread and checklist look (bot/discord/outbound/cards.py
+    sends them)."""
+
+    def card(self, incident: Incident, *, github_configured: bool) -> discord.Embed:
+        return render.card(incident, github_configured=github_configured)
+
+    def content(self, incident: Incident, core_role_id: int | None) -> str | None:
+        return render.card_content(incident, core_role_id)
+
+    def thread_name(self, incident: Incident) -> str:
+        return render.thread_name(incident)
+
+    def checklist(self, incident: Incident) -> Rendered:
+        return Rendered(
+            content=render.checklist_intro(incident),
+            items=[button.make(incident) for button in BUTTONS],
+        )
+
+
 async def setup(bot: OpsBot) -> None:
     bot.notice_templates.update(render.TEMPLATES)
+    bot.cards.look = CardLook()
     bot.add_dynamic_items(*BUTTONS)
     await bot.add_cog(IncidentCog(bot))

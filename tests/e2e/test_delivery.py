@@ -8,8 +8,8 @@ import discord
 import pytest
 
 from bot.app import Application
-from bot.delivery import DISCORD_MESSAGE, message_payload
-from bot.domain.outbox import OutboxStatus
+from bot.discord.outbound.notices import message_payload
+from bot.domain.outbox import DISCORD_MESSAGE, OutboxStatus
 from tests.e2e.conftest import World
 
 pytestmark = pytest.mark.e2e

@@ -11,13 +11,13 @@ from types import ModuleType
 
 import pytest
 
-from bot.client import OpsBot
 from bot.config import Settings, _is_secret, _section_model, load_settings
+from bot.discord.client import OpsBot
+from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
 from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
-from bot.roles import DiscordMemberRoles
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database

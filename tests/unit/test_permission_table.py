@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.client import OpsBot
 from bot.config import load_settings
+from bot.discord.client import OpsBot
+from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
 from bot.integrations.probes import ProbeRunner
 from bot.metrics import Metrics
-from bot.roles import DiscordMemberRoles
 from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
