@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
@@ -25,9 +25,11 @@ from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.alerts import AlertService
-from bot.services.container import Services
 from bot.services.health import HealthService
 from bot.storage.database import Database
+
+if TYPE_CHECKING:
+    from bot.services.container import Services
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -21,7 +21,9 @@ from bot.domain.errors import DomainError, InvalidInput, PermissionDenied, displ
 from bot.domain.ports import UnitOfWork, UowFactory
 from bot.domain.roles import Actor
 from bot.metrics import Metrics
-from bot.services.container import Services
+
+if TYPE_CHECKING:
+    from bot.services.container import Services
 
 
 class Refused(app_commands.CheckFailure):

@@ -2,7 +2,7 @@
 
 Persistent by construction: each button is a DynamicItem whose custom_id carries the group id
 (`hh:alerts:ack:12`, `hh:alerts:silence:12:4h`, `hh:alerts:expire:12`), so a press after a
-restart is understood from the custom_id alone. Permission, errors and audit: PersistentButton.
+restart is understood from the custom_id alone. Permission, errors and audit: OpsDynamicButton.
 
 A storm digest shows up to 40 groups in one message, more than a message has room for buttons
 (25), so it carries select menus instead (`hh:alerts:pick:0`, 25 groups each): picking a group
