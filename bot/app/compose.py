@@ -15,9 +15,10 @@ from bot.app.jobs import Jobs
 from bot.app.lifecycle import Lifecycle
 from bot.app.policies import alert_policy, audit_chain_options, probe_runner, probe_targets
 from bot.app.services import Services
-from bot.client import OpsBot
 from bot.config import Settings
-from bot.delivery import DiscordDelivery, NoticeDelivery
+from bot.discord.client import OpsBot
+from bot.discord.outbound.notices import DiscordDelivery, NoticeDelivery
+from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.clock import SystemClock
 from bot.domain.outbox import OutboxItem, OutboxKind, RetryLater
 from bot.domain.permissions import PERMISSIONS
@@ -28,7 +29,6 @@ from bot.integrations.github import GitHubIssues, GitHubReleases
 from bot.integrations.releases import HttpManifestFetcher
 from bot.integrations.smtp import SmtpMailer
 from bot.metrics import Metrics
-from bot.roles import DiscordMemberRoles
 from bot.scheduling import RunningJobs, build_scheduler
 from bot.services.alerts import AlertService
 from bot.services.health import HealthService
@@ -38,7 +38,6 @@ from bot.storage.spool import SpoolReader
 from bot.web.app import HealthSources, WebServer, create_app
 from cogs import EXTENSIONS
 from cogs.alerts.delivery import AlertDelivery, ChannelPacer
-from cogs.incidents.delivery import IncidentCards
 
 
 class Application(Lifecycle):
@@ -145,7 +144,7 @@ class Application(Lifecycle):
         self.gateway: Gateway | None = None
         self.delivery = DiscordDelivery(self.bot)
         self.notice_delivery = NoticeDelivery(self.bot)
-        self.incident_cards = IncidentCards(self.bot)
+        self.incident_cards = self.bot.cards
         self.alert_delivery = AlertDelivery(
             self.bot,
             self.alerts,
@@ -186,7 +185,7 @@ class Application(Lifecycle):
             OutboxKind.DISCORD_MESSAGE: self.delivery.send_message,
             OutboxKind.NOTICE: self.notice_delivery.notice,
             OutboxKind.DIRECT: self.notice_delivery.direct,
-            OutboxKind.ROLE_REMOVE: self.notice_delivery.remove_role,
+            OutboxKind.ROLE_REMOVE: self.roles.remove_item,
             OutboxKind.INCIDENT_CARD: self.incident_cards.refresh,
             OutboxKind.ALERTS_DELIVER: self.alert_delivery.deliver,
         }

@@ -13,7 +13,7 @@ import discord
 import yarl
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 

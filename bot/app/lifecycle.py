@@ -17,8 +17,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.app.gateway import Gateway, point_discord_at
 from bot.app.jobs import Jobs
 from bot.app.services import Services
-from bot.client import OpsBot
 from bot.config import Settings
+from bot.discord.client import OpsBot
 from bot.integrations.alertmanager import AlertmanagerClient
 from bot.integrations.probes import ProbeRunner
 from bot.scheduling import RunningJobs

@@ -1,4 +1,5 @@
-"""Safe sending: Discord's size limits enforced by truncation, and no accidental pings.
+"""Safe sending: Discord's size limits enforced by truncation, no accidental pings, and one
+message per outbox item however often it is tried (nonces).
 
 Every send in the bot goes through these limits, so an alert or a user-typed title can never
 make Discord answer 400, and never mention @everyone.
@@ -7,9 +8,12 @@ make Discord answer 400, and never mention @everyone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import discord
+
+from bot.domain.outbox import OutboxItem
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -24,6 +28,21 @@ AUTHOR_MAX = 256
 EMBED_TOTAL_MAX = 6000
 EMBEDS_PER_MESSAGE = 10
 ELLIPSIS = "…"
+
+
+def allowed_mentions(payload: Mapping[str, Any]) -> discord.AllowedMentions:
+    """Only the roles and users a payload names (`mention_role_ids`, `mention_user_ids`) may be
+    pinged: never @everyone."""
+    roles = [discord.Object(i) for i in payload.get("mention_role_ids", [])]
+    users = [discord.Object(i) for i in payload.get("mention_user_ids", [])]
+    return discord.AllowedMentions(everyone=False, roles=roles or False, users=users or False)
+
+
+def nonce_for(prefix: str, item: OutboxItem) -> str:
+    """The nonce of a post the outbox sends: the same for every try of one item (Discord keeps
+    one message per nonce for a few minutes), so a retried post that did land is not doubled;
+    at most 25 characters."""
+    return f"hh{prefix}{item.id}"
 
 
 def truncate(text: str, limit: int) -> str:

@@ -21,7 +21,7 @@ from cogs.access import render
 from cogs.access.views import BUTTONS
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 

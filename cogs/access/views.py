@@ -1,7 +1,8 @@
 """Persistent buttons of the access area: grant approval and the access review.
 
-Each is a `bot.tree.OpsButton`: its custom_id carries the grant or review item id, so a button
-pressed after a restart still works, and the permission table decides who may press it.
+Each is a `bot.discord.components.PersistentButton`: its custom_id (`hh:access:<verb>:<id>`,
+from its action) carries the grant or review item id, so a button pressed after a restart still
+works, and the permission table decides who may press it.
 """
 
 from __future__ import annotations
@@ -10,31 +11,33 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.components import PersistentButton, ops_bot
 from bot.discord.sending import NO_MENTIONS
 from bot.domain.access import ReviewDecision
-from bot.tree import OpsButton
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
-class _AccessButton(OpsButton, template=r"hh:access:__base__"):
+class _AccessButton(PersistentButton):
     @classmethod
     def make(
         cls, object_id: int, label: str | None = None, *, row: int | None = None
     ) -> _AccessButton:
-        return cls(object_id, label=label or cls.default_label, style=cls.default_style, row=row)
+        return cls.build(
+            object_id, label=label or cls.default_label, style=cls.default_style, row=row
+        )
 
     default_label = ""
     default_style = discord.ButtonStyle.secondary
 
 
-class ApproveGrantButton(_AccessButton, template=r"hh:access:approve:(?P<id>[0-9]{1,19})"):
-    action = "access:approve"
+class ApproveGrantButton(_AccessButton, action="access:approve"):
     default_label = "Approve"
     default_style = discord.ButtonStyle.success
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = ops_bot(interaction)
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
         grant = await bot.grants.approve(actor, self.object_id)
@@ -46,34 +49,32 @@ class ApproveGrantButton(_AccessButton, template=r"hh:access:approve:(?P<id>[0-9
         )
 
 
-class RejectGrantButton(_AccessButton, template=r"hh:access:reject:(?P<id>[0-9]{1,19})"):
-    action = "access:reject"
+class RejectGrantButton(_AccessButton, action="access:reject"):
     default_label = "Reject"
     default_style = discord.ButtonStyle.danger
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = ops_bot(interaction)
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
         await bot.grants.reject(actor, self.object_id)
         await _close_request(interaction, f"Rejected by {actor.name}.")
 
 
-class ReviewKeepButton(_AccessButton, template=r"hh:access:keep:(?P<id>[0-9]{1,19})"):
-    action = "access:keep"
+class ReviewKeepButton(_AccessButton, action="access:keep"):
     default_label = "Keep"
     default_style = discord.ButtonStyle.success
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
-        await _decide(interaction, bot, self.object_id, ReviewDecision.KEEP)
+    async def run(self, interaction: discord.Interaction) -> None:
+        await _decide(interaction, ops_bot(interaction), self.object_id, ReviewDecision.KEEP)
 
 
-class ReviewRevokeButton(_AccessButton, template=r"hh:access:revoke:(?P<id>[0-9]{1,19})"):
-    action = "access:revoke"
+class ReviewRevokeButton(_AccessButton, action="access:revoke"):
     default_label = "Revoke"
     default_style = discord.ButtonStyle.danger
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
-        await _decide(interaction, bot, self.object_id, ReviewDecision.REVOKE)
+    async def run(self, interaction: discord.Interaction) -> None:
+        await _decide(interaction, ops_bot(interaction), self.object_id, ReviewDecision.REVOKE)
 
 
 BUTTONS: tuple[type[_AccessButton], ...] = (
@@ -142,7 +143,7 @@ def _rebuild(
     for cls in BUTTONS:
         match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
         if match:
-            return cls(
+            return cls.build(
                 int(match["id"]),
                 label=getattr(component, "label", None) or cls.default_label,
                 style=getattr(component, "style", cls.default_style),

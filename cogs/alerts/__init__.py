@@ -10,7 +10,7 @@ from cogs.alerts import render
 from cogs.alerts.views import DYNAMIC_ITEMS
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
 class AlertsCog(commands.Cog, name="alerts"):

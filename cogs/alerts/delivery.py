@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.delivery import allowed_mentions, bounded, classify, nonce_for
+from bot.discord.outbound.errors import bounded, classify
+from bot.discord.sending import allowed_mentions, nonce_for
 from bot.domain.alerts import DeliveryPlan
 from bot.domain.outbox import OutboxItem, RetryLater
 from bot.services.alerts import AlertService
@@ -29,7 +30,7 @@ from cogs.alerts.render import digest_embeds, group_embed, message_content
 from cogs.alerts.views import digest_view, group_view
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
+from bot.discord.components import PersistentButton, PersistentSelect
 from bot.discord.sending import NO_MENTIONS, truncate
 from bot.domain.alerts import AlertGroup
 from bot.domain.errors import InvalidInput
 from bot.services.alerts import SILENCE_HOURS
-from bot.tree import OpsDynamicButton, OpsDynamicSelect
 from cogs.alerts.render import group_embed, header, icon_of, plain
-from cogs.incidents.cards import post_card
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 ACK_TEMPLATE = r"hh:alerts:ack:(?P<id>[0-9]+)"
 SILENCE_TEMPLATE = r"hh:alerts:silence:(?P<id>[0-9]+):(?P<hours>1|4|24)h"
@@ -102,7 +101,7 @@ async def show(interaction: discord.Interaction, group: AlertGroup, *, deferred:
     # edit puts the newest state back. One extra edit per press is cheap; a stale button is not.
 
 
-class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
+class AckButton(PersistentButton, template=ACK_TEMPLATE):
     def __init__(self, group_id: int, *, acked_by: str | None = None) -> None:
         label = "Acknowledge" if acked_by is None else f"Acknowledged by {acked_by}"[:80]
         super().__init__(
@@ -129,7 +128,7 @@ class AckButton(OpsDynamicButton, template=ACK_TEMPLATE):
         await show(interaction, group, deferred=False)
 
 
-class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
+class SilenceButton(PersistentButton, template=SILENCE_TEMPLATE):
     def __init__(self, group_id: int, hours: int) -> None:
         super().__init__(
             discord.ui.Button(
@@ -164,7 +163,7 @@ class SilenceButton(OpsDynamicButton, template=SILENCE_TEMPLATE):
         )
 
 
-class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
+class ExpireButton(PersistentButton, template=EXPIRE_TEMPLATE):
     def __init__(self, group_id: int) -> None:
         super().__init__(
             discord.ui.Button(
@@ -192,7 +191,7 @@ class ExpireButton(OpsDynamicButton, template=EXPIRE_TEMPLATE):
         )
 
 
-class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
+class IncidentButton(PersistentButton, template=INCIDENT_TEMPLATE):
     """Open an incident from a firing group (issue 5's /incident open, pre-filled); once."""
 
     def __init__(self, group_id: int, *, ref: str | None = None) -> None:
@@ -219,7 +218,7 @@ class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
             bot.actor_for(interaction), self.group_id
         )
         if incident is not None:  # opened by this press: its card, as /incident open posts it
-            await post_card(bot, incident)
+            await bot.cards.post(incident)
         await interaction.followup.send(
             f"Incident {group.incident_ref} is open for this alert group: work it in its thread "
             "in #operations (`/incident show` for the card).",
@@ -228,7 +227,7 @@ class IncidentButton(OpsDynamicButton, template=INCIDENT_TEMPLATE):
         )
 
 
-class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
+class PickGroupSelect(PersistentSelect, template=PICK_TEMPLATE):
     """On a storm digest: pick a group to act on it (its buttons, in a private answer)."""
 
     def __init__(self, part: int, groups: Sequence[AlertGroup] = ()) -> None:
@@ -291,7 +290,7 @@ class PickGroupSelect(OpsDynamicSelect, template=PICK_TEMPLATE):
         )
 
 
-DYNAMIC_ITEMS: tuple[type[OpsDynamicButton] | type[OpsDynamicSelect], ...] = (
+DYNAMIC_ITEMS: tuple[type[PersistentButton] | type[PersistentSelect], ...] = (
     AckButton,
     SilenceButton,
     ExpireButton,

@@ -16,7 +16,7 @@ from bot.services.audit import to_json_line
 from cogs.access.render import audit_embed
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 EXPORT_MAX_ROWS = 100_000
 

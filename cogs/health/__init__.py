@@ -34,7 +34,7 @@ from cogs.health.render import (
 from cogs.health.views import BUTTONS, HealthPager, approval_view
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class HealthCog(commands.Cog, name="health"):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         # Target names are for ops roles only, not while locked out: the tree checks every
-        # autocomplete like its command (bot/tree.py) before this runs.
+        # autocomplete like its command (bot/discord/policy.py) before this runs.
         needle = current.lower()
         names = [t.name for t in await self.bot.health.targets()]
         matches = sorted(names, key=lambda n: (not n.startswith(needle), n))

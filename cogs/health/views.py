@@ -6,45 +6,41 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.components import OpsView, PersistentButton, ops_bot
 from bot.discord.sending import NO_MENTIONS
 from bot.services.health import StaleRequest
-from bot.tree import OpsButton, OpsView
 from cogs.health.render import decision_content, stale_content
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
-class ApproveNodeButton(OpsButton, template=r"hh:node:approve:(?P<id>[0-9]{1,19})"):
+class ApproveNodeButton(PersistentButton, action="node:approve"):
     """Approve request `<id>`: `hh:node:approve:<id>`. A dynamic item, so a press on any
     request's message is answered (after a restart too): a replaced request is refused."""
 
-    action = "node:approve"
-
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
-        await decide_node(interaction, bot, self.object_id, approve=True)
+    async def run(self, interaction: discord.Interaction) -> None:
+        await decide_node(interaction, ops_bot(interaction), self.object_id, approve=True)
 
 
-class RejectNodeButton(OpsButton, template=r"hh:node:reject:(?P<id>[0-9]{1,19})"):
-    action = "node:reject"
-
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
-        await decide_node(interaction, bot, self.object_id, approve=False)
+class RejectNodeButton(PersistentButton, action="node:reject"):
+    async def run(self, interaction: discord.Interaction) -> None:
+        await decide_node(interaction, ops_bot(interaction), self.object_id, approve=False)
 
 
-BUTTONS: tuple[type[OpsButton], ...] = (ApproveNodeButton, RejectNodeButton)
+BUTTONS: tuple[type[PersistentButton], ...] = (ApproveNodeButton, RejectNodeButton)
 
 
 def approval_view(node_id: int, *, disabled: bool = False) -> discord.ui.View:
     """Approve / Reject of one request (disabled once the request was replaced)."""
     view = discord.ui.View(timeout=None)
     view.add_item(
-        ApproveNodeButton(
+        ApproveNodeButton.build(
             node_id, label="Approve", style=discord.ButtonStyle.success, disabled=disabled
         )
     )
     view.add_item(
-        RejectNodeButton(
+        RejectNodeButton.build(
             node_id, label="Reject", style=discord.ButtonStyle.danger, disabled=disabled
         )
     )

@@ -14,16 +14,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.sending import NO_MENTIONS, fit_embed, truncate
+from bot.discord.sending import NO_MENTIONS, Rendered, fit_embed, truncate
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident
 from bot.services.incidents import IncidentService
 from cogs.incidents import render
-from cogs.incidents.cards import post_card
 from cogs.incidents.views import BUTTONS, post_report
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class IncidentCog(commands.Cog, name="incidents"):
         incident = await self.service.open(
             actor, severity=severity, title=title, summary=summary, nodes=nodes
         )
-        incident, posted = await post_card(self.bot, incident)
+        incident, posted = await self.bot.cards.post(incident)
         await interaction.followup.send(
             render.opened_reply(
                 incident, card_posted=posted, github_configured=self.service.github_configured
@@ -261,7 +260,28 @@ class IncidentCog(commands.Cog, name="incidents"):
         )
 
 
+class CardLook:
+    """How an incident's card, its thread and checklist look (bot/discord/outbound/cards.py
+    sends them)."""
+
+    def card(self, incident: Incident, *, github_configured: bool) -> discord.Embed:
+        return render.card(incident, github_configured=github_configured)
+
+    def content(self, incident: Incident, core_role_id: int | None) -> str | None:
+        return render.card_content(incident, core_role_id)
+
+    def thread_name(self, incident: Incident) -> str:
+        return render.thread_name(incident)
+
+    def checklist(self, incident: Incident) -> Rendered:
+        return Rendered(
+            content=render.checklist_intro(incident),
+            items=[button.make(incident) for button in BUTTONS],
+        )
+
+
 async def setup(bot: OpsBot) -> None:
     bot.notice_templates.update(render.TEMPLATES)
+    bot.cards.look = CardLook()
     bot.add_dynamic_items(*BUTTONS)
     await bot.add_cog(IncidentCog(bot))

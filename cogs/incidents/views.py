@@ -12,22 +12,22 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 
+from bot.discord.components import PersistentButton, ops_bot
 from bot.discord.sending import NO_MENTIONS, truncate
 from bot.domain.incidents import ChecklistItem, Incident
-from bot.tree import OpsButton
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
-class _ChecklistButton(OpsButton, template=r"hh:incident:__base__"):
+class _ChecklistButton(PersistentButton):
     step: ClassVar[ChecklistItem]
 
     @classmethod
     def make(cls, incident: Incident, *, row: int | None = None) -> _ChecklistButton:
         tick = incident.checklist.get(cls.step)
         label = cls.step.label if tick is None else f"{cls.step.label} ✔ {tick.by_name}"
-        return cls(
+        return cls.build(
             incident.id,
             label=truncate(label, 80),
             style=discord.ButtonStyle.success if tick else discord.ButtonStyle.secondary,
@@ -35,7 +35,8 @@ class _ChecklistButton(OpsButton, template=r"hh:incident:__base__"):
             row=row,
         )
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = ops_bot(interaction)
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
         incident = await bot.services.incidents.tick(actor, self.object_id, self.step)
@@ -44,33 +45,29 @@ class _ChecklistButton(OpsButton, template=r"hh:incident:__base__"):
         )
 
 
-class IsolateButton(_ChecklistButton, template=r"hh:incident:isolate:(?P<id>[0-9]{1,19})"):
-    action = "incident:isolate"
+class IsolateButton(_ChecklistButton, action="incident:isolate"):
     step = ChecklistItem.ISOLATE
 
 
-class SnapshotButton(_ChecklistButton, template=r"hh:incident:snapshot:(?P<id>[0-9]{1,19})"):
-    action = "incident:snapshot"
+class SnapshotButton(_ChecklistButton, action="incident:snapshot"):
     step = ChecklistItem.SNAPSHOT
 
 
-class RotateButton(_ChecklistButton, template=r"hh:incident:rotate:(?P<id>[0-9]{1,19})"):
-    action = "incident:rotate"
+class RotateButton(_ChecklistButton, action="incident:rotate"):
     step = ChecklistItem.ROTATE
 
 
-class NotifyButton(_ChecklistButton, template=r"hh:incident:notify:(?P<id>[0-9]{1,19})"):
-    action = "incident:notify"
+class NotifyButton(_ChecklistButton, action="incident:notify"):
     step = ChecklistItem.NOTIFY
 
 
-class ReportButton(_ChecklistButton, template=r"hh:incident:report:(?P<id>[0-9]{1,19})"):
+class ReportButton(_ChecklistButton, action="incident:report"):
     """Writes the report (as `/incident report`), which ticks the step."""
 
-    action = "incident:report"
     step = ChecklistItem.REPORT
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = ops_bot(interaction)
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
         incident = await bot.services.incidents.get_by_id(self.object_id)

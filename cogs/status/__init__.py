@@ -16,7 +16,7 @@ from bot.discord.sending import NO_MENTIONS
 from cogs.status.render import status_embed
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
 class StatusCog(commands.Cog, name="status"):

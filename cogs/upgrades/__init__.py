@@ -18,7 +18,7 @@ from cogs.upgrades import render
 from cogs.upgrades.views import BUTTONS
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 
 class UpgradeCog(commands.Cog, name="upgrades"):

@@ -6,29 +6,23 @@ permission table says Core Ops, the service says "not the announcer", and it is 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 
+from bot.discord.components import PersistentButton, ops_bot
 from bot.discord.sending import NO_MENTIONS
-from bot.tree import OpsButton
-
-if TYPE_CHECKING:
-    from bot.client import OpsBot
 
 
-class ApproveRolloutButton(OpsButton, template=r"hh:upgrade:approve:(?P<id>[0-9]{1,19})"):
-    action = "upgrade:approve"
-
+class ApproveRolloutButton(PersistentButton, action="upgrade:approve"):
     @classmethod
     def make(cls, release_id: int) -> ApproveRolloutButton:
-        return cls(release_id, label="Approve rollout", style=discord.ButtonStyle.success)
+        return cls.build(release_id, label="Approve rollout", style=discord.ButtonStyle.success)
 
-    async def run(self, interaction: discord.Interaction, bot: OpsBot) -> None:
+    async def run(self, interaction: discord.Interaction) -> None:
+        bot = ops_bot(interaction)
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
         release = await bot.services.upgrades.approve(actor, self.object_id)
-        done = ApproveRolloutButton(
+        done = ApproveRolloutButton.build(
             release.id,
             label=f"Rollout approved by {actor.name}"[:80],
             style=discord.ButtonStyle.secondary,
@@ -39,4 +33,4 @@ class ApproveRolloutButton(OpsButton, template=r"hh:upgrade:approve:(?P<id>[0-9]
         await interaction.edit_original_response(view=view, allowed_mentions=NO_MENTIONS)
 
 
-BUTTONS: tuple[type[OpsButton], ...] = (ApproveRolloutButton,)
+BUTTONS: tuple[type[PersistentButton], ...] = (ApproveRolloutButton,)

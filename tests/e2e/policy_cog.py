@@ -8,11 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.components import OpsView
 from bot.domain.errors import InvalidInput
-from bot.tree import OpsView
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 LEAKY = "postgresql://hh:hunter2-very-secret@db/x"
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy import select as select_
 
 from bot.app import Application
-from bot.delivery import message_payload
+from bot.discord.outbound.notices import message_payload
 from bot.domain.outbox import OutboxKind, OutboxStatus
 from bot.domain.ports import Clock
 from bot.storage.models import AuditEntry, OutboxEntry

@@ -8,7 +8,7 @@ import discord
 import pytest
 
 from bot.app import Application
-from bot.delivery import message_payload
+from bot.discord.outbound.notices import message_payload
 from bot.domain.outbox import OutboxKind, OutboxStatus
 from tests.e2e.conftest import World
 

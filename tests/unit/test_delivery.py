@@ -14,10 +14,14 @@ from typing import Any, cast
 import discord
 import pytest
 
-from bot.delivery import DiscordDelivery, NoticeDelivery, classify, message_payload
+from bot.discord.outbound.cards import IncidentCards
+from bot.discord.outbound.errors import classify
+from bot.discord.outbound.notices import DiscordDelivery, message_payload
+from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.outbox import OutboxItem, OutboxKind, RetryLater
+from bot.domain.roles import OpsRole
+from cogs.incidents import CardLook
 from cogs.incidents import render as card_render
-from cogs.incidents.delivery import IncidentCards
 
 SEND_TIMEOUT = 0.05
 
@@ -92,12 +96,12 @@ async def test_a_hung_role_removal_or_card_edit_becomes_a_retry(
     monkeypatch.setattr(card_render, "card", lambda *_a, **_k: discord.Embed(title="INC-1"))
     bot = hung_bot(HungChannel())
     async with asyncio.timeout(5):
+        roles = DiscordMemberRoles(1, {OpsRole.CORE_OPS: 11})
+        roles.bind(bot)
         with pytest.raises(RetryLater):
-            await NoticeDelivery(bot).remove_role(
-                item({"role": "core_ops", "member_id": 7, "reason": "expired"})
-            )
+            await roles.remove_item(item({"role": "core_ops", "member_id": 7, "reason": "expired"}))
         with pytest.raises(RetryLater):
-            await IncidentCards(bot).refresh(item({"incident_id": 1}))
+            await IncidentCards(bot, CardLook()).refresh(item({"incident_id": 1}))
 
 
 async def test_a_retried_post_carries_the_same_nonce() -> None:

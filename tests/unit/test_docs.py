@@ -13,12 +13,12 @@ import pytest
 
 from bot.app.policies import probe_runner
 from bot.app.services import Services
-from bot.client import OpsBot
 from bot.config import Settings, _is_secret, _section_model, load_settings
+from bot.discord.client import OpsBot
+from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
 from bot.metrics import Metrics
-from bot.roles import DiscordMemberRoles
 from bot.services.health import HealthService
 from bot.storage.database import Database
 from cogs import EXTENSIONS

@@ -1,42 +1,40 @@
-"""The discord.py client: loads the cogs and syncs the guild's commands.
+"""The discord.py client: loads the cogs it is given and syncs the guild's commands.
 
 It owns nothing the rest of the app needs while Discord is away: the scheduler, the web server
-and the outbox run whether or not it has logged in (bot.app starts them first)."""
+and the outbox run whether or not it has logged in (bot.app starts them first). What every
+interaction passes (the check, the audit hook) is its gate (bot/discord/gate.py); what every
+failure meets, the error policy (bot/discord/policy.py): neither imports this module."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.discord.sending import Rendered
-from bot.domain.audit import already_audited, open_audit_scope
-from bot.domain.errors import (
-    DomainError,
-    InvalidInput,
-    PermissionDenied,
-    Unavailable,
-    display_action,
-)
+from bot.discord.components import PersistentItem
+from bot.discord.gate import Gate, action_of
+from bot.discord.outbound.cards import IncidentCards
+from bot.discord.outbound.notices import NoticeRenderer
+from bot.discord.policy import OpsCommandTree
+from bot.domain.errors import Unavailable
 from bot.domain.ports import UnitOfWork
 from bot.domain.roles import Actor, OpsRole, RoleMap
 from bot.metrics import Metrics
 from bot.services.alerts import AlertService
 from bot.services.health import HealthService
 from bot.storage.database import Database
-from bot.tree import Denied, OpsCommandTree, Refused, action_of
+
+if TYPE_CHECKING:
+    from bot.app.services import Services
 
 if TYPE_CHECKING:
     from bot.app.services import Services
 
 log = logging.getLogger(__name__)
-
-NoticeRenderer = Callable[[Mapping[str, Any]], "Rendered"]
 
 
 def intents() -> discord.Intents:
@@ -66,7 +64,7 @@ class OpsBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             max_messages=1000,
             # A long Retry-After raises RateLimited instead of sleeping: the outbox retries the
-            # item after it, and nothing else waits (see bot/delivery.py).
+            # item after it, and nothing else waits (see bot/discord/outbound/errors.py).
             max_ratelimit_timeout=settings.discord.max_ratelimit_timeout,
         )
         self.settings = settings
@@ -87,33 +85,33 @@ class OpsBot(commands.Bot):
         self.role_map = RoleMap.from_ids(
             {role: getattr(settings.roles, role.value) for role in OpsRole}
         )
+        self.gate = Gate(settings, services, database.uow, metrics)
+        self.cards = IncidentCards(self)
+        """The incident cards (their look is registered by the incidents cog's setup)."""
+        self.persistent_items: set[type[PersistentItem[Any]]] = set()
+        """Every persistent component class the cogs registered (re-registered at each start)."""
         self._extensions = extensions
         self.synced_commands: list[str] = []
-        self._in_flight: set[asyncio.Task[Any]] = set()
         self.logged_in = False
         """True once a login reached Discord and the cogs (with their notice renderers) are
         loaded: until then, outbox work for Discord waits (bot.app holds it)."""
 
-    def track_current_task(self) -> None:
-        """Remember the task handling an interaction, so shutdown lets it finish (and audit)."""
-        task = asyncio.current_task()
-        if task is not None and task not in self._in_flight:
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-
     async def drain(self, within: float) -> int:
         """Wait for interactions being handled; returns how many were still running after."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            # A finished command has just scheduled its completion listener: let it start.
-            for _ in range(5):
-                await asyncio.sleep(0)
-            pending = {t for t in self._in_flight if t is not asyncio.current_task()}
-            remaining = deadline - loop.time()
-            if not pending or remaining <= 0:
-                return len(pending)
-            await asyncio.wait(pending, timeout=remaining)
+        return await self.gate.drain(within)
+
+    def add_dynamic_items(self, *items: type[discord.ui.DynamicItem[Any]]) -> None:
+        """Only the one persistent base (bot/discord/components.py): its check, policy and
+        audit are what make a press after a restart safe."""
+        for item in items:
+            if not issubclass(item, PersistentItem):
+                raise TypeError(f"{item.__name__} is not a PersistentItem")
+        super().add_dynamic_items(*items)
+        self.persistent_items.update(items)  # type: ignore[arg-type]
+
+    def remove_dynamic_items(self, *items: type[discord.ui.DynamicItem[Any]]) -> None:
+        super().remove_dynamic_items(*items)
+        self.persistent_items.difference_update(items)
 
     @property
     def guild_object(self) -> discord.Object:
@@ -166,51 +164,10 @@ class OpsBot(commands.Bot):
             raise Unavailable("The alerts relay is not running in this process.")
         return self.alerts
 
-    # -- identity and permission ------------------------------------------------------------
+    # -- the gate's, for the cogs ------------------------------------------------------------
 
     def actor_for(self, interaction: discord.Interaction) -> Actor:
-        """Who acts in this interaction, as `authorize` resolved them from their grants. Before
-        the check (or for an interaction that had none) a member without ops roles."""
-        actor = interaction.extras.get("actor")
-        if isinstance(actor, Actor):
-            return actor
-        user = interaction.user
-        return Actor(
-            id=user.id, name=str(user), is_owner=user.id in self.settings.discord.owner_ids
-        )
-
-    def in_guild(self, interaction: discord.Interaction) -> bool:
-        """Sent from the ops server itself (not a DM, not another server)."""
-        return interaction.guild_id == self.settings.discord.guild_id
-
-    async def authorize(self, interaction: discord.Interaction, action: str) -> Actor:
-        """The one check: the member's grants (not their Discord roles) against the table, only
-        in the server, then (for privileged actions) no lockout."""
-        self.track_current_task()
-        open_audit_scope()
-        user = interaction.user
-        actor = await self.grants.actor(user.id, str(user))
-        interaction.extras["actor"] = actor
-        privileged = self.access.required(action) is not None
-        if privileged and not self.in_guild(interaction):
-            # Not a denial: no strike counts towards the lockout (security item 14).
-            raise Refused(
-                InvalidInput(
-                    f"`{display_action(action)}` only works in the server, not in direct messages."
-                )
-            )
-        try:
-            self.access.authorize(actor, action)
-        except PermissionDenied as denial:
-            raise Denied(denial) from None
-        if privileged:
-            try:
-                await self.lockouts.check(actor)
-            except DomainError as refusal:
-                raise Refused(refusal) from None
-        return actor
-
-    # -- audit ------------------------------------------------------------------------------
+        return self.gate.actor_for(interaction)
 
     async def audit_outcome(
         self,
@@ -223,24 +180,10 @@ class OpsBot(commands.Bot):
         uow: UnitOfWork | None = None,
     ) -> None:
         """Record a command's outcome; inside `uow` it commits with the change it describes."""
-        actor = self.actor_for(interaction)
-        details = {"channel_id": interaction.channel_id, **(details or {})}
-        if uow is not None:
-            await self.audit.record(
-                uow, actor, action, outcome=outcome, target=target, details=details
-            )
-        else:
-            async with self.database.uow() as own:
-                await self.audit.record(
-                    own, actor, action, outcome=outcome, target=target, details=details
-                )
-                await own.commit()
+        await self.gate.audit_outcome(interaction, action, outcome, details, target=target, uow=uow)
 
     async def on_app_command_completion(
         self, interaction: discord.Interaction, command: discord.app_commands.Command[Any, ..., Any]
     ) -> None:
-        self.track_current_task()
-        action = action_of(interaction)
-        self.metrics.commands.labels(action, "ok").inc()
-        if not already_audited():
-            await self.audit_outcome(interaction, action, "ok")
+        self.gate.track_current_task()
+        await self.gate.succeeded(interaction, action_of(interaction))

@@ -1,47 +1,40 @@
-"""Outbox handlers that talk to Discord: how a queued post becomes a message, exactly once.
+"""The outbox's channel posts, notices and DMs: how a queued post becomes a message, exactly once.
 
-Errors are sorted for the worker: Discord outages and network trouble are `RetryLater`, refusals
-(400, 403, 404) are `PermanentFailure`, since sending the same request again would be refused
-again. Nothing here waits long: a 429 whose Retry-After exceeds `[discord] max_ratelimit_timeout`
-is raised by discord.py at once and becomes the item's own `retry_after`, and every REST call is
-bounded by `[discord] send_timeout` (a call that hangs becomes a retry). A retried post carries
-the same nonce as the first try, so Discord keeps one message if the first did land after all.
+`discord.message` items carry a ready payload (`message_payload`); `notice` and `direct` items
+name a template that a cog's renderer turns into a message (each cog registers its templates at
+setup, in `OpsBot.notice_templates`). A retried post carries the same nonce as the first try, so
+Discord keeps one message if the first did land after all. Errors: bot/discord/outbound/errors.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import discord
 
+from bot.discord.outbound.errors import CANNOT_DM, bounded, classify
 from bot.discord.sending import (
     CONTENT_MAX,
     EMBEDS_PER_MESSAGE,
     NO_MENTIONS,
     Rendered,
+    allowed_mentions,
     fit_embed,
+    nonce_for,
     truncate,
 )
-from bot.domain.outbox import OutboxItem, PermanentFailure, RetryLater
+from bot.domain.outbox import OutboxItem, PermanentFailure
 from bot.domain.roles import OpsRole
 
 if TYPE_CHECKING:
-    from bot.client import OpsBot
+    from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "DiscordDelivery",
-    "allowed_mentions",
-    "bounded",
-    "classify",
-    "message_payload",
-    "nonce_for",
-]
+NoticeRenderer = Callable[[Mapping[str, Any]], Rendered]
+"""A notice template's renderer: the notice's data -> the message."""
 
 
 def message_payload(
@@ -62,42 +55,9 @@ def message_payload(
     }
 
 
-def allowed_mentions(payload: Mapping[str, Any]) -> discord.AllowedMentions:
-    """Only the roles and users the payload names may be pinged: never @everyone."""
-    roles = [discord.Object(i) for i in payload.get("mention_role_ids", [])]
-    users = [discord.Object(i) for i in payload.get("mention_user_ids", [])]
-    return discord.AllowedMentions(everyone=False, roles=roles or False, users=users or False)
-
-
-def bounded(bot: OpsBot) -> asyncio.Timeout:
-    """Wraps one Discord REST call: at most `[discord] send_timeout`, then `TimeoutError`."""
-    return asyncio.timeout(bot.settings.discord.send_timeout)
-
-
-def nonce_for(prefix: str, item: OutboxItem) -> str:
-    """The same for every try of one item (Discord keeps one message per nonce for a few
-    minutes); at most 25 characters."""
-    return f"hh{prefix}{item.id}"
-
-
-def classify(exc: Exception) -> Exception:
-    """Map a Discord or network error onto the worker's retry policy."""
-    if isinstance(exc, discord.DiscordServerError):
-        return RetryLater(f"Discord {exc.status}")
-    if isinstance(exc, discord.RateLimited):
-        return RetryLater("rate limited", retry_after=exc.retry_after)
-    if isinstance(exc, discord.HTTPException):
-        if exc.status == 429:
-            return RetryLater("rate limited")
-        return PermanentFailure(f"Discord {exc.status} ({exc.code}): {exc.text[:200]}")
-    if isinstance(exc, TimeoutError):
-        return RetryLater("no answer from Discord in time")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return RetryLater(f"network: {type(exc).__name__}")
-    return exc
-
-
 class DiscordDelivery:
+    """The `discord.message` handler: a ready payload, posted once."""
+
     def __init__(self, bot: OpsBot) -> None:
         self.bot = bot
 
@@ -122,11 +82,8 @@ class DiscordDelivery:
         return {"message_id": message.id, "channel_id": message.channel.id}
 
 
-CANNOT_DM = 50007
-
-
 class NoticeDelivery:
-    """Delivers the services' notices, DMs and role removals (see bot/services/notices.py)."""
+    """Delivers the services' notices and DMs (see bot/services/notices.py)."""
 
     def __init__(self, bot: OpsBot) -> None:
         self.bot = bot
@@ -197,23 +154,6 @@ class NoticeDelivery:
         )
         return {**result, "via": "fallback"}
 
-    async def remove_role(self, item: OutboxItem) -> Mapping[str, Any]:
-        payload = item.payload
-        role = OpsRole(payload["role"])
-        try:
-            async with bounded(self.bot):
-                await self.bot.http.remove_role(
-                    self.bot.settings.discord.guild_id,
-                    int(payload["member_id"]),
-                    self.bot.role_map.role_id(role),
-                    reason=str(payload.get("reason", ""))[:512],
-                )
-        except discord.NotFound:
-            return {"removed": False, "why": "member gone"}
-        except Exception as exc:
-            raise classify(exc) from exc
-        return {"removed": True}
-
     async def _send(
         self,
         channel_id: int,
@@ -226,11 +166,7 @@ class NoticeDelivery:
     ) -> Mapping[str, Any]:
         channel = self.bot.get_partial_messageable(channel_id)
         view = rendered.view()
-        mentions = discord.AllowedMentions(
-            everyone=False,
-            roles=[discord.Object(r) for r in role_ids] or False,
-            users=[discord.Object(u) for u in user_ids] or False,
-        )
+        mentions = allowed_mentions({"mention_role_ids": role_ids, "mention_user_ids": user_ids})
         try:
             async with bounded(self.bot):
                 message = await channel.send(
