@@ -415,7 +415,7 @@ def shot_incident_card(s: Sample) -> Shot:
         channel="operations",
         at=incident.last_update_at,
         payload=payload(
-            content=card_content(incident, CORE_OPS),
+            content=card_content(incident, [CORE_OPS]),
             embeds=[card(incident, github_configured=True)],
         ),
         caption="A Sev 1 incident card in #operations",

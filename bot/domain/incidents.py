@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.domain.roles import OpsRole
+
 TITLE_MAX = 200
 """Leaves room in an embed title (256) and a thread name (100, truncated) for the id."""
 SUMMARY_MAX = 1500
@@ -163,6 +165,11 @@ class IncidentPolicy:
     report_warning: timedelta = timedelta(hours=24)
     """How long before the report deadline the commander is reminded."""
     miners_notice: bool = True
+
+    def page_roles(self, severity: Severity) -> tuple[OpsRole, ...]:
+        """Who the card pings when the incident opens or is raised: a Sev 1 pages Core Ops;
+        lower severities ping nobody (the card and the nudges carry them)."""
+        return (OpsRole.CORE_OPS,) if severity is Severity.SEV1 else ()
 
     def nudge_after(self, severity: Severity) -> timedelta | None:
         if severity is Severity.SEV1:

@@ -8,6 +8,7 @@ never waits for GitHub (that is outbox work); the card and the thread are posted
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
@@ -267,8 +268,8 @@ class CardLook:
     def card(self, incident: Incident, *, github_configured: bool) -> discord.Embed:
         return render.card(incident, github_configured=github_configured)
 
-    def content(self, incident: Incident, core_role_id: int | None) -> str | None:
-        return render.card_content(incident, core_role_id)
+    def content(self, incident: Incident, role_ids: Sequence[int]) -> str | None:
+        return render.card_content(incident, role_ids)
 
     def thread_name(self, incident: Incident) -> str:
         return render.thread_name(incident)

@@ -104,11 +104,12 @@ def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
     return fit_embed(embed)
 
 
-def card_content(incident: Incident, core_role_id: int | None) -> str | None:
-    """Sev 1 pings Core Ops (the only ping an incident card makes)."""
-    if incident.severity is Severity.SEV1 and core_role_id:
-        return f"<@&{core_role_id}> Sev 1 incident: {truncate(incident.title, 200)}"
-    return None
+def card_content(incident: Incident, role_ids: Sequence[int]) -> str | None:
+    """The page (`IncidentPolicy.page_roles`: a Sev 1 pages Core Ops), or nothing."""
+    if not role_ids:
+        return None
+    roles = " ".join(f"<@&{role_id}>" for role_id in role_ids)
+    return f"{roles} {incident.severity.label} incident: {truncate(incident.title, 200)}"
 
 
 def checklist_intro(incident: Incident) -> str:

@@ -12,6 +12,7 @@ from bot.discord.sending import EMBED_TOTAL_MAX
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
+    IncidentPolicy,
     IncidentStatus,
     Severity,
     SeverityStats,
@@ -19,6 +20,7 @@ from bot.domain.incidents import (
     TimelineEntry,
     TimelineKind,
 )
+from bot.domain.roles import OpsRole
 from cogs.incidents import render
 from cogs.incidents.views import checklist_view
 
@@ -90,8 +92,11 @@ def test_card_shows_checklist_github_state_and_report_deadline() -> None:
 
 
 def test_only_sev1_pings_core_ops() -> None:
-    assert render.card_content(incident(), 55) == "<@&55> Sev 1 incident: Payouts halted"
-    assert render.card_content(incident(severity=Severity.SEV2), 55) is None
+    policy = IncidentPolicy()
+    assert policy.page_roles(Severity.SEV1) == (OpsRole.CORE_OPS,)
+    assert policy.page_roles(Severity.SEV2) == policy.page_roles(Severity.SEV3) == ()
+    assert render.card_content(incident(), [55]) == "<@&55> Sev 1 incident: Payouts halted"
+    assert render.card_content(incident(severity=Severity.SEV2), []) is None
 
 
 def test_thread_name_and_buttons_fit() -> None:

@@ -9,7 +9,7 @@ knows where and how it is sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import discord
@@ -34,7 +34,7 @@ class CardLook(Protocol):
 
     def card(self, incident: Incident, *, github_configured: bool) -> discord.Embed: ...
 
-    def content(self, incident: Incident, core_role_id: int | None) -> str | None: ...
+    def content(self, incident: Incident, role_ids: Sequence[int]) -> str | None: ...
 
     def thread_name(self, incident: Incident) -> str: ...
 
@@ -58,8 +58,10 @@ class IncidentCards:
         look = self._look()
         service = self.bot.services.incidents
         operations = self.bot.settings.channels.operations
-        core = self.bot.settings.roles.core_ops
-        content = look.content(incident, core)
+        paged = [
+            self.bot.role_map.role_id(role) for role in service.policy.page_roles(incident.severity)
+        ]
+        content = look.content(incident, paged)
         try:
             channel = self.bot.get_channel(operations) or await self.bot.fetch_channel(operations)
             if not isinstance(channel, discord.TextChannel):
@@ -68,7 +70,9 @@ class IncidentCards:
                 content=content,
                 embed=look.card(incident, github_configured=service.github_configured),
                 allowed_mentions=discord.AllowedMentions(
-                    everyone=False, users=False, roles=[discord.Object(core)] if content else False
+                    everyone=False,
+                    users=False,
+                    roles=[discord.Object(r) for r in paged] if content else False,
                 ),
             )
         except discord.HTTPException:
