@@ -85,6 +85,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.github_deliveries = Counter(
+            "hh_opsbot_github_deliveries_total",
+            "GitHub webhook calls, by result (accepted, duplicate, ignored, invalid, "
+            "unauthorized, too_large, error).",
+            ["result"],
+            registry=r,
+        )
         self.alert_backlog = Gauge(
             "hh_opsbot_alert_backlog",
             "Webhook bodies stored but not yet applied to their groups (should stay near 0).",

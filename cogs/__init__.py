@@ -4,6 +4,7 @@ EXTENSIONS = (
     "cogs.access",
     "cogs.alerts",
     "cogs.audit",
+    "cogs.devlog",
     "cogs.health",
     "cogs.incidents",
     "cogs.status",

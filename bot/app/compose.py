@@ -17,6 +17,7 @@ from bot.app.policies import alert_policy, audit_chain_options, probe_runner, pr
 from bot.app.services import Services
 from bot.config import Settings
 from bot.discord.client import OpsBot
+from bot.discord.outbound.devlog import DevLogPosts
 from bot.discord.outbound.notices import DiscordDelivery, NoticeDelivery
 from bot.discord.outbound.roles import DiscordMemberRoles
 from bot.domain.clock import SystemClock
@@ -102,6 +103,7 @@ class Application(Lifecycle):
             )
             if settings.upgrades.github_repo
             else None,
+            github_settings=settings.github,
         )
         self.outbox = self.services.outbox
         self.reminders = self.services.reminders
@@ -145,6 +147,7 @@ class Application(Lifecycle):
         self.delivery = DiscordDelivery(self.bot)
         self.notice_delivery = NoticeDelivery(self.bot)
         self.incident_cards = self.bot.cards
+        self.devlog_posts = DevLogPosts(self.bot)
         self.alert_delivery = AlertDelivery(
             self.bot,
             self.alerts,
@@ -162,6 +165,7 @@ class Application(Lifecycle):
         self._stopped = False
         self.spool: SpoolReader | None = None
         self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
+        webhook_secret = settings.github.webhook_secret
         self.web = WebServer(
             create_app(
                 self.metrics,
@@ -172,6 +176,8 @@ class Application(Lifecycle):
                 ),
                 alertmanager_token=am.webhook_token.get_secret_value() if am else None,
                 ingest=self.alerts.receive if am else None,
+                github_secret=webhook_secret.get_secret_value() if webhook_secret else None,
+                github_receive=self.services.devlog.receive,
             ),
             settings.web.host,
             settings.web.port,
@@ -188,6 +194,7 @@ class Application(Lifecycle):
             OutboxKind.ROLE_REMOVE: self.roles.remove_item,
             OutboxKind.INCIDENT_CARD: self.incident_cards.refresh,
             OutboxKind.ALERTS_DELIVER: self.alert_delivery.deliver,
+            OutboxKind.DEVLOG_POST: self.devlog_posts.deliver,
         }
         for kind, handler in handlers.items():
             self._register_discord(kind, handler)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.config import AccessSettings, IncidentSettings, Settings
+from bot.config import AccessSettings, GitHubSettings, IncidentSettings, Settings
 from bot.domain.access import AccessPolicy
+from bot.domain.devlog import DevLogPolicy
 from bot.domain.health import Target, TargetKind
 from bot.domain.incidents import IncidentPolicy
 from bot.domain.ports import Clock
@@ -29,6 +30,10 @@ def access_policy(settings: AccessSettings) -> AccessPolicy:
         approval_window=timedelta(hours=settings.approval_hours),
         reminder_days=tuple(settings.reminder_days),
     )
+
+
+def devlog_policy(settings: GitHubSettings) -> DevLogPolicy:
+    return DevLogPolicy(merge_burst=timedelta(minutes=settings.merge_burst_minutes))
 
 
 def incident_policy(settings: IncidentSettings) -> IncidentPolicy:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.app.policies import access_policy, incident_policy
-from bot.config import AccessSettings, IncidentSettings, UpgradeSettings
+from bot.app.policies import access_policy, devlog_policy, incident_policy
+from bot.config import AccessSettings, GitHubSettings, IncidentSettings, UpgradeSettings
 from bot.domain.errors import InvalidInput
 from bot.domain.permissions import PERMISSIONS
 from bot.domain.ports import Clock, IssueTracker, ManifestFetcher, MemberRoles, ReleaseSource
@@ -15,6 +15,7 @@ from bot.domain.public_status import Overview
 from bot.domain.roles import OpsRole
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
+from bot.services.devlog import DevLogService
 from bot.services.grants import GrantService
 from bot.services.incidents import IncidentObserver, IncidentService
 from bot.services.lockout import LockoutService
@@ -43,6 +44,7 @@ class Services:
     reviews: ReviewService
     incidents: IncidentService
     upgrades: UpgradeService
+    devlog: DevLogService
 
     @classmethod
     def build(
@@ -64,6 +66,7 @@ class Services:
         fetcher: ManifestFetcher | None = None,
         check_nodes: Callable[[], Awaitable[Overview]] | None = None,
         release_source: ReleaseSource | None = None,
+        github_settings: GitHubSettings | None = None,
     ) -> Services:
         policy = access_policy(access_settings)
         audit = AuditService(clock, uow_factory)
@@ -83,6 +86,29 @@ class Services:
             owner_ids=owner_ids,
         )
         access = AccessService(permissions if permissions is not None else PERMISSIONS)
+        incidents = IncidentService(
+            uow_factory,
+            clock,
+            incident_policy(incident_settings or IncidentSettings()),
+            outbox=outbox,
+            reminders=reminders,
+            notices=notices,
+            audit=audit,
+            tracker=tracker,
+            observer=observer,
+            guild_id=guild_id,
+        )
+        upgrades = UpgradeService(
+            uow_factory,
+            clock,
+            fetcher=fetcher or NoFetcher(),
+            trusted_keys=(upgrade_settings or UpgradeSettings()).trusted_keys,
+            notices=notices,
+            audit=audit,
+            access=access,
+            check_nodes=check_nodes,
+            source=release_source,
+        )
         services = cls(
             access=access,
             audit=audit,
@@ -94,28 +120,15 @@ class Services:
             reviews=ReviewService(
                 uow_factory, clock, grants, audit=audit, notices=notices, owner_ids=owner_ids
             ),
-            incidents=IncidentService(
+            incidents=incidents,
+            upgrades=upgrades,
+            devlog=DevLogService(
                 uow_factory,
                 clock,
-                incident_policy(incident_settings or IncidentSettings()),
+                devlog_policy(github_settings or GitHubSettings()),
                 outbox=outbox,
-                reminders=reminders,
-                notices=notices,
-                audit=audit,
-                tracker=tracker,
-                observer=observer,
-                guild_id=guild_id,
-            ),
-            upgrades=UpgradeService(
-                uow_factory,
-                clock,
-                fetcher=fetcher or NoFetcher(),
-                trusted_keys=(upgrade_settings or UpgradeSettings()).trusted_keys,
-                notices=notices,
-                audit=audit,
-                access=access,
-                check_nodes=check_nodes,
-                source=release_source,
+                incidents=incidents,
+                upgrades=upgrades,
             ),
         )
         services.register_handlers()
@@ -127,5 +140,6 @@ class Services:
         for reminders in (self.grants.reminder_handlers(), self.incidents.reminder_handlers()):
             for reminder_kind, reminder in reminders.items():
                 self.reminders.register(reminder_kind, reminder)
-        for kind, handler in self.incidents.outbox_handlers().items():
-            self.outbox.register(kind, handler)
+        for handlers in (self.incidents.outbox_handlers(), self.devlog.outbox_handlers()):
+            for kind, handler in handlers.items():
+                self.outbox.register(kind, handler)

@@ -226,6 +226,24 @@ class GitHubSettings(Section):
     token: SecretStr | None = None
     api_url: str = "https://api.github.com"
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_secret: SecretStr | None = None
+    """Verifies `POST /webhooks/github` (X-Hub-Signature-256); HH_GITHUB__WEBHOOK_SECRET or
+    `webhook_secret_file`. Unset: the route answers 503."""
+    merge_burst_minutes: int = Field(default=10, ge=0, le=1440)
+    """Pull requests merged within this long of a #dev-log merges message join it (edited)."""
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        text = value.get_secret_value().strip()
+        if len(text) < 16:
+            raise PydanticCustomError(
+                "webhook_secret",
+                "must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)",
+            )
+        return SecretStr(text)
 
     @field_validator("repo")
     @classmethod

@@ -144,12 +144,29 @@ def postmortem(incident: Incident, timeline: Sequence[TimelineEntry], *, now: da
         "",
         incident.resolution or "_not resolved yet_",
         "",
+        "## Linked changes",
+        "",
+        *link_lines(incident),
+        "",
         "## Checklist",
         "",
         *checklist_lines(incident),
         "",
     ]
     return "\n".join(lines)
+
+
+def link_lines(incident: Incident) -> list[str]:
+    """The pull requests and commits linked to it (manual §19), oldest first; titles and
+    authors from GitHub pass `github_text` (no mention, no hidden comment)."""
+    if not incident.links:
+        return ["_none linked_"]
+    return [
+        f"- {utc(link.at)}: {'pull request' if link.kind.value == 'pr' else 'commit'} "
+        f"[{_label(link.title)}]({link.url}) "
+        f"by {github_text(link.author)[:100]}"
+        for link in incident.links
+    ]
 
 
 def utc(at: datetime) -> str:
@@ -175,3 +192,9 @@ def _mean(values: Sequence[timedelta]) -> timedelta | None:
 
 def _iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
+
+
+def _label(title: str) -> str:
+    """A link's label: one line, safe for GitHub, brackets escaped (the link stays one link)."""
+    text = github_text(" ".join(title.split()))[:200]
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")

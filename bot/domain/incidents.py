@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.domain.errors import InvalidInput
 from bot.domain.roles import OpsRole
 
 TITLE_MAX = 200
@@ -100,6 +101,7 @@ class TimelineKind(enum.StrEnum):
     REPORT = "report"
     PINNED = "pinned"
     MINERS = "miners"
+    LINKED = "linked"
 
 
 @dataclass(frozen=True)
@@ -141,10 +143,51 @@ class Incident:
     thread_id: int | None = None
     miners_enabled: bool = True
     miners_text: str | None = None
+    links: tuple[IncidentLink, ...] = ()
+    """Pull requests and commits linked to it (newest last); loaded with one incident."""
 
     @property
     def is_open(self) -> bool:
         return self.status.is_open
+
+
+class LinkKind(enum.StrEnum):
+    PR = "pr"
+    COMMIT = "commit"
+
+
+@dataclass(frozen=True)
+class IncidentLink:
+    """A pull request or commit linked to an incident (manual §19: operators link commits or
+    PRs to resolution records), by a webhook or `/incident link`; once per incident and URL."""
+
+    kind: LinkKind
+    url: str
+    title: str
+    author: str
+    at: datetime
+
+
+_GITHUB_LINK = re.compile(
+    r"^https://[A-Za-z0-9.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/"
+    r"(?:(pull)/(\d{1,9})|(commit)/([0-9a-fA-F]{7,40}))/?$"
+)
+LINK_URL_MAX = 300
+
+
+def link_target(url: str) -> tuple[LinkKind, str]:
+    """A pull request or commit URL (`https://<host>/<owner>/<repo>/pull/<n>` or
+    `.../commit/<sha>`): its kind and a short label ("pull request #12", "commit abc1234")."""
+    value = url.strip()
+    match = _GITHUB_LINK.match(value) if len(value) <= LINK_URL_MAX else None
+    if match is None:
+        raise InvalidInput(
+            "Give the URL of a pull request (https://github.com/owner/repo/pull/12) or a "
+            "commit (https://github.com/owner/repo/commit/<sha>)."
+        )
+    if match.group(1):
+        return LinkKind.PR, f"pull request #{match.group(2)}"
+    return LinkKind.COMMIT, f"commit {match.group(4)[:7].lower()}"
 
 
 @dataclass(frozen=True)
@@ -284,3 +327,9 @@ class IncidentRepository(Protocol):
     ) -> bool: ...
 
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
+
+    async def add_link(self, incident_id: int, link: IncidentLink) -> bool:
+        """False when this URL is linked to the incident already."""
+        ...
+
+    async def links(self, incident_id: int) -> list[IncidentLink]: ...

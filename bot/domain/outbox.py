@@ -47,6 +47,10 @@ class OutboxKind(enum.StrEnum):
     """Commit a file (a postmortem) to the repository."""
     EMAIL = "email"
     """An email: `{to, subject, body}`."""
+    DEVLOG_APPLY = "devlog.apply"
+    """Apply one stored GitHub webhook delivery: `{delivery_row}` (bot/services/devlog.py)."""
+    DEVLOG_POST = "devlog.post"
+    """Post or edit one #dev-log message the bot keeps up to date: `{post_id}`."""
 
     @property
     def to_discord(self) -> bool:
@@ -63,6 +67,7 @@ _DISCORD_KINDS = frozenset(
         OutboxKind.ROLE_REMOVE,
         OutboxKind.INCIDENT_CARD,
         OutboxKind.ALERTS_DELIVER,
+        OutboxKind.DEVLOG_POST,
     }
 )
 
@@ -101,6 +106,8 @@ class NoticeTemplate(enum.StrEnum):
     UPGRADE_RELEASE = "upgrade.release"
     UPGRADE_APPROVED = "upgrade.approved"
     UPGRADE_UNHEALTHY = "upgrade.unhealthy"
+    DEVLOG_WORKFLOW = "devlog.workflow"
+    DEVLOG_MERGES = "devlog.merges"
 
 
 class OutboxStatus(enum.StrEnum):

@@ -46,6 +46,7 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "incident resolve": RESPONDERS,
         "incident report": RESPONDERS,
         "incident miners": RESPONDERS,
+        "incident link": RESPONDERS,
         "incident list": ALL_OPS_ROLES,
         "incident show": ALL_OPS_ROLES,
         "incident stats": ALL_OPS_ROLES,

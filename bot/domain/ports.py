@@ -20,6 +20,7 @@ from bot.domain.access import (
 )
 from bot.domain.alerts import AlertRepository, Silence, SpooledBody
 from bot.domain.audit import AuditRepository
+from bot.domain.devlog import DevLogRepository
 from bot.domain.health import HealthRepository, ProbeResult, Target
 from bot.domain.incidents import IncidentRepository
 from bot.domain.outbox import OutboxRepository, ReminderRepository
@@ -68,6 +69,9 @@ class UnitOfWork(Protocol):
 
     @property
     def releases(self) -> ReleaseRepository: ...
+
+    @property
+    def devlog(self) -> DevLogRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

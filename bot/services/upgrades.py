@@ -30,6 +30,7 @@ from bot.domain.ports import Clock, ManifestFetcher, ReleaseSource
 from bot.domain.public_status import Overview
 from bot.domain.releases import (
     Release,
+    ReleaseAssets,
     ReleaseManifest,
     ReleaseVersion,
     RolloutSnapshot,
@@ -348,28 +349,34 @@ class UpgradeService:
             return 0
         announced = 0
         for assets in reversed(await self._source.manifests()):
-            if assets.manifest_url in self._refused_sources:
-                continue
-            async with self._uow() as uow:
-                if await uow.releases.by_source(display_url(assets.manifest_url)) is not None:
-                    continue
-            try:
-                # GitHub serves release downloads from its CDN: another host, same rules.
-                manifest = await self._fetcher.fetch(assets.manifest_url, cross_host=True)
-                signature = await self._fetcher.fetch(assets.signature_url, cross_host=True)
-            except DomainError as failure:
-                log.info("release %s not fetched: %s", assets.tag[:64], failure.user_message)
-                continue  # try again next poll: the download may come back
-            try:
-                await self.announce_verified(
-                    SYSTEM, manifest, signature, source=assets.manifest_url
-                )
-            except DomainError as refusal:
-                self._refused_sources.add(assets.manifest_url)
-                log.info("release %s not announced: %s", assets.tag[:64], refusal.user_message)
-                continue
-            announced += 1
+            if await self.announce_assets(assets) == "announced":
+                announced += 1
         return announced
+
+    async def announce_assets(self, assets: ReleaseAssets) -> str:
+        """One published release handed to the signed-manifest flow (the poll, and GitHub's
+        `release` webhook): fetched, verified and announced once, or refused and never posted.
+        Returns "announced", "known" (its manifest URL is recorded), "refused" (audited once
+        per process) or "unfetched" (try again later: the download may come back)."""
+        if assets.manifest_url in self._refused_sources:
+            return "refused"
+        async with self._uow() as uow:
+            if await uow.releases.by_source(display_url(assets.manifest_url)) is not None:
+                return "known"
+        try:
+            # GitHub serves release downloads from its CDN: another host, same rules.
+            manifest = await self._fetcher.fetch(assets.manifest_url, cross_host=True)
+            signature = await self._fetcher.fetch(assets.signature_url, cross_host=True)
+        except DomainError as failure:
+            log.info("release %s not fetched: %s", assets.tag[:64], failure.user_message)
+            return "unfetched"
+        try:
+            await self.announce_verified(SYSTEM, manifest, signature, source=assets.manifest_url)
+        except DomainError as refusal:
+            self._refused_sources.add(assets.manifest_url)
+            log.info("release %s not announced: %s", assets.tag[:64], refusal.user_message)
+            return "refused"
+        return "announced"
 
     async def _refused(
         self, actor: Actor, source: str, reason: str, *, outcome: str = "refused"

@@ -487,3 +487,53 @@ class RolloutSnapshotEntry(Base):
     pending: Mapped[int] = mapped_column(Integer)
     unhealthy: Mapped[int] = mapped_column(Integer)
     unreachable: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentLinkEntry(Base):
+    """A pull request or commit linked to an incident (a webhook or `/incident link`)."""
+
+    __tablename__ = "incident_links"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "url", name="uq_incident_links_incident_id_url"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(300))
+    author: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime]
+
+
+class GitHubDelivery(Base):
+    """Every GitHub webhook delivery the bot used, once (GitHub's `X-GitHub-Delivery`): stored
+    before the answer, applied by the outbox (`devlog.apply`); a redelivery stores nothing."""
+
+    __tablename__ = "github_deliveries"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    processed_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(32))
+
+
+class DevLogPostEntry(Base):
+    """A #dev-log message the bot edits later: what it shows and where it is."""
+
+    __tablename__ = "devlog_posts"
+    __table_args__ = (Index("ix_devlog_posts_key_open", "key", "open"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    template: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]]
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)

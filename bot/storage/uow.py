@@ -18,6 +18,7 @@ from bot.storage.audit_head import HeadRecorder
 from bot.storage.repositories import (
     SqlAlertRepository,
     SqlAuditRepository,
+    SqlDevLogRepository,
     SqlDriftRepository,
     SqlGrantRepository,
     SqlHealthRepository,
@@ -113,6 +114,7 @@ class SqlUnitOfWork:
     incidents: SqlIncidentRepository
     alerts: SqlAlertRepository
     releases: SqlReleaseRepository
+    devlog: SqlDevLogRepository
 
     def __init__(
         self,
@@ -161,6 +163,7 @@ class SqlUnitOfWork:
         self.incidents = SqlIncidentRepository(self._session)
         self.alerts = SqlAlertRepository(self._session)
         self.releases = SqlReleaseRepository(self._session)
+        self.devlog = SqlDevLogRepository(self._session)
         return self
 
     async def _open(self) -> AsyncSession:

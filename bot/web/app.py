@@ -1,4 +1,5 @@
-"""`GET /healthz`, `GET /metrics` and `POST /webhooks/alertmanager` (bot/web/alertmanager.py)."""
+"""`GET /healthz`, `GET /metrics`, `POST /webhooks/alertmanager` (bot/web/alertmanager.py) and
+`POST /webhooks/github` (bot/web/github.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import __version__
 from bot.metrics import Metrics
-from bot.web import alertmanager
+from bot.web import alertmanager, github
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,11 @@ def create_app(
     *,
     alertmanager_token: str | None = None,
     ingest: alertmanager.Ingest | None = None,
+    github_secret: str | None = None,
+    github_receive: github.Receive | None = None,
 ) -> web.Application:
-    """Without `alertmanager_token` and `ingest`, the webhook answers 503 (not configured)."""
+    """Without `alertmanager_token` and `ingest`, the Alertmanager webhook answers 503 (not
+    configured); without `github_secret` and `github_receive`, so does GitHub's."""
     app = web.Application(middlewares=[metrics_middleware], client_max_size=1024**2)
     app[METRICS_KEY] = metrics
     app[HEALTH_KEY] = health
@@ -113,9 +117,14 @@ def create_app(
         app[alertmanager.WEBHOOK_KEY] = alertmanager.AlertmanagerWebhook(
             alertmanager_token.encode(), ingest, metrics
         )
+    if github_secret and github_receive is not None:
+        app[github.WEBHOOK_KEY] = github.GitHubWebhook(
+            github_secret.encode(), github_receive, metrics
+        )
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/metrics", metrics_endpoint)
     alertmanager.add_routes(app)
+    github.add_routes(app)
     return app
 
 

@@ -1,5 +1,5 @@
 """Incidents (manual §9, §12, §19, §20): /incident open|update|severity|assign|resolve|report|
-miners|list|show|stats, the card in #operations, the thread and its checklist buttons.
+miners|link|list|show|stats, the card in #operations, the thread and its checklist buttons.
 
 Thin: options become service calls, results become embeds. `/incident open` defers at once and
 never waits for GitHub (that is outbox work); the card and the thread are posted right away.
@@ -197,6 +197,22 @@ class IncidentCog(commands.Cog, name="incidents"):
             allowed_mentions=NO_MENTIONS,
         )
 
+    @incident.command(
+        name="link", description="Link a pull request or commit: card, report, issue."
+    )
+    @app_commands.describe(
+        id="Incident id (INC-…)", url="The pull request's or commit's URL on GitHub"
+    )
+    async def link(self, interaction: discord.Interaction, id: str, url: str) -> None:
+        incident, added = await self.service.link(self.bot.actor_for(interaction), id, url)
+        await self._done(
+            interaction,
+            incident,
+            f"Linked to **{incident.ref}**: shown on its card and in its report."
+            if added
+            else f"That link is on **{incident.ref}** already: nothing changed.",
+        )
+
     @incident.command(name="stats", description="Time to acknowledge and resolve, per severity.")
     async def stats(self, interaction: discord.Interaction) -> None:
         rows = await self.service.stats()
@@ -213,7 +229,7 @@ class IncidentCog(commands.Cog, name="incidents"):
             allowed_mentions=NO_MENTIONS,
         )
 
-    for _command in (update, severity, assign, resolve, report, miners, show):
+    for _command in (update, severity, assign, resolve, report, miners, show, link):
         _command.autocomplete("id")(ids)
     del _command
 

@@ -9,10 +9,12 @@ from typing import Any
 import discord
 
 from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
+from bot.domain.devlog import safe_line, safe_url
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
     IncidentStatus,
+    LinkKind,
     Severity,
     SeverityStats,
     TimelineEntry,
@@ -66,6 +68,24 @@ def github_text(incident: Incident, *, configured: bool) -> str:
     return "being created…"
 
 
+LINKS_SHOWN = 5
+
+
+def links_text(incident: Incident) -> str:
+    """The pull requests and commits linked to it, newest first (titles from GitHub made safe)."""
+    lines = []
+    for link in reversed(incident.links[-LINKS_SHOWN:]):
+        label = "PR" if link.kind is LinkKind.PR else "commit"
+        title = safe_line(link.title, 80)
+        url = safe_url(link.url)
+        text = f"[{label}: {title}]({url})" if url else f"{label}: {title}"
+        lines.append(f"• {text} by {safe_line(link.author, 40)}")
+    more = len(incident.links) - LINKS_SHOWN
+    if more > 0:
+        lines.append(f"… and {more} more (see the report)")
+    return truncate("\n".join(lines), 1024)
+
+
 def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
     """The incident card in #operations, kept up to date from the database."""
     resolved = incident.status is IncidentStatus.RESOLVED
@@ -97,6 +117,8 @@ def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
             else f"due {ts(incident.report_due_at)} ({ts(incident.report_due_at, 'R')})"
         )
         embed.add_field(name="Report", value=report)
+    if incident.links:
+        embed.add_field(name="Linked changes", value=links_text(incident), inline=False)
     embed.add_field(
         name="GitHub", value=github_text(incident, configured=github_configured), inline=False
     )
@@ -196,6 +218,7 @@ def _thread(data: Mapping[str, Any]) -> Rendered:
         "assigned": "Commander",
         "resolved": "Resolved",
         "checklist": "Checklist",
+        "linked": "Linked",
     }.get(kind, kind.capitalize())
     return Rendered(
         content=truncate(

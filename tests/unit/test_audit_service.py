@@ -48,6 +48,7 @@ class MemoryUow:
     incidents: Any = None
     alerts: Any = None
     releases: Any = None
+    devlog: Any = None
 
     def __init__(self) -> None:
         self.audit = MemoryAudit()

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from bot.domain.devlog import safe_line
 from bot.domain.errors import InvalidInput, NotFound
 from bot.domain.incident_texts import (  # re-exported
     _mean,
@@ -35,12 +36,15 @@ from bot.domain.incidents import (
     UPDATE_STATUSES,
     ChecklistItem,
     Incident,
+    IncidentLink,
     IncidentStatus,
+    LinkKind,
     Severity,
     SeverityStats,
     TimelineEntry,
     TimelineKind,
     format_ref,
+    link_target,
     miners_notice_text,
     miners_safe,
 )
@@ -440,6 +444,46 @@ class IncidentService(GitHubSync, IncidentReminders):
             await uow.commit()
         self._outbox.wake()
         return Report(incident=incident, markdown=markdown, path=path)
+
+    async def link(
+        self,
+        actor: Actor,
+        ref: str,
+        url: str,
+        *,
+        kind: LinkKind | None = None,
+        title: str | None = None,
+        author: str | None = None,
+    ) -> tuple[Incident, bool]:
+        """Link a pull request or commit to an incident (`/incident link`, or a merged pull
+        request or pushed commit naming it): shown on the card, listed in the report, noted in
+        the thread and on the GitHub issue, audited. Once per incident and URL: a second time
+        changes nothing and says so (False). Resolved incidents take links too (the fix often
+        lands after). `title` and `author` come from GitHub or default to the URL's label and
+        the member; they are shown made safe, never trusted."""
+        url = url.strip()
+        target_kind, label = link_target(url)
+        kind = kind or target_kind
+        title = " ".join((title or label).split())[:300] or label
+        author = " ".join((author or _who(actor)).split())[:100] or "unknown"
+        async with self._uow() as uow:
+            incident = await self._by_ref(uow, ref, for_update=True)
+            link = IncidentLink(kind, url, title, author, self._clock.now())
+            if not await uow.incidents.add_link(incident.id, link):
+                return incident, False
+            what = "Pull request" if kind is LinkKind.PR else "Commit"
+            await self._record(
+                uow,
+                incident,
+                TimelineKind.LINKED,
+                actor,
+                f"{what} linked: {safe_line(title, 200)} by {safe_line(author, 60)} <{url}>",
+                "incident link",
+            )
+            incident = replace(incident, links=(*incident.links, link))
+            await uow.commit()
+        self._outbox.wake()
+        return incident, True
 
     async def miners(
         self, actor: Actor, ref: str, *, enabled: bool, text: str | None = None

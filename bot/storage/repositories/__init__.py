@@ -12,6 +12,7 @@ from bot.storage.repositories.access import (
 )
 from bot.storage.repositories.alerts import PENDING, SqlAlertRepository
 from bot.storage.repositories.audit import AuditChainError, SqlAuditRepository
+from bot.storage.repositories.devlog import SqlDevLogRepository
 from bot.storage.repositories.health import SqlHealthRepository
 from bot.storage.repositories.incidents import SqlIncidentRepository
 from bot.storage.repositories.outbox import SqlOutboxRepository, SqlReminderRepository
@@ -23,6 +24,7 @@ __all__ = [
     "AuditChainError",
     "SqlAlertRepository",
     "SqlAuditRepository",
+    "SqlDevLogRepository",
     "SqlDriftRepository",
     "SqlGrantRepository",
     "SqlHealthRepository",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
+    IncidentLink,
     IncidentStatus,
+    LinkKind,
     Severity,
     Tick,
     TimelineEntry,
@@ -21,6 +24,7 @@ from bot.domain.incidents import (
 )
 from bot.storage.models import (
     IncidentEntry,
+    IncidentLinkEntry,
     IncidentSequenceEntry,
     IncidentTimelineEntry,
 )
@@ -111,20 +115,23 @@ class SqlIncidentRepository:
         if for_update:
             query = query.with_for_update()
         row = await self._session.scalar(query)
-        return _incident(row) if row else None
+        return await self._with_links(_incident(row)) if row else None
 
     async def by_ref(self, ref: str, *, for_update: bool = False) -> Incident | None:
         query = select(IncidentEntry).where(IncidentEntry.ref == ref)
         if for_update:
             query = query.with_for_update()
         row = await self._session.scalar(query)
-        return _incident(row) if row else None
+        return await self._with_links(_incident(row)) if row else None
 
     async def by_thread(self, thread_id: int) -> Incident | None:
         row = await self._session.scalar(
             select(IncidentEntry).where(IncidentEntry.thread_id == thread_id)
         )
-        return _incident(row) if row else None
+        return await self._with_links(_incident(row)) if row else None
+
+    async def _with_links(self, incident: Incident) -> Incident:
+        return replace(incident, links=tuple(await self.links(incident.id)))
 
     async def update(self, incident_id: int, **values: Any) -> None:
         unknown = set(values) - _INCIDENT_COLUMNS
@@ -195,6 +202,41 @@ class SqlIncidentRepository:
                 actor_name=row.actor_name,
                 actor_id=row.actor_id,
                 text=row.text,
+            )
+            for row in (await self._session.scalars(query)).all()
+        ]
+
+    async def add_link(self, incident_id: int, link: IncidentLink) -> bool:
+        """False when this URL is linked already (the unique constraint decides)."""
+        try:
+            async with self._session.begin_nested():
+                self._session.add(
+                    IncidentLinkEntry(
+                        incident_id=incident_id,
+                        kind=link.kind.value,
+                        url=link.url[:300],
+                        title=link.title[:300],
+                        author=link.author[:100],
+                        at=link.at,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def links(self, incident_id: int) -> list[IncidentLink]:
+        query = (
+            select(IncidentLinkEntry)
+            .where(IncidentLinkEntry.incident_id == incident_id)
+            .order_by(IncidentLinkEntry.at, IncidentLinkEntry.id)
+        )
+        return [
+            IncidentLink(
+                kind=LinkKind(row.kind),
+                url=row.url,
+                title=row.title,
+                author=row.author,
+                at=row.at,
             )
             for row in (await self._session.scalars(query)).all()
         ]
