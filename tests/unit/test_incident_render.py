@@ -156,5 +156,6 @@ def test_every_command_taking_an_id_autocompletes_it() -> None:
         "report",
         "miners",
         "show",
+        "link",
     }
     assert all(c._params["id"].autocomplete is not None for c in with_id)
