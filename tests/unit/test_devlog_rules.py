@@ -79,7 +79,10 @@ def test_a_body_that_is_not_the_event_names_the_field() -> None:
 
 
 def test_incident_refs_in_order_once_normalised() -> None:
-    text = "Fixes INC-2026-0042 and inc-2026-0007; again INC-2026-0042, not XINC-2026-0001 nor INC-26-1 nor INC-2026-7"
+    text = (
+        "Fixes INC-2026-0042 and inc-2026-0007; again INC-2026-0042, "
+        "not XINC-2026-0001 nor INC-26-1 nor INC-2026-7"
+    )
     assert incident_refs(text, "see INC-2027-12345") == [
         "INC-2026-0042",
         "INC-2026-0007",
@@ -108,7 +111,13 @@ def test_safe_line_breaks_mentions_markdown_and_lines() -> None:
 
 def test_only_https_urls_become_links() -> None:
     assert safe_url("https://github.com/o/r/pull/1") == "https://github.com/o/r/pull/1"
-    for bad in ("javascript:alert(1)", "http://github.com/x", "https://x/a b", "https://x/(y)", None):
+    for bad in (
+        "javascript:alert(1)",
+        "http://github.com/x",
+        "https://x/a b",
+        "https://x/(y)",
+        None,
+    ):
         assert safe_url(bad) is None
 
 
@@ -136,14 +145,18 @@ def test_workflow_outcome_only_on_the_default_branch() -> None:
 
 
 def test_a_failing_streak_keeps_its_start_and_counts_then_goes_green() -> None:
-    first = failed_data(None, _run("failure", run_id=1, started="2026-11-28T02:00:00Z"), received=NOW)
+    first = failed_data(
+        None, _run("failure", run_id=1, started="2026-11-28T02:00:00Z"), received=NOW
+    )
     again = failed_data(
         first, _run("failure", run_id=2, started="2026-11-28T02:30:00Z"), received=NOW
     )
     assert again["failing_since"] == first["failing_since"] == "2026-11-28T02:00:00+00:00"
     assert again["failed_runs"] == 2 and again["last"]["run_id"] == 2
     assert failing_seconds(again, NOW) == 5400
-    green = passed_data(again, _run("success", run_id=3, started="2026-11-28T03:00:00Z"), received=NOW)
+    green = passed_data(
+        again, _run("success", run_id=3, started="2026-11-28T03:00:00Z"), received=NOW
+    )
     assert green["state"] == "passed" and green["passed"]["run_id"] == 3
     older = _run("success", run_id=0, started="2026-11-28T01:00:00Z")
     assert is_older_run(again, older)
@@ -251,7 +264,9 @@ def test_the_card_lists_links_made_safe() -> None:
     value = next(f for f in card(_incident(*many), github_configured=False).fields).value
     assert value is not None
     field = next(
-        f for f in card(_incident(*many), github_configured=False).fields if f.name == "Linked changes"
+        f
+        for f in card(_incident(*many), github_configured=False).fields
+        if f.name == "Linked changes"
     )
     assert "3 more" in (field.value or "") and len(field.value or "") <= 1024
 
