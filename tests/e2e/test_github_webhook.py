@@ -197,13 +197,12 @@ async def test_a_merged_pr_naming_an_incident_is_on_its_card_and_in_its_thread(
 
     value = await eventually(linked, what="the link on the card")
     assert url in value and "@everyone" not in value
-    note = await eventually(
-        lambda: next(
-            (m for m in messages(world, incident.thread_id or 0) if url in (m["content"] or "")),
-            None,
-        ),
-        what="the note in the incident's thread",
-    )
+
+    def thread_note() -> dict[str, Any] | None:
+        notes = [m for m in messages(world, incident.thread_id or 0) if url in (m["content"] or "")]
+        return notes[0] if notes else None
+
+    note = await eventually(thread_note, what="the note in the incident's thread")
     assert "Linked" in note["content"] and not note["mention_everyone"]
     assert note["mention_roles"] == []
     merges = await eventually(lambda: dev_log(world), what="the merge in #dev-log")
@@ -223,7 +222,7 @@ async def test_a_merged_pr_naming_an_incident_is_on_its_card_and_in_its_thread(
     commit = (
         "https://github.com/hyper-hash/hyper-node/commit/de9f2c7fd25e1b3afad3e85a0bd17d9b100db4b3"
     )
-    answer = await emu.invoke_command(
+    by_hand = await emu.invoke_command(
         "incident",
         CORE_USER,
         options=[
@@ -237,6 +236,6 @@ async def test_a_merged_pr_naming_an_incident_is_on_its_card_and_in_its_thread(
             }
         ],
     )
-    reply = answer.message or (await answer.wait_for_followups(1))[0]
+    reply = by_hand.message or (await by_hand.wait_for_followups(1))[0]
     assert "Linked" in reply["content"] and reply["flags"] & 64
     await eventually(lambda: commit in linked(), what="the commit on the card")

@@ -38,7 +38,8 @@ class DevLog:
 
 def stored(event: str, body: dict[str, Any]) -> dict[str, Any]:
     """The event as the webhook stores it (validated, unused fields dropped)."""
-    return json.loads(parse_event(event, body).model_dump_json(exclude_none=True))
+    parsed: dict[str, Any] = json.loads(parse_event(event, body).model_dump_json(exclude_none=True))
+    return parsed
 
 
 async def send(services: Services, event: str, body: dict[str, Any], delivery: str | None = None):
@@ -194,7 +195,7 @@ async def test_a_merged_pr_naming_an_incident_links_it(
             incident.opened_at,
         )
     )
-    assert again["linked"] == 0
+    assert again is not None and again["linked"] == 0
     assert await count(database, IncidentLinkEntry) == 1
 
 
