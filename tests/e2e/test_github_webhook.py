@@ -203,6 +203,7 @@ async def test_a_merged_pr_naming_an_incident_is_on_its_card_and_in_its_thread(
         return notes[0] if notes else None
 
     note = await eventually(thread_note, what="the note in the incident's thread")
+    assert note is not None
     assert "Linked" in note["content"] and not note["mention_everyone"]
     assert note["mention_roles"] == []
     merges = await eventually(lambda: dev_log(world), what="the merge in #dev-log")
