@@ -10,7 +10,8 @@ Answers (always JSON, or empty for 204):
 - 401 a missing or wrong `X-Hub-Signature-256` (HMAC-SHA256 of the body with
   `[github] webhook_secret`, compared in constant time): nothing is stored.
 - 413 body over 1 MiB (announced by Content-Length or found while reading).
-- 415 not JSON (GitHub's webhook content type must be `application/json`).
+- 415 not JSON (GitHub's webhook content type must be `application/json`; a `ping` says so
+  too, so a webhook set to form encoding fails at once).
 - 503 when `[github] webhook_secret` is not configured, or the database did not store it
   (GitHub does not retry by itself: redeliver from the webhook's "Recent deliveries").
 """
@@ -101,6 +102,9 @@ async def github_webhook(request: web.Request) -> web.StreamResponse:
     if not verified(request.headers.get("X-Hub-Signature-256"), webhook.secret, body):
         received.labels("unauthorized").inc()
         return _error(401, "missing or wrong X-Hub-Signature-256")
+    if request.content_type not in ("application/json", ""):
+        received.labels("invalid").inc()
+        return _error(415, "expected Content-Type: application/json (the webhook's content type)")
     event = request.headers.get("X-GitHub-Event", "").strip()
     if not event:
         received.labels("invalid").inc()
@@ -114,9 +118,6 @@ async def github_webhook(request: web.Request) -> web.StreamResponse:
         return _error(
             400, "missing or malformed X-GitHub-Delivery header", field="X-GitHub-Delivery"
         )
-    if request.content_type not in ("application/json", ""):
-        received.labels("invalid").inc()
-        return _error(415, "expected Content-Type: application/json (the webhook's content type)")
     try:
         parsed = parse_event(event, body)
     except ValidationError as exc:

@@ -3,14 +3,18 @@ merges edited as they come): the outbox's `devlog.post` handler.
 
 The post's row says what it shows (a notice template and its data) and, once posted, where it
 is; the first delivery posts and stores the message id, every later one edits that message, so
-an edit after a restart finds it. Nothing from GitHub pings anyone: the renderers make its text
-safe and every send says `allowed_mentions` none.
+an edit after a restart finds it (a message someone deleted is posted again). Nothing from
+GitHub pings anyone: the renderers make its text safe and every send says `allowed_mentions`
+none.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import discord
 
 from bot.discord.outbound.errors import bounded, classify
 from bot.discord.sending import (
@@ -25,6 +29,8 @@ from bot.domain.outbox import OutboxItem, PermanentFailure
 
 if TYPE_CHECKING:
     from bot.discord.client import OpsBot
+
+log = logging.getLogger(__name__)
 
 
 class DevLogPosts:
@@ -48,9 +54,14 @@ class DevLogPosts:
                 message = self.bot.get_partial_messageable(post.channel_id).get_partial_message(
                     post.message_id
                 )
-                async with bounded(self.bot):
-                    await message.edit(content=content, embeds=embeds, allowed_mentions=NO_MENTIONS)
-                return {"message_id": post.message_id, "edited": post.version}
+                try:
+                    async with bounded(self.bot):
+                        await message.edit(
+                            content=content, embeds=embeds, allowed_mentions=NO_MENTIONS
+                        )
+                    return {"message_id": post.message_id, "edited": post.version}
+                except discord.NotFound:
+                    log.info("#dev-log post %s was deleted: posting it again", post.id)
             channel_id = self.bot.settings.channels.dev_log
             if not isinstance(channel_id, int):
                 raise PermanentFailure("no channel named 'dev_log' in [channels]")
