@@ -82,7 +82,7 @@ class PullRequest(_Model):
     number: int
     html_url: Text = Field(max_length=500)
     title: Text = Field(max_length=1000)
-    body: Text | None = Field(default=None, max_length=65536)
+    body: Text | None = None
     user: Account
     merged: bool | None = None
     merged_at: AwareDatetime | None = None
@@ -124,7 +124,7 @@ class CommitAuthor(_Model):
 
 class Commit(_Model):
     id: Text = Field(max_length=64)
-    message: Text = Field(max_length=65536)
+    message: Text
     url: Text = Field(max_length=500)
     author: CommitAuthor | None = None
     timestamp: AwareDatetime | None = None
