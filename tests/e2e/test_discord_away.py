@@ -19,7 +19,7 @@ import pytest
 from bot.app import Application, StartupError
 from bot.domain.outbox import OutboxStatus
 from tests.alerting import fixture_bytes
-from tests.e2e.test_alerts import alert_sections, outbox_counts, send, shown_groups
+from tests.harness.alerts import alert_sections, outbox_counts, send, shown_groups
 from tests.harness.mail import Inbox, smtp_section
 from tests.harness.running import running_app
 from tests.harness.waiting import until, until_async
