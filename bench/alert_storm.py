@@ -44,32 +44,19 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.alertmanager_process import BINARY, AlertmanagerProcess, free_port  # noqa: E402
-from tests.harness.emulator import DiscordEmulator  # noqa: E402
+from tests.harness.alertmanager import BINARY, AlertmanagerProcess  # noqa: E402
+from tests.harness.databases import is_postgres, reset_postgres  # noqa: E402
+from tests.harness.world import GUILD_ID, TOKEN, World, free_port, new_world  # noqa: E402
 
-TOKEN = "bench-bot-token.abcdef.0123456789"
 WEBHOOK_TOKEN = "bench-webhook-token-0123456789"
-GUILD_ID = 800000000000000001
 FIXTURES = ROOT / "tests" / "fixtures" / "alertmanager"
 BOT_ENV: dict[str, str] = {}
 
 
-@dataclass
-class World:
-    emulator: DiscordEmulator
-    channels: dict[str, int]
-    roles: dict[str, int]
-
-
 async def make_world() -> World:
-    emulator = DiscordEmulator(token=TOKEN, guild_id=GUILD_ID, channel_rate_limit=(5, 5.0))
-    roles = {k: emulator.add_role(k) for k in ("core_ops", "node_ops", "treasury_ops", "observer")}
-    channels = {
-        k: emulator.add_channel(k.replace("_", "-"))
-        for k in ("operations", "alerts", "dev_log", "miners")
-    }
-    await emulator.start()
-    return World(emulator, channels, roles)
+    """A fresh guild with Discord's per-channel limit (5 messages / 5 s), and no members: the
+    bot process must spend its start on nothing but the storm."""
+    return await new_world(members=False, channel_rate_limit=(5, 5.0))
 
 
 # -- payloads -----------------------------------------------------------------------------------
@@ -278,9 +265,7 @@ async def run_bot(
     deadline: float, database_url: str | None = None, receiver: bool = False,
 ) -> BotResult:  # fmt: skip
     world = await make_world()
-    if database_url and "postgresql" in database_url:
-        from tests.conftest import reset_postgres
-
+    if database_url and is_postgres(database_url):
         await reset_postgres(database_url)
     with tempfile.TemporaryDirectory(prefix="hh-bench-") as tmp:
         bot = Bot(world, Path(tmp), database_url, receiver)

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.alertmanager_process import free_port  # noqa: E402
+from tests.harness.world import free_port  # noqa: E402
 
 
 @dataclass

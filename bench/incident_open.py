@@ -16,38 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import discord
-
-from bot.app import Application
-from bot.config import load_settings
-from bot.storage import migrations
-from tests.e2e.conftest import CORE_USER, GUILD_ID, NODE_USER, TOKEN, World, config_text, free_port
 from tests.fakes.github_api import GitHubAPI
-from tests.harness.emulator import DiscordEmulator
+from tests.harness.running import running_app
+from tests.harness.world import CORE_USER, new_world
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## incident open"
-
-
-async def make_world() -> World:
-    emulator = DiscordEmulator(token=TOKEN, guild_id=GUILD_ID, ack_timeout=3.0)
-    roles = {
-        key: emulator.add_role(name)
-        for key, name in (
-            ("core_ops", "Core Ops"),
-            ("node_ops", "Node Ops"),
-            ("treasury_ops", "Treasury Ops"),
-            ("observer", "Observer"),
-        )
-    }
-    channels = {
-        key: emulator.add_channel(key.replace("_", "-"))
-        for key in ("operations", "alerts", "dev_log", "miners")
-    }
-    emulator.add_member(CORE_USER, "core-alice", roles=[roles["core_ops"]])
-    emulator.add_member(NODE_USER, "node-bob", roles=[roles["node_ops"]])
-    await emulator.start()
-    return World(emulator, roles, channels)
 
 
 def ms(value: float) -> str:
@@ -60,45 +34,34 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main(count: int, github_delay: float, interval: float) -> str:
-    world = await make_world()
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    async with GitHubAPI(token="ghp_bench", repo="hyper-hash/operations") as gh:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "config.toml"
-            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-            text = config_text(world, database_url=url, web_port=free_port())
-            text += f'\n[github]\nrepo = "hyper-hash/operations"\napi_url = "{gh.url}"\n'
-            text += "timeout_seconds = 1\n"
-            path.write_text(text)
-            env = {"HH_DISCORD__TOKEN": TOKEN, "HH_GITHUB__TOKEN": "ghp_bench"}
-            app = Application(load_settings(path, environ=env).settings)
-            await migrations.upgrade(app.database.engine)
-            await app.start()
-            try:
-                await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-                await world.emulator.wait_ready(timeout=30)
-                gh.slow_next(github_delay, count=count * 10)
-                acks: list[float] = []
-                replies: list[float] = []
-                for n in range(count):
-                    start = time.perf_counter()
-                    options = [
-                        {"name": "severity", "type": 4, "value": 1 + n % 3},
-                        {"name": "title", "type": 3, "value": f"Benchmark incident {n}"},
-                    ]
-                    result = await world.emulator.invoke_command(
-                        "incident",
-                        CORE_USER,
-                        options=[{"name": "open", "type": 1, "options": options}],
-                    )
-                    await result.wait_for_followups(1, timeout=30)
-                    replies.append(time.perf_counter() - start)
-                    acks.append(result.acknowledged_in)
-                    await asyncio.sleep(interval)
-            finally:
-                await app.shutdown()
-                discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
-    await world.emulator.stop()
+    world = await new_world()
+    acks: list[float] = []
+    replies: list[float] = []
+    try:
+        async with GitHubAPI(token="ghp_bench", repo="hyper-hash/operations") as gh:
+            with tempfile.TemporaryDirectory() as tmp:
+                github = f'\n[github]\nrepo = "hyper-hash/operations"\napi_url = "{gh.url}"\n'
+                github += "timeout_seconds = 1\n"
+                environ = {"HH_GITHUB__TOKEN": "ghp_bench"}
+                async with running_app(world, Path(tmp), extra=github, environ=environ):
+                    gh.slow_next(github_delay, count=count * 10)
+                    for n in range(count):
+                        start = time.perf_counter()
+                        options = [
+                            {"name": "severity", "type": 4, "value": 1 + n % 3},
+                            {"name": "title", "type": 3, "value": f"Benchmark incident {n}"},
+                        ]
+                        result = await world.emulator.invoke_command(
+                            "incident",
+                            CORE_USER,
+                            options=[{"name": "open", "type": 1, "options": options}],
+                        )
+                        await result.wait_for_followups(1, timeout=30)
+                        replies.append(time.perf_counter() - start)
+                        acks.append(result.acknowledged_in)
+                        await asyncio.sleep(interval)
+    finally:
+        await world.emulator.stop()
     lines = [
         SECTION,
         "",

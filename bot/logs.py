@@ -67,17 +67,33 @@ class JsonFormatter(logging.Formatter):
 
 class DemoteToDebug(logging.Filter):
     """Logs a library's INFO chatter at DEBUG: APScheduler says "Running job" and "executed
-    successfully" for every run of every job, which buries the one line per event that matters."""
+    successfully" for every run of every job, which buries the one line per event that matters.
+    With `prefixes`, only the records whose message starts with one of them (any level)."""
+
+    def __init__(self, prefixes: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
+        if self.prefixes:
+            if not str(record.msg).startswith(self.prefixes):
+                return True
+        elif record.levelno >= logging.WARNING:
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 # Filters are per logger (a parent's filter does not see its children's records), so each is named.
-BOOKKEEPING_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default")
+BOOKKEEPING_LOGGERS: dict[str, tuple[str, ...]] = {
+    "apscheduler.scheduler": (),
+    "apscheduler.executors.default": (),
+    # Alembic's plugin list and its dialect lines at every start; "Running upgrade" stays INFO.
+    "alembic.runtime.plugins": (),
+    "alembic.runtime.migration": ("Context impl", "Will assume"),
+    # discord.py warns at every start that voice is unsupported: this bot has no voice.
+    "discord.client": ("davey is not installed", "PyNaCl is not installed"),
+}
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -97,8 +113,8 @@ def configure_logging(
     # discord.py's gateway chatter is useful at DEBUG only.
     logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    for name in BOOKKEEPING_LOGGERS:
+    for name, prefixes in BOOKKEEPING_LOGGERS.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, DemoteToDebug) for f in logger.filters):
-            logger.addFilter(DemoteToDebug())
+            logger.addFilter(DemoteToDebug(prefixes))
     return handler

@@ -1,60 +1,23 @@
-"""Shared fixtures: databases on SQLite and (when HH_TEST_DATABASE_URL is set) PostgreSQL."""
+"""Shared fixtures: databases on SQLite and (when HH_TEST_DATABASE_URL is set) PostgreSQL, and a
+FakeClock. The clocks and the database helpers themselves live in `tests/harness/` (bench uses
+them too); they are imported here for the test modules that still name `tests.conftest`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import migrations
 from bot.storage.database import Database
+from tests.harness.clocks import FakeClock, RunningClock, default_start
+from tests.harness.databases import postgres_url, reset_postgres, sqlite_url
 
-PG_URL = os.environ.get("HH_TEST_DATABASE_URL", "")
+__all__ = ["BACKENDS", "PG_URL", "FakeClock", "RunningClock", "default_start", "reset_postgres"]
+
+PG_URL = postgres_url()
 BACKENDS = ["sqlite", "postgres"]
-
-
-def default_start() -> datetime:
-    """Where every FakeClock starts: 2026-11-28 03:00 UTC, or HH_TEST_CLOCK_START (an ISO date),
-    so the whole suite can be run years ahead to prove nothing reads the wall clock."""
-    given = os.environ.get("HH_TEST_CLOCK_START", "").strip()
-    if not given:
-        return datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
-    moment = datetime.fromisoformat(given)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class FakeClock:
-    """A clock that only moves when told."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or default_start()
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **kwargs: float) -> datetime:
-        self.current += timedelta(**kwargs)
-        return self.current
-
-
-class RunningClock:
-    """The wall clock plus an offset a test moves forward: time passes as usual (batching,
-    backoff, reminders), and a test can skip a long wait such as a 120 s Retry-After."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, **kwargs: float) -> datetime:
-        self.offset += timedelta(**kwargs)
-        return self.now()
 
 
 @pytest.fixture
@@ -62,20 +25,11 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-async def reset_postgres(url: str) -> None:
-    """A clean public schema: each test starts from an empty database, as on a new install."""
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database per backend; PostgreSQL only when HH_TEST_DATABASE_URL is set."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return sqlite_url(tmp_path / "test.db")
     if not PG_URL:
         pytest.skip("HH_TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
     await reset_postgres(PG_URL)

@@ -275,10 +275,10 @@ class OutboxService:
             )
             await self._reschedule(item, self._backoff(item), f"{type(exc).__name__}: {exc}")
         else:
-            self.delivered += 1
             async with self._uow_factory() as uow:
                 await uow.outbox.complete(item.id, self._clock.now(), result)
                 await uow.commit()
+            self.delivered += 1  # counted once recorded: a reader of the count finds it DONE
 
     def _backoff(self, item: OutboxItem) -> float:
         return backoff(item.attempts + 1, cap=self._max_backoff)

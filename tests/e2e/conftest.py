@@ -1,72 +1,30 @@
-"""End-to-end fixtures: the Discord emulator with the Hyper Hash guild, a config pointing at it."""
+"""End-to-end fixtures: the Hyper Hash guild on the Discord emulator, the app running against it
+(`tests/harness/running.py`), and the outside world's servers more than one module needs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.app import Application
 from bot.domain.permissions import CORE, PERMISSIONS
 from cogs import EXTENSIONS
-from tests.harness.emulator import DiscordEmulator
+from tests.harness.databases import sqlite_url
+from tests.harness.mail import Inbox, smtp_server
 from tests.harness.running import running_app
-from tests.harness.seeding import seed_grant, seed_grants
-from tests.harness.world import (
-    CORE_USER,
-    GUILD_ID,
-    LAB,
-    MINER_USER,
-    NODE_USER,
-    OWNER_USER,
-    TOKEN,
-    World,
-    config_text,
-    free_port,
-)
-
-__all__ = [
-    "CORE_USER",
-    "GUILD_ID",
-    "LAB",
-    "MINER_USER",
-    "NODE_USER",
-    "OWNER_USER",
-    "TOKEN",
-    "World",
-    "config_text",
-    "free_port",
-    "seed_grant",
-    "seed_grants",
-]
+from tests.harness.world import World, config_text, free_port, new_world
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    emulator = DiscordEmulator(token=TOKEN, guild_id=GUILD_ID, ack_timeout=3.0)
-    roles = {
-        key: emulator.add_role(name)
-        for key, name in (
-            ("core_ops", "Core Ops"),
-            ("node_ops", "Node Ops"),
-            ("treasury_ops", "Treasury Ops"),
-            ("observer", "Observer"),
-        )
-    }
-    channels = {
-        key: emulator.add_channel(key.replace("_", "-"))
-        for key in ("operations", "alerts", "dev_log", "miners")
-    }
-    emulator.add_member(CORE_USER, "core-alice", roles=[roles["core_ops"]])
-    emulator.add_member(NODE_USER, "node-bob", roles=[roles["node_ops"], roles["observer"]])
-    emulator.add_member(MINER_USER, "miner-carol")
-    emulator.add_member(OWNER_USER, "owner-dave")
-    await emulator.start()
+    world = await new_world()
     try:
-        yield World(emulator, roles, channels)
+        yield world
     finally:
-        await emulator.stop()
+        await world.emulator.stop()
 
 
 @pytest.fixture
@@ -77,8 +35,9 @@ def config_extra() -> str:
 
 @pytest.fixture
 def config_path(world: World, tmp_path: Path, config_extra: str) -> Path:
+    """A config file pointing at the emulator, for a bot started as a process of its own."""
     path = tmp_path / "config.toml"
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
+    url = sqlite_url(tmp_path / "hh-opsbot.db")
     path.write_text(config_text(world, database_url=url, web_port=free_port(), extra=config_extra))
     return path
 
@@ -92,17 +51,25 @@ TABLE = {
     "buttons": None,
     "test:press": CORE,
 }
+POLICY_EXTENSIONS = (*EXTENSIONS, "tests.e2e.policy_cog")
+
+
+@pytest.fixture
+def policy_options() -> dict[str, Any]:
+    """`running_app`'s options for the app with the test-only extension (`policy_cog.py`)."""
+    return {"extensions": POLICY_EXTENSIONS, "permissions": TABLE}
 
 
 @pytest.fixture
 async def app(
-    world: World, config_path: Path, tmp_path: Path, config_extra: str
+    world: World, tmp_path: Path, config_extra: str, policy_options: dict[str, Any]
 ) -> AsyncIterator[Application]:
-    async with running_app(
-        world,
-        tmp_path,
-        extra=config_extra,
-        extensions=(*EXTENSIONS, "tests.e2e.policy_cog"),
-        permissions=TABLE,
-    ) as application:
+    async with running_app(world, tmp_path, extra=config_extra, **policy_options) as application:
         yield application
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A loopback SMTP server: its inbox and port (`smtp_section(port)` is the config)."""
+    with smtp_server() as server:
+        yield server

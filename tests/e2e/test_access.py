@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 
 from bot.app import Application
-from bot.config import load_settings
 from bot.domain.access import GrantStatus
 from bot.domain.roles import OpsRole
-from bot.storage import migrations
-from tests.conftest import FakeClock
-from tests.e2e.conftest import (
-    CORE_USER,
-    GUILD_ID,
-    MINER_USER,
-    NODE_USER,
-    OWNER_USER,
-    TOKEN,
-    World,
-    seed_grant,
-    seed_grants,
-)
+from tests.harness.clocks import FakeClock
 from tests.harness.emulator import ROLE_ADD
+from tests.harness.running import running_app
+from tests.harness.seeding import seed_grant
+from tests.harness.waiting import eventually, until_async
+from tests.harness.world import CORE_USER, MINER_USER, NODE_USER, OWNER_USER, World
 
 pytestmark = pytest.mark.e2e
 SECOND_CORE = 700000000000000009
@@ -41,38 +31,11 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture
-async def app(world: World, config_path: Path, fake_clock: FakeClock) -> AsyncIterator[Application]:
-    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    application = Application(settings, clock=fake_clock)
-    await migrations.upgrade(application.database.engine)
-    await seed_grants(world, application.database, application.clock)
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    await application.start()
-    try:
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
-        await settle(world, application)
+async def app(world: World, tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Application]:
+    async with running_app(world, tmp_path, clock=fake_clock) as application:
+        # Start-up work (the drift check's notices) done, so tests see only their own effects.
+        await application.outbox.drain_all()
         yield application
-    finally:
-        await application.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
-
-
-async def settle(world: World, app: Application) -> None:
-    """Let start-up work (drift check, outbox) finish so tests see only their own effects."""
-    async with asyncio.timeout(15):
-        while not app.bot.is_ready():
-            await asyncio.sleep(0.05)
-    await app.outbox.drain_all()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 def sub(name: str, **options: Any) -> list[dict]:
@@ -195,9 +158,7 @@ async def test_member_leaving_loses_every_grant(world: World, app: Application) 
     async def gone() -> bool:
         return not await app.services.grants.find(member_id=MINER_USER)
 
-    async with asyncio.timeout(10):
-        while not await gone():
-            await asyncio.sleep(0.05)
+    await until_async(gone, 10, "the leaver's grants ended")
     await eventually(lambda: any("Member left" in t for t in texts(world, "operations")))
 
 
@@ -307,7 +268,7 @@ async def test_two_approve_presses_at_once_leave_one_decision_and_the_role(
         for user in (OWNER_USER, SECOND_CORE)
     ]
     await eventually(lambda: additions.waiting >= 1)
-    with contextlib.suppress(TimeoutError):  # unserialised decisions both reach Discord here
+    with contextlib.suppress(AssertionError):  # unserialised decisions both reach Discord here
         await eventually(lambda: additions.waiting >= 2, timeout=1)
     additions.release()
     outcomes = await asyncio.gather(*presses)
@@ -340,12 +301,10 @@ async def test_approve_refuses_a_request_whose_requester_left(
     approve_id = request["components"][0]["components"][0]["custom_id"]
     await emu.member_leave(CORE_USER)
 
-    async def requester_gone() -> None:
-        async with asyncio.timeout(10):
-            while await app.services.grants.find(member_id=CORE_USER):
-                await asyncio.sleep(0.05)
+    async def requester_gone() -> bool:
+        return not await app.services.grants.find(member_id=CORE_USER)
 
-    await requester_gone()
+    await until_async(requester_gone, 10, "the requester's grants ended")
     pressed = await emu.click_button(approve_id, OWNER_USER, message=request)
     assert pressed.edits == 0, f"approved all the same: {pressed.message}"
     (answer,) = await pressed.wait_for_followups(1)

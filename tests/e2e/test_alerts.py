@@ -28,19 +28,14 @@ from bot.domain.outbox import OutboxKind, OutboxStatus
 from bot.domain.ports import Clock
 from bot.storage.models import AuditEntry, OutboxEntry
 from tests.alerting import WEBHOOK_TOKEN, fixture, fixture_bytes, storm
-from tests.alertmanager_process import AlertmanagerProcess, webhook_config
-from tests.conftest import FakeClock, RunningClock
-from tests.e2e.conftest import (
-    CORE_USER,
-    GUILD_ID,
-    MINER_USER,
-    NODE_USER,
-    World,
-    free_port,
-)
+from tests.harness.alertmanager import AlertmanagerProcess, webhook_config
+from tests.harness.alerts import alert_sections, alerts_in, outbox_counts, send, shown_groups
 from tests.harness.binaries import require_binary
+from tests.harness.clocks import FakeClock, RunningClock
+from tests.harness.mail import Inbox, smtp_section
 from tests.harness.running import running_app
-from tests.harness.waiting import quiesce, until_async
+from tests.harness.waiting import eventually_async, quiesce, until, until_async
+from tests.harness.world import CORE_USER, GUILD_ID, MINER_USER, NODE_USER, World, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -48,32 +43,6 @@ OUTAGE_ATTEMPTS = int(os.environ.get("HH_TEST_OUTAGE_ATTEMPTS", "3"))
 """How many refused tries a post has had before the emulated Discord outage ends."""
 
 StartApp = Callable[..., Awaitable[Application]]
-
-
-def alert_sections(
-    world: World, api_url: str | None = None, alertmanager_extra: str = "", **alerts: Any
-) -> str:
-    settings = {
-        "mention_roles": f"{{ critical = [{world.roles['core_ops']}] }}",
-        "batch_wait": "0.3",
-        "check_interval": "0.3",
-        **{k: (json.dumps(v) if isinstance(v, str) else str(v)) for k, v in alerts.items()},
-    }
-    lines = "\n".join(f"{k} = {v}" for k, v in settings.items())
-    return f"""
-[alertmanager]
-webhook_token = "{WEBHOOK_TOKEN}"
-{f'api_url = "{api_url}"' if api_url else ""}
-api_timeout = 2
-{alertmanager_extra}
-
-[alerts]
-{lines}
-
-[outbox]
-max_backoff = 2
-idle_poll = 1
-"""
 
 
 @pytest.fixture
@@ -100,55 +69,6 @@ async def start_app(world: World, tmp_path: Path) -> AsyncIterator[StartApp]:
         yield start
 
 
-async def send(app: Application, body: bytes) -> dict[str, Any]:
-    """POST like Alertmanager; then, once the processor has applied the stored body, its
-    outcome ("accepted", "stale", "watchdog") and group instead of the webhook's "accepted"."""
-    url = f"http://127.0.0.1:{app.settings.web.port}/webhooks/alertmanager"
-    headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"}
-    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
-        assert r.status == 200, await r.text()
-        data: dict[str, Any] = await r.json()
-    if data["status"] == "accepted":
-        assert "group_id" not in data, "the webhook answers before the group is updated"
-        async with asyncio.timeout(10):
-            while (result := await app.alerts.result_of(data["notification_id"])) is None or (
-                result.outcome == "pending"
-            ):
-                await asyncio.sleep(0.01)
-        data["status"] = result.outcome
-        if result.group_id is not None:
-            data["group_id"] = result.group_id
-    return data
-
-
-def alerts_in(world: World) -> list[dict[str, Any]]:
-    return list(world.emulator.messages.get(world.channels["alerts"], []))
-
-
-def shown_groups(world: World) -> dict[int, list[str]]:
-    """Group id -> ids of the messages that show it (a group must appear in exactly one)."""
-    shown: dict[int, list[str]] = {}
-    for message in alerts_in(world):
-        for embed in message["embeds"]:
-            if embed["title"].startswith("Alert storm digest"):
-                ids = [int(i) for i in re.findall(r"· #(\d+)$", embed["description"], re.M)]
-            else:
-                footer = (embed.get("footer") or {}).get("text", "")
-                ids = [int(i) for i in re.findall(r"alert group #(\d+)", footer)]
-            for group_id in ids:
-                shown.setdefault(group_id, []).append(message["id"])
-    return shown
-
-
-async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
-
-
 async def retried_pending(app: Application, attempts: int) -> bool:
     """Has a pending outbox item been tried (and refused) at least `attempts` times."""
     async with app.database.sessions() as session:
@@ -158,14 +78,6 @@ async def retried_pending(app: Application, attempts: int) -> bool:
             )
         )
     return most is not None and most >= attempts
-
-
-async def outbox_counts(app: Application) -> dict[str, int]:
-    async with app.database.sessions() as session:
-        rows = await session.execute(
-            select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
-        )
-        return {status: n for status, n in rows.all()}
 
 
 async def test_one_message_per_group_edited_on_repeat_and_resolve(world, start_app) -> None:
@@ -407,9 +319,7 @@ async def test_discord_outage_then_everything_delivered_once(world, start_app) -
     async def drained() -> bool:
         return (await outbox_counts(app)).get(OutboxStatus.PENDING.value, 0) == 0
 
-    async with asyncio.timeout(30):
-        while not await drained():
-            await asyncio.sleep(0.1)
+    await until_async(drained, 30, "the outbox drained")
     shown = shown_groups(world)
     assert all(len(ids) == 1 for ids in shown.values()), shown
     # The latest state won: 01 arrived resolved, 05 shows the partial resolve.
@@ -520,42 +430,10 @@ async def test_silence_when_alertmanager_is_down_says_so(world, start_app) -> No
 # -- email fallback and the dead man's switch -------------------------------------------------
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server() -> Any:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
-
-
-def smtp_section(port: int) -> str:
-    return f"""
-[smtp]
-host = "127.0.0.1"
-port = {port}
-starttls = false
-from = "hh-opsbot <bot@hyperhash.invalid>"
-to = ["core-ops@hyperhash.invalid"]
-timeout = 5
-"""
-
-
-async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, smtp_server) -> None:
-    inbox, port = smtp_server
+async def test_critical_alert_not_on_discord_is_emailed_once(
+    world, start_app, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
     app = await start_app(extra=smtp_section(port), email_fallback_after=1)
     world.emulator.set_rest_outage(503)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
@@ -572,8 +450,8 @@ async def test_critical_alert_not_on_discord_is_emailed_once(world, start_app, s
     assert len(inbox.messages) == 2
 
 
-async def test_posted_in_time_means_no_email(world, start_app, smtp_server) -> None:
-    inbox, port = smtp_server
+async def test_posted_in_time_means_no_email(world, start_app, smtp) -> None:
+    inbox, port = smtp
     clock = FakeClock()
     app = await start_app(extra=smtp_section(port), email_fallback_after=1, clock=clock)
     await send(app, fixture_bytes("01_firing_single_nodeoffline.json"))
@@ -593,10 +471,11 @@ async def outbox_item(app: Application, item_id: int) -> Any:
 
 
 async def outbox_done(app: Application, item_id: int, timeout: float = 15) -> Any:
-    async with asyncio.timeout(timeout):
-        while (item := await outbox_item(app, item_id)).status is not OutboxStatus.DONE:
-            await asyncio.sleep(0.05)
-    return item
+    async def done() -> Any:
+        item = await outbox_item(app, item_id)
+        return item if item.status is OutboxStatus.DONE else None
+
+    return await eventually_async(done, timeout, f"outbox item {item_id} done")
 
 
 async def enqueue_post(app: Application, channel_id: int, content: str) -> int:
@@ -633,12 +512,12 @@ def posts_of(world: World, path: str, content: str) -> list[int]:
 
 
 async def test_a_long_429_on_one_post_holds_neither_the_email_nor_alerts(
-    world, start_app, smtp_server
+    world, start_app, smtp: tuple[Inbox, int]
 ) -> None:
     """One #operations post answered 429 with Retry-After 120 s: the fallback email and the
     #alerts posts still arrive at once (bounds far below 120 s: held behind the 429 they would
     not), and the post itself goes out, once, after its 120 s (on the app's clock)."""
-    inbox, port = smtp_server
+    inbox, port = smtp
     clock = RunningClock()
     app = await start_app(extra=smtp_section(port), clock=clock, email_fallback_after=1)
     emu, ops, alerts = world.emulator, world.channels["operations"], world.channels["alerts"]
@@ -672,12 +551,12 @@ async def test_a_long_429_on_one_post_holds_neither_the_email_nor_alerts(
 
 
 async def test_a_hung_post_holds_neither_the_email_nor_alerts(
-    world, start_app, smtp_server
+    world, start_app, smtp: tuple[Inbox, int]
 ) -> None:
     """One #operations post gets no answer at all: everything else goes out meanwhile; the
     post is cut at [discord] send_timeout, retried, and shown once even when the hung request
     is handled late (the retry carries the same nonce)."""
-    inbox, port = smtp_server
+    inbox, port = smtp
     app = await start_app(
         extra=smtp_section(port), discord_extra="send_timeout = 1", email_fallback_after=1
     )
@@ -705,7 +584,9 @@ async def test_a_hung_post_holds_neither_the_email_nor_alerts(
     assert contents(world, ops).count(NOTE) == 1
 
 
-def watchdog_payload(starts_at: str = "2026-11-28T04:00:00.000Z") -> bytes:
+def watchdog_payload(started: datetime) -> bytes:
+    """Alertmanager's Watchdog (always firing since `started`), as every repeat carries it."""
+    starts_at = started.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     payload = fixture("01_firing_single_nodeoffline.json")
     payload["groupKey"] = '{}:{alertname="Watchdog"}'
     payload["groupLabels"] = {"alertname": "Watchdog"}
@@ -728,9 +609,7 @@ def pipeline_notices(world) -> list[str]:
 
 
 async def wait_pipeline_notices(world, count: int, timeout: float = 10) -> list[str]:
-    async with asyncio.timeout(timeout):
-        while len(pipeline_notices(world)) < count:
-            await asyncio.sleep(0.05)
+    await until(lambda: len(pipeline_notices(world)) >= count, timeout, f"{count} notices")
     return pipeline_notices(world)
 
 
@@ -738,9 +617,10 @@ async def test_dead_mans_switch(world, start_app) -> None:
     """Driven by the app's clock: the watchdog's deadline is checked at chosen instants."""
     clock = FakeClock()
     app = await start_app(watchdog_timeout=60, clock=clock)
-    assert (await send(app, watchdog_payload()))["status"] == "watchdog"
+    started = clock.now()
+    assert (await send(app, watchdog_payload(started)))["status"] == "watchdog"
     clock.advance(seconds=40)
-    assert (await send(app, watchdog_payload()))["status"] == "duplicate"  # repeats count
+    assert (await send(app, watchdog_payload(started)))["status"] == "duplicate"  # repeats
     await quiesce(app)  # the repeat is applied at t = 40 s
     clock.advance(seconds=40)  # 80 s after the first, 40 s after the repeat: not overdue
     await quiesce(app)
@@ -752,7 +632,7 @@ async def test_dead_mans_switch(world, start_app) -> None:
     await quiesce(app)
     assert pipeline_notices(world) == ["Alert pipeline broken"], "once per outage"
     assert alerts_in(world) == [], "the Watchdog itself is never posted"
-    await send(app, watchdog_payload())
+    await send(app, watchdog_payload(started))
     notices = await wait_pipeline_notices(world, 2)
     assert notices == ["Alert pipeline broken", "Alert pipeline recovered"]
 

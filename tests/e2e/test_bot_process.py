@@ -21,15 +21,8 @@ import pytest
 from bot.domain.clock import SystemClock
 from bot.storage import migrations
 from bot.storage.database import Database
-from tests.e2e.conftest import (
-    CORE_USER,
-    GUILD_ID,
-    MINER_USER,
-    OWNER_USER,
-    TOKEN,
-    World,
-    seed_grants,
-)
+from tests.harness.seeding import seed_grants
+from tests.harness.world import CORE_USER, GUILD_ID, MINER_USER, OWNER_USER, TOKEN, World
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 from bot.app import Application
 from bot.discord.outbound.notices import message_payload
 from bot.domain.outbox import OutboxKind, OutboxStatus
-from tests.e2e.conftest import World
+from tests.harness.world import World
 
 pytestmark = pytest.mark.e2e
 

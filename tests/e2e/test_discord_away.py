@@ -14,23 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import discord
 import pytest
 
-from bot.app import Application
-from bot.config import load_settings
+from bot.app import Application, StartupError
 from bot.domain.outbox import OutboxStatus
-from bot.storage import migrations
 from tests.alerting import fixture_bytes
-from tests.e2e.conftest import TOKEN, World, config_text, free_port
-from tests.e2e.test_alerts import (
-    Inbox,
-    alert_sections,
-    outbox_counts,
-    send,
-    shown_groups,
-    until,
-)
+from tests.harness.alerts import alert_sections, outbox_counts, send, shown_groups
+from tests.harness.mail import Inbox, smtp_section
+from tests.harness.running import running_app
+from tests.harness.waiting import until, until_async
+from tests.harness.world import World
 
 pytestmark = pytest.mark.e2e
 
@@ -38,49 +31,16 @@ LOGIN_ATTEMPTS_REFUSED = 3
 
 
 @pytest.fixture
-def smtp() -> Any:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
 async def app_while_discord_is_down(
-    world: World, tmp_path: Path, smtp: Any
+    world: World, tmp_path: Path, smtp: tuple[Inbox, int]
 ) -> AsyncIterator[Application]:
     _inbox, smtp_port = smtp
-    extra = (
-        alert_sections(world, email_fallback_after=1)
-        + f"""
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-starttls = false
-from = "hh-opsbot <bot@hyperhash.invalid>"
-to = ["core-ops@hyperhash.invalid"]
-timeout = 5
-"""
-    )
-    path = tmp_path / "config.toml"
-    database = f"sqlite+aiosqlite:///{tmp_path / 'away.db'}"
-    path.write_text(config_text(world, database_url=database, web_port=free_port(), extra=extra))
-    settings = load_settings(path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    extra = alert_sections(world, email_fallback_after=1) + smtp_section(smtp_port)
     world.emulator.set_rest_outage(503)
-    app = Application(settings, login_backoff=(0.05, 0.2))
-    await migrations.upgrade(app.database.engine)
-    await app.start()  # returns at once: nothing waits for the gateway
-    try:
+    async with running_app(
+        world, tmp_path, extra=extra, login_backoff=(0.05, 0.2), seed=False, wait_ready=False
+    ) as app:  # app.start() returns at once: nothing waits for the gateway
         yield app
-    finally:
-        await app.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
 async def healthz(app: Application) -> tuple[int, dict[str, Any]]:
@@ -125,9 +85,7 @@ async def test_refused_login_is_retried_while_webhooks_and_email_go_on(
     async def drained() -> bool:
         return (await outbox_counts(app)).get(OutboxStatus.PENDING.value, 0) == 0
 
-    async with asyncio.timeout(30):
-        while not await drained():
-            await asyncio.sleep(0.05)
+    await until_async(drained, 30, "the outbox drained")
     shown = shown_groups(world)
     assert all(len(ids) == 1 for ids in shown.values()), shown
     assert len(inbox.messages) == 2, "one email per group, not one per login attempt"
@@ -141,20 +99,15 @@ async def test_a_refused_token_still_ends_the_start_with_one_line(
     world: World, tmp_path: Path
 ) -> None:
     """401 is a configuration error, not an outage: no retry can mend it."""
-    path = tmp_path / "config.toml"
-    database = f"sqlite+aiosqlite:///{tmp_path / 'token.db'}"
-    path.write_text(config_text(world, database_url=database, web_port=free_port()))
-    settings = load_settings(path, environ={"HH_DISCORD__TOKEN": "wrong-token"}).settings
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    app = Application(settings, login_backoff=(0.05,))
-    await migrations.upgrade(app.database.engine)
-    try:
-        from bot.app import StartupError
-
+    async with running_app(
+        world,
+        tmp_path,
+        environ={"HH_DISCORD__TOKEN": "wrong-token"},
+        login_backoff=(0.05,),
+        seed=False,
+        start=False,
+    ) as app:
         with pytest.raises(StartupError, match="Discord refused the bot token"):
             async with asyncio.timeout(30):
                 await app.run()
         assert app.gateway is not None and app.gateway.failed_logins == 0
-    finally:
-        await app.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved

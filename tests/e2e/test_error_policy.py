@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from bot.app import Application
-from bot.config import load_settings
 from bot.storage.models import AuditEntry
-from cogs import EXTENSIONS
-from tests.e2e.conftest import CORE_USER, MINER_USER, NODE_USER, TABLE, TOKEN, World
 from tests.e2e.policy_cog import LEAKY
+from tests.harness.running import running_app
+from tests.harness.world import CORE_USER, MINER_USER, NODE_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -88,20 +88,12 @@ async def test_buttons_go_through_the_same_permission_check(world: World, app: A
 
 
 async def test_persistent_button_survives_a_restart(
-    world: World, config_path: Path, app: Application
+    world: World, tmp_path: Path, app: Application, policy_options: dict[str, Any]
 ) -> None:
     """A button posted before a restart is handled by the new process (custom_id is stable)."""
     posted = await world.emulator.invoke_command("buttons", CORE_USER)
     await app.shutdown()
-    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    again = Application(
-        settings, extensions=(*EXTENSIONS, "tests.e2e.policy_cog"), permissions=TABLE
-    )
-    await again.start()
-    try:
-        await world.emulator.wait_ready(timeout=30)
+    async with running_app(world, tmp_path, **policy_options):  # the same database
         custom_id = posted.sent["components"][0]["components"][0]["custom_id"]
         pressed = await world.emulator.click_button(custom_id, CORE_USER, message=posted.sent)
         assert pressed.sent["content"] == f"pressed by {CORE_USER}"
-    finally:
-        await again.shutdown()

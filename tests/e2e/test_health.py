@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -12,8 +13,9 @@ from sqlalchemy import select
 
 from bot.app import Application
 from bot.storage.models import AuditEntry
-from tests.e2e.conftest import CORE_USER, LAB, MINER_USER, NODE_USER, World, seed_grants
-from tests.fakes.network import JsonService
+from tests.fakes.network import BitcoindRPC, JsonService, LndREST, self_signed
+from tests.harness.running import running_app
+from tests.harness.world import CORE_USER, LAB, MINER_USER, NODE_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -217,59 +219,25 @@ async def test_many_nodes_are_paged_with_buttons(
 
 
 async def test_approval_button_still_works_after_a_restart(
-    world: World, config_path, agent: JsonService
+    world: World, tmp_path: Path, agent: JsonService
 ) -> None:
     """The button's custom_id carries the node id; pending nodes' views are re-registered."""
-    import discord
-
-    from bot.config import load_settings
-    from bot.storage import migrations
-    from tests.e2e.conftest import GUILD_ID, TOKEN
-
-    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-
-    async def started() -> Application:
-        application = Application(settings)
-        await migrations.upgrade(application.database.engine)
-        await seed_grants(world, application.database, application.clock)
-        await application.start()
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
-        return application
-
-    try:
-        first = await started()
-        try:
-            posted = await world.emulator.invoke_command(
-                "node",
-                NODE_USER,
-                channel_id=world.channels["operations"],
-                options=node_command("register", name="node-r", endpoint=agent.url),
-            )
-        finally:
-            await first.shutdown()
-        second = await started()
-        try:
-            approve = next(c for c in custom_ids(posted.sent) if c.startswith("hh:node:approve:"))
-            pressed = await world.emulator.click_button(approve, CORE_USER, message=posted.sent)
-            assert "approved" in pressed.sent["content"]
-            assert [n.name for n in await second.health.nodes()] == ["node-r"]
-        finally:
-            await second.shutdown()
-    finally:
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+    async with running_app(world, tmp_path, extra=LAB):
+        posted = await world.emulator.invoke_command(
+            "node",
+            NODE_USER,
+            channel_id=world.channels["operations"],
+            options=node_command("register", name="node-r", endpoint=agent.url),
+        )
+    async with running_app(world, tmp_path, extra=LAB) as second:  # the same database
+        approve = next(c for c in custom_ids(posted.sent) if c.startswith("hh:node:approve:"))
+        pressed = await world.emulator.click_button(approve, CORE_USER, message=posted.sent)
+        assert "approved" in pressed.sent["content"]
+        assert [n.name for n in await second.health.nodes()] == ["node-r"]
 
 
-async def test_configured_core_bitcoind_and_lnd(world: World, config_path, tmp_path) -> None:
+async def test_configured_core_bitcoind_and_lnd(world: World, tmp_path: Path) -> None:
     """Static targets from [health]: the summary line names each, /status shows none of them."""
-    import discord
-
-    from bot.config import load_settings
-    from bot.storage import migrations
-    from tests.e2e.conftest import GUILD_ID, TOKEN
-    from tests.fakes.network import BitcoindRPC, LndREST, self_signed
-
     core = JsonService({"status": "ok", "block_height": 871234, "pool_hashrate": 2.5e15})
     bitcoind = BitcoindRPC()
     macaroon = tmp_path / "readonly.macaroon"
@@ -279,9 +247,7 @@ async def test_configured_core_bitcoind_and_lnd(world: World, config_path, tmp_p
     await core.start()
     await bitcoind.start()
     await lnd.start_tls(cert, key)
-    config_path.write_text(
-        config_path.read_text()
-        + f"""
+    health = f"""
 core_url = "{core.url}"
 bitcoind_url = "{bitcoind.url}"
 bitcoind_user = "rpcuser"
@@ -290,37 +256,27 @@ lnd_url = "{lnd.url}"
 lnd_macaroon_path = "{macaroon}"
 lnd_tls_cert = "{cert}"
 """
-    )
-    settings = load_settings(config_path, environ={"HH_DISCORD__TOKEN": TOKEN}).settings
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    application = Application(settings)
-    await migrations.upgrade(application.database.engine)
-    await seed_grants(world, application.database, application.clock)
-    await application.start()
     try:
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
-        result = await world.emulator.invoke_command(
-            "health", CORE_USER, channel_id=world.channels["operations"]
-        )
-        description = result.sent["embeds"][0]["description"]
-        assert description.startswith("Core ✅ · bitcoind 871234 ✅ · lnd 1 channels ✅"), (
-            description
-        )
-        assert "capacity 0.200 BTC" in description
+        async with running_app(world, tmp_path, extra=LAB + health) as application:
+            result = await world.emulator.invoke_command(
+                "health", CORE_USER, channel_id=world.channels["operations"]
+            )
+            description = result.sent["embeds"][0]["description"]
+            assert description.startswith("Core ✅ · bitcoind 871234 ✅ · lnd 1 channels ✅"), (
+                description
+            )
+            assert "capacity 0.200 BTC" in description
 
-        await application.health.poll()
-        status = await world.emulator.invoke_command(
-            "status", MINER_USER, channel_id=world.channels["miners"]
-        )
-        text = json.dumps(status.sent)
-        assert status.sent["embeds"][0]["description"] == "🟢 Pool up"
-        assert "2.50 PH/s" in text
-        for leak in ("127.0.0.1", "bitcoind", "lnd", "BTC", "871234", "rpc"):
-            assert leak not in text, leak
+            await application.health.poll()
+            status = await world.emulator.invoke_command(
+                "status", MINER_USER, channel_id=world.channels["miners"]
+            )
+            text = json.dumps(status.sent)
+            assert status.sent["embeds"][0]["description"] == "🟢 Pool up"
+            assert "2.50 PH/s" in text
+            for leak in ("127.0.0.1", "bitcoind", "lnd", "BTC", "871234", "rpc"):
+                assert leak not in text, leak
     finally:
-        await application.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
         for server in (core, bitcoind, lnd):
             await server.stop()
 

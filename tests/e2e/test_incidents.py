@@ -4,33 +4,21 @@ update; resolve → issue closed; report → incidents/<id>.md committed. And th
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import func, select
 
 from bot.app import Application
-from bot.config import load_settings
-from bot.storage import migrations
 from bot.storage.models import AuditEntry, StrikeEntry
-from tests.conftest import FakeClock
-from tests.e2e.conftest import (
-    CORE_USER,
-    GUILD_ID,
-    MINER_USER,
-    NODE_USER,
-    TOKEN,
-    World,
-    config_text,
-    free_port,
-    seed_grants,
-)
 from tests.fakes.github_api import GitHubAPI
+from tests.harness.clocks import FakeClock
+from tests.harness.running import running_app
+from tests.harness.waiting import events_handled, eventually, eventually_async, quiesce
+from tests.harness.world import CORE_USER, GUILD_ID, MINER_USER, NODE_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -44,15 +32,6 @@ def sub(name: str, **options: Any) -> list[dict]:
     return [{"name": name, "type": 1, "options": opts}]
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def gh() -> AsyncIterator[GitHubAPI]:
     async with GitHubAPI(token=GH_TOKEN, repo=REPO) as api:
@@ -60,37 +39,21 @@ async def gh() -> AsyncIterator[GitHubAPI]:
 
 
 @pytest.fixture
-def app_clock() -> FakeClock | None:
-    """The real clock (outbox retries need time to pass); a test may ask for a fake one."""
-    return None
+def app_clock(request: pytest.FixtureRequest) -> FakeClock | None:
+    """The real clock (outbox retries need time to pass); a test may ask for a fake one, built
+    for it at the suite's start date: `@pytest.mark.parametrize("app_clock", ["fake"], ...)`."""
+    return FakeClock() if getattr(request, "param", None) == "fake" else None
 
 
 @pytest.fixture
 async def app(
     world: World, tmp_path: Path, gh: GitHubAPI, app_clock: FakeClock | None
 ) -> AsyncIterator[Application]:
-    path = tmp_path / "config.toml"
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hh-opsbot.db'}"
-    text = config_text(world, database_url=url, web_port=free_port())
-    text += f'\n[github]\nrepo = "{REPO}"\napi_url = "{gh.url}"\ntimeout_seconds = 2\n'
-    path.write_text(text)
-    environ = {"HH_DISCORD__TOKEN": TOKEN, "HH_GITHUB__TOKEN": GH_TOKEN}
-    settings = load_settings(path, environ=environ).settings
-    application = Application(settings, clock=app_clock)
-    await migrations.upgrade(application.database.engine)
-    await seed_grants(world, application.database, application.clock)
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    await application.start()
-    try:
-        await world.emulator.wait_for_commands(GUILD_ID, timeout=30)
-        await world.emulator.wait_ready(timeout=30)
-        async with asyncio.timeout(15):
-            while not application.bot.is_ready():
-                await asyncio.sleep(0.05)
+    github = f'\n[github]\nrepo = "{REPO}"\napi_url = "{gh.url}"\ntimeout_seconds = 2\n'
+    async with running_app(
+        world, tmp_path, extra=github, clock=app_clock, environ={"HH_GITHUB__TOKEN": GH_TOKEN}
+    ) as application:
         yield application
-    finally:
-        await application.shutdown()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
 def channel_messages(world: World, channel_id: int) -> list[dict]:
@@ -213,19 +176,19 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
         entries = await app.services.incidents.timeline(incident.id)
         return [e for e in entries if e.kind.value == "pinned"]
 
-    async with asyncio.timeout(10):
-        while not await pinned():
-            await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
+    await eventually_async(pinned, 10, "the pin on the timeline")
+    await events_handled(app, emu)  # the second 📌 too
     (pin,) = await pinned()
     assert "Payout job restarted" in pin.text
     # A pin of the same message does not add it again; a pin of another one does.
     await emu.pin_message(incident.thread_id or 0, int(posted["id"]))
     await emu.pin_message(incident.thread_id or 0, int(panel["id"]))
-    async with asyncio.timeout(10):
-        while len(await pinned()) < 2:
-            await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
+
+    async def two_pinned() -> bool:
+        return len(await pinned()) >= 2
+
+    await eventually_async(two_pinned, 10, "the second pin on the timeline")
+    await events_handled(app, emu)  # both pins updates read
     assert len(await pinned()) == 2
 
     # Resolve: the issue is closed, the report is due in 48 h.
@@ -292,7 +255,7 @@ async def test_bad_input_is_a_clear_ephemeral_error_and_changes_nothing(
     assert len(gh.issues) == 1
 
 
-@pytest.mark.parametrize("app_clock", [FakeClock()])
+@pytest.mark.parametrize("app_clock", ["fake"], indirect=True)
 async def test_nudges_in_the_thread_and_report_reminders_by_dm(
     world: World, app: Application, app_clock: FakeClock
 ) -> None:
@@ -314,7 +277,7 @@ async def test_nudges_in_the_thread_and_report_reminders_by_dm(
     (nudge,) = await eventually(nudges)
     assert f"<@{NODE_USER}>" in nudge["content"], "the commander is mentioned"
     await app.jobs.fire_reminders()  # once only
-    await asyncio.sleep(0.3)
+    await quiesce(app)
     assert len(nudges()) == 1
 
     await run(world, NODE_USER, "resolve", id=incident.ref, cause="Stuck job", resolution="Restart")

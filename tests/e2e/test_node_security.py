@@ -4,18 +4,17 @@ no redirect and echo no body text; forbidden endpoints are refused at registrati
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select, update
 
 from bot.app import Application
 from bot.storage.models import AuditEntry, NodeEntry
-from tests.e2e.conftest import CORE_USER, LAB, NODE_USER, World
 from tests.fakes.network import JsonService
+from tests.harness.waiting import eventually
+from tests.harness.world import CORE_USER, LAB, NODE_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +54,6 @@ def buttons(message: dict) -> list[dict]:
 
 def custom_id(message: dict, prefix: str) -> str:
     return str(next(c["custom_id"] for c in buttons(message) if c["custom_id"].startswith(prefix)))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    async with asyncio.timeout(timeout):
-        while not (value := check()):
-            await asyncio.sleep(0.05)
-    return value
 
 
 async def audit_rows(app: Application) -> list[tuple[str, str, int | None]]:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot.app import Application
 from bot.domain.permissions import PERMISSIONS
 from bot.storage.models import AuditEntry
-from tests.e2e.conftest import CORE_USER, NODE_USER, OWNER_USER, World
+from tests.harness.world import CORE_USER, NODE_USER, OWNER_USER, World
 
 pytestmark = pytest.mark.e2e
 

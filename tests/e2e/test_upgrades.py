@@ -3,8 +3,7 @@ real minisign and served on loopback, node agents on loopback reporting differen
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +11,12 @@ import discord
 import pytest
 
 from bot.app import Application
-from tests.e2e.conftest import (
-    CORE_USER,
-    NODE_USER,
-    World,
-)
 from tests.fakes.minisign_tool import KeyPair, generate
 from tests.fakes.network import JsonService
 from tests.fakes.releases import ReleaseFiles, manifest
 from tests.harness.running import running_app
+from tests.harness.waiting import eventually
+from tests.harness.world import CORE_USER, NODE_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -69,15 +65,6 @@ async def app(
     async with running_app(world, tmp_path, extra=extra) as application:
         await application.outbox.drain_all()
         yield application
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = check()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 def sub(name: str, **options: Any) -> list[dict]:

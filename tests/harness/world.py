@@ -1,9 +1,15 @@
-"""The test world: the guild's ids, the config that points the bot at the emulator, free ports."""
+"""The test world: the Hyper Hash guild on the Discord emulator, the config that points the bot
+at it, free ports.
+
+    world = await new_world()        # started; `await world.emulator.stop()` at the end
+    async with running_app(world, tmp_path) as app: ...
+"""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from tests.harness.emulator import DiscordEmulator
 
@@ -20,6 +26,33 @@ class World:
     emulator: DiscordEmulator
     roles: dict[str, int]
     channels: dict[str, int]
+
+
+ROLES = (
+    ("core_ops", "Core Ops"),
+    ("node_ops", "Node Ops"),
+    ("treasury_ops", "Treasury Ops"),
+    ("observer", "Observer"),
+)
+CHANNELS = ("operations", "alerts", "dev_log", "miners")
+
+
+async def new_world(*, members: bool = True, **emulator_options: Any) -> World:
+    """The guild on a started emulator: the four ops roles, the four channels, and four members
+    (Core Ops alice, Node Ops + Observer bob, miner carol, owner dave; `members=False`: none, for
+    a benchmark whose bot must not spend its start on them). `emulator_options` go to
+    `DiscordEmulator` (a channel rate limit, say). The caller stops the emulator."""
+    options: dict[str, Any] = {"token": TOKEN, "guild_id": GUILD_ID, "ack_timeout": 3.0}
+    emulator = DiscordEmulator(**{**options, **emulator_options})
+    roles = {key: emulator.add_role(name) for key, name in ROLES}
+    channels = {key: emulator.add_channel(key.replace("_", "-")) for key in CHANNELS}
+    if members:
+        emulator.add_member(CORE_USER, "core-alice", roles=[roles["core_ops"]])
+        emulator.add_member(NODE_USER, "node-bob", roles=[roles["node_ops"], roles["observer"]])
+        emulator.add_member(MINER_USER, "miner-carol")
+        emulator.add_member(OWNER_USER, "owner-dave")
+    await emulator.start()
+    return World(emulator, roles, channels)
 
 
 def free_port() -> int:

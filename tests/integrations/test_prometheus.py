@@ -3,8 +3,6 @@ scraping a loopback exporter (prometheus-client) that plays the pool."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,21 +11,17 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from bot.domain.baselines import judge
-from bot.domain.health import State, Target, TargetKind
+from bot.domain.health import ProbeResult, State, Target, TargetKind
 from bot.integrations.probes import ProbeRunner, PrometheusQueries
-from tests.conftest import FakeClock
 from tests.harness.binaries import require_binary
+from tests.harness.clocks import FakeClock
+from tests.harness.waiting import eventually_async
+from tests.harness.world import free_port
 
 
 @pytest.fixture(scope="module", autouse=True)
 def prometheus_binary() -> str:
     return require_binary("prometheus", package="prometheus")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +92,17 @@ async def test_instant_queries_against_real_prometheus(
     runner: ProbeRunner, prometheus: str
 ) -> None:
     target = Target("prometheus", TargetKind.PROMETHEUS, prometheus)
-    # Wait (bounded) until Prometheus is up and has scraped the exporter.
-    result = None
-    for _ in range(120):
+
+    async def scraped() -> ProbeResult | None:
+        """Prometheus is up and has scraped the exporter."""
         result = await runner.probe(target)
-        if result.ok and {"pool_hashrate", "share_rate"} <= result.figures.keys():
-            break
-        await asyncio.sleep(0.25)
-    assert result is not None and result.ok, result
+        return (
+            result
+            if result.ok and {"pool_hashrate", "share_rate"} <= result.figures.keys()
+            else None
+        )
+
+    result = await eventually_async(scraped, 30, "Prometheus to scrape the exporter", poll=0.1)
     assert result.figures["pool_hashrate"] == 1.5e15
     assert result.figures["template_latency_ms"] == pytest.approx(12.0)
     assert result.figures["pool_hashrate_24h_avg"] == 1.5e15
@@ -120,11 +117,12 @@ async def test_bad_query_is_down_with_a_reason(clock: FakeClock, prometheus: str
     probes = ProbeRunner(clock, queries=PrometheusQueries(pool_hashrate="sum(("), probe_timeout=2.0)
     try:
         target = Target("prometheus", TargetKind.PROMETHEUS, prometheus)
-        for _ in range(120):
+
+        async def answered() -> ProbeResult | None:
             result = await probes.probe(target)
-            if result.reason != "connection refused":
-                break
-            await asyncio.sleep(0.25)
+            return result if result.reason != "connection refused" else None
+
+        result = await eventually_async(answered, 30, "Prometheus to listen", poll=0.1)
     finally:
         await probes.close()
     assert not result.ok

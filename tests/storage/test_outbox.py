@@ -342,6 +342,7 @@ async def test_a_hung_item_does_not_hold_the_next_round(database, clock, recorde
         quick = await enqueue(database, outbox, 1)
         outbox.wake()
         await eventually(lambda: recorder.seen, "the next item, while the first one hangs")
+        await eventually(lambda: outbox.delivered == 1, "the next item recorded as done")
         assert quick is not None and (await status_of(database, quick)).status is OutboxStatus.DONE
         assert (await status_of(database, slow.id)).status is OutboxStatus.PENDING
         hung.release.set()

@@ -102,6 +102,18 @@ async def test_scheduler_bookkeeping_is_debug_only(capture) -> None:
     logging.getLogger("apscheduler.executors.default").warning("Run time of job was missed")
     assert "was missed" in stream.getvalue()
 
+    # Start-up chatter: Alembic's plugins and dialect, discord.py's voice warning; not the upgrade.
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate.tables")
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade a -> b, incidents")
+    logging.getLogger("discord.client").warning(
+        "davey is not installed, voice will NOT be supported"
+    )
+    logging.getLogger("discord.client").warning("logging in using static token failed")
+    out = stream.getvalue()
+    assert "setup plugin" not in out and "Context impl" not in out and "davey" not in out
+    assert "Running upgrade a -> b" in out and "static token failed" in out
+
     debug = io.StringIO()
     configure_logging("DEBUG", "text", [], stream=debug)
     logging.getLogger("apscheduler.executors.default").info('Running job "tick"')

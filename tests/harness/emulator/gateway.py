@@ -53,6 +53,12 @@ class Gateway(EmulatorState):
             lambda: self._session is not None and self._session.ready, timeout, "IDENTIFY/READY"
         )
 
+    @property
+    def dispatched_sequence(self) -> int:
+        """The sequence number of the last DISPATCH queued for the bot (0 before an IDENTIFY):
+        once the bot's own `ws.sequence` has reached it, the bot has read every event sent."""
+        return self._session.seq if self._session is not None else 0
+
     async def wait_resumed(self, timeout: float = 10) -> None:
         """After close_gateway: the bot RESUMEd and RESUMED went out."""
         await self._wait_until(

@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from tests.harness.world import free_port
+
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def webhook_config(bot_url: str, token: str, *, group_by: str = "['node']") -> str:
