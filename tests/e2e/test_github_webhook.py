@@ -15,8 +15,6 @@ import aiohttp
 import pytest
 
 from bot.app import Application
-from tests.conftest import default_start
-from tests.e2e.conftest import CORE_USER, World
 from tests.github_webhooks import (
     ROUTE,
     SECRET,
@@ -25,8 +23,10 @@ from tests.github_webhooks import (
     request,
     workflow_run,
 )
+from tests.harness.clocks import default_start
 from tests.harness.running import running_app
 from tests.harness.waiting import eventually, quiesce
+from tests.harness.world import CORE_USER, World
 
 pytestmark = pytest.mark.e2e
 
