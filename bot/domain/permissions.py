@@ -82,6 +82,8 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "upgrade status": ALL_OPS_ROLES,
         "upgrade history": ALL_OPS_ROLES,
         "upgrade:approve": CORE,
+        # Any Core Ops member may stop a rollout nobody approved yet (the announcer too).
+        "upgrade:reject": CORE,
     }
 )
 
