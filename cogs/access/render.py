@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import discord
 
 from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
 from bot.discord.state import MessageState, stated
-from bot.domain.access import Grant, GrantStatus
+from bot.domain.access import Grant, GrantStatus, lockout_until
 from bot.domain.audit import AuditRecord
-from bot.domain.errors import display_action
+from bot.domain.errors import display_action, named_action
 from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
 from bot.services.access import WhoAmI
@@ -252,12 +253,12 @@ def _drift(data: Mapping[str, Any]) -> Rendered:
 
 
 def _lockout(data: Mapping[str, Any]) -> Rendered:
-    last = truncate(str(data["last_action"]), 64)
+    last = named_action(truncate(str(data["last_action"]), 64))
     return _notice(
         "Member locked out (3-strike rule)",
         f"{who(data['member_id'], data['member_name'])} was denied {data['strikes']} "
-        f"privileged actions in a short time (last: `{last}`) and is locked out until "
-        f"{ts(data['until'])}. Lift it with `/access unlock`.",
+        f"privileged actions in a short time (last: {last}) and is locked out of them "
+        f"{lockout_until(datetime.fromisoformat(str(data['until'])))}.",
         COLOUR_BAD,
     )
 
