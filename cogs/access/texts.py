@@ -40,7 +40,7 @@ def grant_decision(grant: Grant, *, approved: bool, by_name: str) -> Rendered:
         shown = stated(
             MessageState.APPROVED,
             f"{label} grant for {member}",
-            f"approved by {decider}; {member} holds {label}{until}",
+            f"approved by {decider}; {member} holds {label} for {grant.days} days",
         )
         text = (
             f"{who(grant.member_id, grant.member_name)} holds **{label}**{until}.\n"
