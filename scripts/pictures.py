@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,10 @@ from typing import Any
 import discord
 from PIL import Image, ImageChops
 
+from bot.discord.state import MessageState
+from bot.domain.access import Grant, GrantStatus, LockedOut
 from bot.domain.alerts import AlertGroup, AlertStatus, AlertView, WebhookPayload, worst_severity
+from bot.domain.errors import NoOpsRole, PermissionDenied
 from bot.domain.health import ProbeResult, TargetKind
 from bot.domain.incidents import (
     ChecklistItem,
@@ -44,9 +47,13 @@ from bot.domain.incidents import (
     Tick,
     miners_notice_text,
 )
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.public_status import overview, public_status
 from bot.domain.releases import Release, ReleaseManifest
+from bot.domain.roles import OpsRole
 from bot.services.upgrades import notice_data
+from cogs.access.render import TEMPLATES as access_templates
+from cogs.access.render import grant_decision
 from cogs.alerts.render import group_embed, message_content
 from cogs.alerts.views import group_view
 from cogs.health.render import overview_pages
@@ -54,6 +61,8 @@ from cogs.incidents.render import card, card_content, checklist_intro, thread_na
 from cogs.incidents.views import checklist_view
 from cogs.status.render import status_embed
 from cogs.upgrades.render import release_notice
+from cogs.upgrades.texts import release_text
+from cogs.upgrades.views import ApproveRolloutButton
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "pictures"
@@ -466,8 +475,157 @@ def shot_release(_: Sample) -> Shot:
         name="release-notice",
         channel="dev-log",
         at=release.announced_at,
-        payload=payload(content=rendered.content, embeds=rendered.embeds, view=rendered.view()),
+        # The notice asks Core Ops (the outbox puts the notice's role mentions first).
+        payload=payload(
+            content=f"<@&{CORE_OPS}> {rendered.content}",
+            embeds=rendered.embeds,
+            view=rendered.view(),
+        ),
         caption="A verified release notice in #dev-log",
+    )
+
+
+def shot_release_approved(_: Sample) -> Shot:
+    """The same notice once Approve rollout was pressed: the button edits content and embed."""
+    release, manifest = _release()
+    approved_at = datetime(2026, 11, 27, 16, 31, tzinfo=UTC)
+    rendered = release_text(
+        notice_data(release, manifest), state=MessageState.APPROVED, decided_by="dana"
+    )
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        ApproveRolloutButton.build(
+            release.id,
+            label="Rollout approved by dana",
+            style=discord.ButtonStyle.secondary,
+            disabled=True,
+        )
+    )
+    return Shot(
+        name="release-approved",
+        channel="dev-log",
+        at=approved_at,
+        posted=release.announced_at,
+        payload=payload(content=rendered.content, embeds=rendered.embeds, view=view),
+        caption="The release notice, edited once a second Core Ops member approved",
+    )
+
+
+def shot_incident_resolved(s: Sample) -> Shot:
+    """The card, edited by the outbox once the incident is resolved."""
+    resolved_at = datetime(2026, 11, 28, 4, 2, tzinfo=UTC)
+    incident = replace(
+        s.incident,
+        status=IncidentStatus.RESOLVED,
+        resolved_at=resolved_at,
+        last_update_at=resolved_at,
+        cause="The template relay kept a stale Core connection after the 2.4.0 restart.",
+        resolution="Relay restarted on both nodes; 2.4.1 reconnects within 2 s.",
+        report_due_at=resolved_at + timedelta(hours=48),
+        checklist={
+            **s.incident.checklist,
+            ChecklistItem.NOTIFY: Tick(ALICE, "alice", datetime(2026, 11, 28, 3, 20, tzinfo=UTC)),
+        },
+    )
+    return Shot(
+        name="incident-card-resolved",
+        channel="operations",
+        at=resolved_at + timedelta(minutes=1),
+        posted=incident.opened_at,
+        payload=payload(
+            content=card_content(incident, [CORE_OPS]),
+            embeds=[card(incident, github_configured=True)],
+        ),
+        caption="The same card once the incident is resolved",
+    )
+
+
+def _grant() -> Grant:
+    return Grant(
+        id=9,
+        member_id=SAM,
+        member_name="sam_miner",
+        role=OpsRole.CORE_OPS,
+        status=GrantStatus.PENDING,
+        reason="Joins the night rota from December",
+        granted_by_id=ALICE,
+        granted_by_name="alice",
+        requested_at=datetime(2026, 11, 28, 2, 40, tzinfo=UTC),
+        days=90,
+    )
+
+
+def shot_grant_request(_: Sample) -> Shot:
+    grant = _grant()
+    rendered = access_templates[NoticeTemplate.ACCESS_APPROVAL_REQUEST](
+        {
+            "grant_id": grant.id,
+            "member_id": grant.member_id,
+            "member_name": grant.member_name,
+            "role": grant.role.value,
+            "reason": grant.reason,
+            "granted_by_name": grant.granted_by_name,
+            "days": grant.days,
+            "approval_expires_at": (grant.requested_at + timedelta(hours=24)).isoformat(),
+        }
+    )
+    return Shot(
+        name="grant-request",
+        channel="operations",
+        at=grant.requested_at,
+        payload=payload(
+            content=f"<@&{CORE_OPS}> {rendered.content}",
+            embeds=rendered.embeds,
+            view=rendered.view(),
+        ),
+        caption="A Core Ops grant awaiting the second Core Ops member",
+    )
+
+
+def shot_grant_approved(_: Sample) -> Shot:
+    grant = _grant()
+    approved_at = datetime(2026, 11, 28, 3, 1, tzinfo=UTC)
+    active = replace(
+        grant,
+        status=GrantStatus.ACTIVE,
+        granted_at=approved_at,
+        expires_at=approved_at + timedelta(days=90),
+    )
+    rendered = grant_decision(active, approved=True, by_name="dana")
+    return Shot(
+        name="grant-approved",
+        channel="operations",
+        at=approved_at,
+        posted=grant.requested_at,
+        payload=payload(content=rendered.content, embeds=rendered.embeds),
+        caption="The same request once approved",
+    )
+
+
+def shot_refusal_miner(_: Sample) -> Shot:
+    denial = PermissionDenied(
+        "alerts:expire", [OpsRole.CORE_OPS, OpsRole.NODE_OPS], label="Expire silence"
+    )
+    return Shot(
+        name="refusal-miner",
+        channel="alerts",
+        at=NOW,
+        ephemeral=True,
+        payload=payload(content=NoOpsRole(denial).user_message),
+        caption="A miner presses Expire silence: named by its label, pointed to /status",
+    )
+
+
+def shot_refusal_locked_out(_: Sample) -> Shot:
+    until = NOW + timedelta(minutes=43)
+    return Shot(
+        name="refusal-locked-out",
+        channel="operations",
+        at=NOW,
+        invocation=Invocation("dana", "/incident open"),
+        ephemeral=True,
+        payload=payload(content=LockedOut(until).user_message),
+        caption="A refusal during a lockout says until when and who can lift it",
     )
 
 
@@ -479,6 +637,12 @@ SHOTS: tuple[Callable[[Sample], Shot], ...] = (
     shot_health,
     shot_status,
     shot_release,
+    shot_release_approved,
+    shot_incident_resolved,
+    shot_grant_request,
+    shot_grant_approved,
+    shot_refusal_miner,
+    shot_refusal_locked_out,
 )
 
 

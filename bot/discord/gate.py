@@ -17,7 +17,13 @@ from discord import app_commands
 
 from bot.config import Settings
 from bot.domain.audit import already_audited, open_audit_scope
-from bot.domain.errors import DomainError, InvalidInput, PermissionDenied, display_action
+from bot.domain.errors import (
+    DomainError,
+    InvalidInput,
+    NoOpsRole,
+    PermissionDenied,
+    named_action,
+)
 from bot.domain.ports import UnitOfWork, UowFactory
 from bot.domain.roles import Actor
 from bot.metrics import Metrics
@@ -55,6 +61,20 @@ def action_of(interaction: discord.Interaction) -> str:
         if len(parts) >= 3:
             return f"{parts[1]}:{parts[2]}"
     return "unknown"
+
+
+def label_of(interaction: discord.Interaction) -> str | None:
+    """The label of the pressed button (or the placeholder of the select menu) as the member saw
+    it on the message: what a refusal names. None for a slash command."""
+    if interaction.command is not None or interaction.message is None:
+        return None
+    custom_id = dict(interaction.data or {}).get("custom_id")
+    for row in interaction.message.components:
+        for component in getattr(row, "children", [row]):
+            if getattr(component, "custom_id", None) == custom_id:
+                label = getattr(component, "label", None) or getattr(component, "placeholder", None)
+                return str(label) if label else None
+    return None
 
 
 class Gate:
@@ -126,12 +146,18 @@ class Gate:
             # Not a denial: no strike counts towards the lockout (security item 14).
             raise Refused(
                 InvalidInput(
-                    f"`{display_action(action)}` only works in the server, not in direct messages."
+                    f"{named_action(action, label_of(interaction))} only works in the server, "
+                    "not in direct messages."
                 )
             )
         try:
             self.access.authorize(actor, action)
         except PermissionDenied as denial:
+            denial = denial.labelled(label_of(interaction))
+            if not actor.roles and not actor.is_owner:
+                # A miner's curiosity: pointed to /status and /whoami, audited, never a strike
+                # (strikes protect privileged accounts; they would page #operations).
+                raise Refused(NoOpsRole(denial)) from None
             raise Denied(denial) from None
         if privileged:
             try:

@@ -18,6 +18,7 @@ from discord import app_commands
 
 from bot.discord.gate import Denied, Gate, Refused, action_of
 from bot.discord.sending import reply
+from bot.domain.access import lockout_until
 from bot.domain.audit import already_audited
 from bot.domain.errors import DomainError
 
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     from bot.discord.client import OpsBot
 
 log = logging.getLogger(__name__)
+
+OPS_COMMANDS = discord.Permissions(manage_guild=True)
+"""`default_member_permissions` of every ops command (all but /status and /whoami): Discord
+hides them from members without Manage Server until a server admin opens them to the ops roles
+(Server Settings → Integrations → hh-opsbot). Only a default for the command picker: the
+permission table still decides every use, whatever Discord shows."""
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -113,15 +120,22 @@ async def strike(gate: Gate, interaction: discord.Interaction, action: str) -> s
         log.exception("could not record a strike for %s", interaction.user.id)
         return ""
     policy = gate.lockouts.policy
+    minutes = int(policy.lockout.total_seconds() // 60)
     if result.lockout is not None:
-        minutes = int(policy.lockout.total_seconds() // 60)
         return (
             f"\nThat was denied attempt {result.strikes} within "
             f"{int(policy.strike_window.total_seconds() // 60)} minutes: you are now locked out "
-            f"of privileged actions for {minutes} minutes (manual §9)."
+            f"of privileged actions {lockout_until(result.lockout.until)} (manual §9)."
         )
-    if result.strikes == policy.strikes - 1:
-        return "\nOne more denied attempt and you will be locked out for a while (manual §9)."
+    if result.already is not None:
+        return f"\nYou are locked out of privileged actions {lockout_until(result.already.until)}."
+    if result.next_would_lock_until is not None:
+        at = int(result.next_would_lock_until.timestamp())
+        return (
+            f"\nOne more denied attempt and you will be locked out of privileged actions for "
+            f"{minutes} minutes (until about <t:{at}:t>, <t:{at}:R>); only a Core Ops member "
+            "can lift it, with `/access unlock` (manual §9)."
+        )
     return ""
 
 

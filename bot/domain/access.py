@@ -126,14 +126,20 @@ class RoleChangeUnavailable(DomainError):
     outcome = "unavailable"
 
 
+def lockout_until(until: datetime) -> str:
+    """Until when a lockout holds and who can lift it, as every message about it says it: the
+    clock time and the time left (Discord shows both in the reader's time zone)."""
+    at = int(until.timestamp())
+    return f"until <t:{at}:t> (<t:{at}:R>). A Core Ops member can lift it with `/access unlock`"
+
+
 class LockedOut(DomainError):
     outcome = "locked"
 
     def __init__(self, until: datetime) -> None:
         super().__init__(
-            f"You are locked out of privileged actions until <t:{int(until.timestamp())}:t> "
-            f"(<t:{int(until.timestamp())}:R>) after repeated denied attempts. A Core Ops member "
-            "can lift it with `/access unlock`."
+            f"You are locked out of privileged actions after repeated denied attempts, "
+            f"{lockout_until(until)}."
         )
         self.until = until
 

@@ -83,8 +83,39 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "upgrade status": ALL_OPS_ROLES,
         "upgrade history": ALL_OPS_ROLES,
         "upgrade:approve": CORE,
+        # Any Core Ops member may stop a rollout nobody approved yet (the announcer too).
+        "upgrade:reject": CORE,
     }
 )
+
+
+ACTION_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "access:approve": "Approve",
+        "access:reject": "Reject",
+        "access:keep": "Keep",
+        "access:revoke": "Revoke",
+        "incident:isolate": "Isolate affected systems",
+        "incident:snapshot": "Snapshot logs and state",
+        "incident:rotate": "Rotate credentials",
+        "incident:notify": "Notify #operations",
+        "incident:report": "Publish the report",
+        "health:page": "◀ / ▶",
+        "node:approve": "Approve",
+        "node:reject": "Reject",
+        "alerts:ack": "Acknowledge",
+        "alerts:pick": "Act on a group",
+        "alerts:silence": "Silence",
+        "alerts:expire": "Expire silence",
+        "alerts:incident": "Open incident",
+        "upgrade:rollback": "/upgrade announce rollback:true",
+        "upgrade:approve": "Approve rollout",
+        "upgrade:reject": "Reject",
+    }
+)
+"""What a member sees on each button (`area:verb`), or the option an action stands for: what a
+refusal names, never the action id. A press names the very label it showed (`Silence 4 h`);
+this is the fallback."""
 
 
 def required_roles(action: str) -> frozenset[OpsRole] | None:

@@ -209,6 +209,10 @@ class Release:
     rolled_back_from: str | None = None
     """A rollback: the newest version announced when Core Ops announced this older one with
     `rollback:true` (None for an upgrade)."""
+    rejected_by: int | None = None
+    rejected_by_name: str | None = None
+    rejected_at: datetime | None = None
+    """A Core Ops member rejected the rollout before anyone approved it: it never rolls out."""
 
     @property
     def parsed(self) -> ReleaseManifest:
@@ -263,6 +267,10 @@ class ReleaseRepository(Protocol):
     async def recent(self, limit: int = 10) -> list[Release]: ...
 
     async def approve(
+        self, release_id: int, *, by: int | None, by_name: str, at: datetime
+    ) -> None: ...
+
+    async def reject(
         self, release_id: int, *, by: int | None, by_name: str, at: datetime
     ) -> None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.domain.access import AccessPolicy, LockedOut, Lockout
 from bot.domain.errors import InvalidInput
@@ -22,6 +23,10 @@ class StrikeResult:
     lockout: Lockout | None = None
     spared: str | None = None
     """Why a member who reached the limit was not locked out (owner, last Core Ops)."""
+    already: Lockout | None = None
+    """The lockout the member was already under (the attempt counted nothing)."""
+    next_would_lock_until: datetime | None = None
+    """One attempt short of the limit: until when the next denial would lock them out."""
 
 
 class LockoutService:
@@ -55,11 +60,17 @@ class LockoutService:
             return StrikeResult(0)
         now = self._clock.now()
         async with self._uow() as uow:
-            if await uow.lockouts.current(actor.id, now) is not None:
-                return StrikeResult(0)
+            current = await uow.lockouts.current(actor.id, now)
+            if current is not None:
+                return StrikeResult(0, already=current)
             await uow.lockouts.add_strike(actor.id, now, action)
             strikes = await uow.lockouts.strikes_since(actor.id, now - self.policy.strike_window)
-            result = StrikeResult(strikes)
+            result = StrikeResult(
+                strikes,
+                next_would_lock_until=now + self.policy.lockout
+                if strikes == self.policy.strikes - 1
+                else None,
+            )
             if strikes >= self.policy.strikes:
                 spared = None
                 if OpsRole.CORE_OPS in actor.roles:

@@ -38,7 +38,7 @@ from bot.domain.releases import (
     display_url,
     require_named_release,
 )
-from bot.domain.roles import Actor
+from bot.domain.roles import Actor, OpsRole
 from bot.integrations.minisign import verify
 from bot.services.access import AccessService
 from bot.services.audit import AuditService
@@ -307,6 +307,7 @@ class UpgradeService:
                 NoticeTemplate.UPGRADE_RELEASE,
                 notice_data(release, manifest),
                 channel="dev_log",
+                mention_roles=[OpsRole.CORE_OPS],
                 dedupe_key=f"upgrade:release:{release.id}",
             )
             await uow.commit()
@@ -406,6 +407,11 @@ class UpgradeService:
                 raise InvalidInput(
                     f"Release {release.version} was already approved by {release.approved_by_name}."
                 )
+            if release.rejected_at is not None:
+                raise InvalidInput(
+                    f"Release {release.version} was rejected by {release.rejected_by_name}: it "
+                    "does not roll out. Announce a new version once it is fixed."
+                )
             if actor.id is not None and actor.id == release.announced_by:
                 raise NotYours(
                     "A second Core Ops member must approve the rollout: not the one who "
@@ -440,6 +446,38 @@ class UpgradeService:
         self._notices.wake()
         return replace(
             release, approved_by=actor.id, approved_by_name=actor.name[:100], approved_at=now
+        )
+
+    async def reject(self, actor: Actor, release_id: int) -> Release:
+        """Stop a rollout nobody approved yet (any Core Ops member, the announcer too: it takes
+        two to roll out, one to stop). One transaction, one audit row; the release stays
+        recorded (its version is used), and it can never be approved."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            release = await uow.releases.get(release_id, for_update=True)
+            if release is None:
+                raise NotFound("That release is not recorded any more.")
+            if release.approved_at is not None:
+                raise InvalidInput(
+                    f"Release {release.version} was already approved by "
+                    f"{release.approved_by_name}: it is rolling out. Announce a fixed version "
+                    "(or a rollback) instead."
+                )
+            if release.rejected_at is not None:
+                raise InvalidInput(
+                    f"Release {release.version} was already rejected by {release.rejected_by_name}."
+                )
+            await uow.releases.reject(release.id, by=actor.id, by_name=actor.name, at=now)
+            await self._audit.record(
+                uow,
+                actor,
+                "upgrade:reject",
+                target=f"release {release.version}",
+                details={"release_id": release.id, "announced_by": release.announced_by},
+            )
+            await uow.commit()
+        return replace(
+            release, rejected_by=actor.id, rejected_by_name=actor.name[:100], rejected_at=now
         )
 
     # -- rollout -------------------------------------------------------------------------------

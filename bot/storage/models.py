@@ -471,6 +471,10 @@ class ReleaseEntry(Base):
     approved_at: Mapped[datetime | None]
     rolled_back_from: Mapped[str | None] = mapped_column(String(64))
     """A rollback: the newest version announced when Core Ops announced this older one."""
+    rejected_by: Mapped[int | None] = mapped_column(BigInteger)
+    rejected_by_name: Mapped[str | None] = mapped_column(String(100))
+    rejected_at: Mapped[datetime | None]
+    """A Core Ops member stopped the rollout before anyone approved it (Reject)."""
 
 
 class RolloutSnapshotEntry(Base):

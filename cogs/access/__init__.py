@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.policy import OPS_COMMANDS
 from bot.discord.sending import NO_MENTIONS
 from bot.domain.errors import InvalidInput
 from bot.domain.roles import OpsRole
@@ -37,7 +38,9 @@ def ops_roles_of(bot: OpsBot, member: discord.Member) -> frozenset[OpsRole]:
 
 
 class AccessCog(commands.Cog, name="access"):
-    access = app_commands.Group(name="access", description="Ops role grants (manual §18).")
+    access = app_commands.Group(
+        name="access", description="Ops role grants (manual §18).", default_permissions=OPS_COMMANDS
+    )
 
     def __init__(self, bot: OpsBot) -> None:
         self.bot = bot

@@ -9,12 +9,16 @@ from typing import Any
 import discord
 
 from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
-from bot.domain.access import Grant, GrantStatus
+from bot.discord.state import MessageState, stated
+from bot.domain.access import Grant, GrantStatus, lockout_until
 from bot.domain.audit import AuditRecord
-from bot.domain.errors import display_action
+from bot.domain.errors import display_action, named_action
 from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
 from bot.services.access import WhoAmI
+from cogs.access.texts import grant_decision as grant_decision
+from cogs.access.texts import ts as ts
+from cogs.access.texts import who as who
 from cogs.access.views import (
     ApproveGrantButton,
     RejectGrantButton,
@@ -29,21 +33,8 @@ COLOUR_BAD = discord.Colour.red()
 COLOUR_OK = discord.Colour.green()
 
 
-def ts(at: datetime | str | None, style: str = "f") -> str:
-    """A Discord timestamp: every reader sees it in their own time zone."""
-    if at is None:
-        return "never"
-    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return f"<t:{int(moment.timestamp())}:{style}>"
-
-
 def role_label(value: str) -> str:
     return OpsRole(value).label
-
-
-def who(member_id: object, name: object) -> str:
-    """A member as text: the mention renders as their name, and pings nobody (allowed_mentions)."""
-    return f"<@{member_id}> ({truncate(str(name), 60)})"
 
 
 # -- replies to commands ----------------------------------------------------------------------
@@ -171,20 +162,27 @@ def audit_embed(records: Sequence[AuditRecord], *, title: str) -> discord.Embed:
 
 
 def _approval_request(data: Mapping[str, Any]) -> Rendered:
+    member = truncate(str(data["member_name"]), 60)
+    shown = stated(
+        MessageState.AWAITING,
+        f"Core Ops grant for {member} (two-person rule)",
+        f"a second Core Ops member approves or rejects it before "
+        f"{ts(data.get('approval_expires_at'), 'R')}",
+    )
     embed = discord.Embed(
-        title="Core Ops grant awaiting approval (two-person rule)",
+        title=shown.title,
         description=(
             f"{data['granted_by_name']} asks to grant **Core Ops** to "
             f"{who(data['member_id'], data['member_name'])} for {data['days']} days.\n"
             f"A second Core Ops member (not the requester, not the member) must approve before "
-            f"{ts(data.get('approval_expires_at'))}."
+            f"{ts(data.get('approval_expires_at'))} ({ts(data.get('approval_expires_at'), 'R')})."
         ),
-        colour=COLOUR_WARN,
+        colour=shown.colour,
     )
     embed.add_field(name="Reason", value=truncate(str(data["reason"]), 1024), inline=False)
     grant_id = int(data["grant_id"])
     return Rendered(
-        content="Core Ops: a grant needs a second pair of eyes.",
+        content=shown.content,
         embeds=[fit_embed(embed)],
         items=[ApproveGrantButton.make(grant_id), RejectGrantButton.make(grant_id)],
     )
@@ -255,12 +253,12 @@ def _drift(data: Mapping[str, Any]) -> Rendered:
 
 
 def _lockout(data: Mapping[str, Any]) -> Rendered:
-    last = truncate(str(data["last_action"]), 64)
+    last = named_action(truncate(str(data["last_action"]), 64))
     return _notice(
         "Member locked out (3-strike rule)",
         f"{who(data['member_id'], data['member_name'])} was denied {data['strikes']} "
-        f"privileged actions in a short time (last: `{last}`) and is locked out until "
-        f"{ts(data['until'])}. Lift it with `/access unlock`.",
+        f"privileged actions in a short time (last: {last}) and is locked out of them "
+        f"{lockout_until(datetime.fromisoformat(str(data['until'])))}.",
         COLOUR_BAD,
     )
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord.components import PersistentButton, ops_bot
-from bot.discord.sending import NO_MENTIONS
+from bot.discord.sending import NO_MENTIONS, Rendered
 from bot.domain.access import ReviewDecision
+from cogs.access.texts import grant_decision
 
 if TYPE_CHECKING:
     from bot.discord.client import OpsBot
@@ -41,12 +42,7 @@ class ApproveGrantButton(_AccessButton, action="access:approve"):
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
         grant = await bot.grants.approve(actor, self.object_id)
-        await _close_request(
-            interaction,
-            f"Approved by {actor.name}: active until <t:{int(grant.expires_at.timestamp())}:f>."
-            if grant.expires_at
-            else f"Approved by {actor.name}.",
-        )
+        await _close_request(interaction, grant_decision(grant, approved=True, by_name=actor.name))
 
 
 class RejectGrantButton(_AccessButton, action="access:reject"):
@@ -57,8 +53,8 @@ class RejectGrantButton(_AccessButton, action="access:reject"):
         bot = ops_bot(interaction)
         await interaction.response.defer()
         actor = bot.actor_for(interaction)
-        await bot.grants.reject(actor, self.object_id)
-        await _close_request(interaction, f"Rejected by {actor.name}.")
+        grant = await bot.grants.reject(actor, self.object_id)
+        await _close_request(interaction, grant_decision(grant, approved=False, by_name=actor.name))
 
 
 class ReviewKeepButton(_AccessButton, action="access:keep"):
@@ -85,13 +81,12 @@ BUTTONS: tuple[type[_AccessButton], ...] = (
 )
 
 
-async def _close_request(interaction: discord.Interaction, outcome: str) -> None:
-    """The request message shows the decision and loses its buttons (nothing left to decide)."""
-    message = interaction.message
-    embeds = list(message.embeds) if message else []
-    if embeds:
-        embeds[0].add_field(name="Decision", value=outcome[:1024], inline=False)
-    await interaction.edit_original_response(embeds=embeds, view=None, allowed_mentions=NO_MENTIONS)
+async def _close_request(interaction: discord.Interaction, decided: Rendered) -> None:
+    """The request message says its decision in its title, text line and colour, and loses its
+    buttons (nothing left to decide)."""
+    await interaction.edit_original_response(
+        content=decided.content, embeds=decided.embeds, view=None, allowed_mentions=NO_MENTIONS
+    )
 
 
 async def _decide(

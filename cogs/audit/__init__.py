@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.policy import OPS_COMMANDS
 from bot.discord.sending import NO_MENTIONS
 from bot.domain.errors import InvalidInput
 from bot.services.audit import to_json_line
@@ -41,7 +42,11 @@ def parse_since(text: str | None, now: datetime) -> datetime | None:
 
 
 class AuditCog(commands.Cog, name="audit"):
-    audit = app_commands.Group(name="audit", description="The audit trail of every action.")
+    audit = app_commands.Group(
+        name="audit",
+        description="The audit trail of every action.",
+        default_permissions=OPS_COMMANDS,
+    )
 
     def __init__(self, bot: OpsBot) -> None:
         self.bot = bot

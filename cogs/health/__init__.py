@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import __version__
+from bot.discord.policy import OPS_COMMANDS
 from bot.discord.sending import NO_MENTIONS, fit_embed
 from bot.domain.errors import InvalidInput
 from bot.domain.health import NodeStatus, RegisteredNode
@@ -46,7 +47,9 @@ VIEWS = [
 
 
 class HealthCog(commands.Cog, name="health"):
-    node = app_commands.Group(name="node", description="The Hyper Node registry.")
+    node = app_commands.Group(
+        name="node", description="The Hyper Node registry.", default_permissions=OPS_COMMANDS
+    )
 
     def __init__(self, bot: OpsBot) -> None:
         self.bot = bot
@@ -58,6 +61,7 @@ class HealthCog(commands.Cog, name="health"):
     @app_commands.command(
         name="ping", description="Is the bot healthy? Gateway and database latency."
     )
+    @app_commands.default_permissions(OPS_COMMANDS)
     async def ping(self, interaction: discord.Interaction) -> None:
         database = await self.bot.database.ping()
         gateway = self.bot.latency
@@ -75,6 +79,7 @@ class HealthCog(commands.Cog, name="health"):
     @app_commands.command(
         name="health", description="Network health against the manual's baselines (ops roles)."
     )
+    @app_commands.default_permissions(OPS_COMMANDS)
     @app_commands.describe(
         target="One target in detail (core, bitcoind, lnd, prometheus or a node)",
         view="now (default), uptime, or chart (needs a target)",

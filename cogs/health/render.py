@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import discord
 
 from bot.discord.sending import DESCRIPTION_MAX, fit_embed, truncate
+from bot.discord.state import MessageState, stated
 from bot.domain.health import NodeStatus, RegisteredNode, State, Target, TargetKind, Verdict
 from bot.domain.public_status import Overview
 from bot.domain.units import format_btc, format_duration, format_hashrate
@@ -175,20 +176,22 @@ def nodes_embed(nodes: Sequence[RegisteredNode], configured: Sequence[Target]) -
 
 def approval_content(node: RegisteredNode, requested_by: int) -> str:
     region = f" in {node.region}" if node.region else ""
-    return truncate(
-        f"📝 Node registration **{node.name}**{region}: `{node.endpoint}`, requested by "
-        f"<@{requested_by}>. A Core Ops member approves or rejects it (manual §3).",
-        2000,
-    )
+    return stated(
+        MessageState.AWAITING,
+        f"Node registration **{truncate(node.name, 64)}**",
+        f"`{node.endpoint}`{region}, requested by <@{requested_by}>. "
+        "A Core Ops member approves or rejects it (manual §3).",
+    ).content
 
 
 def decision_content(node: RegisteredNode, decided_by: int) -> str:
-    verb = "approved" if node.status is NodeStatus.APPROVED else "rejected"
-    icon = "✅" if node.status is NodeStatus.APPROVED else "🚫"
-    return truncate(
-        f"{icon} Node registration **{node.name}** (`{node.endpoint}`) {verb} by <@{decided_by}>.",
-        2000,
-    )
+    approved = node.status is NodeStatus.APPROVED
+    return stated(
+        MessageState.APPROVED if approved else MessageState.REJECTED,
+        f"Node registration **{truncate(node.name, 64)}**",
+        f"`{node.endpoint}` {'approved' if approved else 'rejected'} by <@{decided_by}>"
+        + ("; it is probed from now on." if approved else "; it is not probed."),
+    ).content
 
 
 STALE_MARK = "⛔"

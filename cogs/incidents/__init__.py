@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.policy import OPS_COMMANDS
 from bot.discord.sending import NO_MENTIONS, Rendered, fit_embed, truncate
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident
@@ -36,7 +37,9 @@ SCOPE_CHOICES = [app_commands.Choice(name=s, value=s) for s in ("open", "recent"
 
 class IncidentCog(commands.Cog, name="incidents"):
     incident = app_commands.Group(
-        name="incident", description="Declare, work and close Sev 1–3 incidents (manual §12)."
+        name="incident",
+        description="Declare, work and close Sev 1–3 incidents (manual §12).",
+        default_permissions=OPS_COMMANDS,
     )
 
     def __init__(self, bot: OpsBot) -> None:

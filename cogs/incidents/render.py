@@ -9,6 +9,7 @@ from typing import Any
 import discord
 
 from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
+from bot.discord.state import MessageState, Stated, stated
 from bot.domain.devlog import safe_line, safe_url
 from bot.domain.incidents import (
     ChecklistItem,
@@ -86,13 +87,40 @@ def links_text(incident: Incident) -> str:
     return truncate("\n".join(lines), 1024)
 
 
+CARD_STATES = {
+    IncidentStatus.INVESTIGATING: MessageState.INVESTIGATING,
+    IncidentStatus.IDENTIFIED: MessageState.IDENTIFIED,
+    IncidentStatus.MONITORING: MessageState.MONITORING,
+    IncidentStatus.RESOLVED: MessageState.RESOLVED,
+}
+
+
+def card_state(incident: Incident, role_ids: Sequence[int] = ()) -> Stated:
+    """The card's state, said alike by its title, its text line and its colour: the status
+    (RESOLVED once resolved), coloured by severity while open; the page's role mentions lead the
+    text line of an open incident only (a resolved card's preview starts with RESOLVED)."""
+    resolved = incident.status is IncidentStatus.RESOLVED
+    if resolved:
+        line = f"resolved {ts(incident.resolved_at, 'R')}" if incident.resolved_at else "resolved"
+    else:
+        line = f"opened {ts(incident.opened_at, 'R')} by {truncate(incident.reporter_name, 60)}"
+    return stated(
+        CARD_STATES[incident.status],
+        f"{incident.ref} · {incident.severity.label} · {truncate(incident.title, 200)}",
+        line,
+        colour=RESOLVED_COLOUR if resolved else COLOURS[incident.severity],
+        prefix="" if resolved else " ".join(f"<@&{role_id}>" for role_id in role_ids),
+    )
+
+
 def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
     """The incident card in #operations, kept up to date from the database."""
     resolved = incident.status is IncidentStatus.RESOLVED
+    shown = card_state(incident)
     embed = discord.Embed(
-        title=truncate(f"{incident.ref} · {incident.severity.label} · {incident.title}", 256),
+        title=shown.title,
         description=truncate(incident.summary, 4096) if incident.summary else None,
-        colour=RESOLVED_COLOUR if resolved else COLOURS[incident.severity],
+        colour=shown.colour,
     )
     embed.add_field(name="Status", value=incident.status.value.capitalize())
     embed.add_field(
@@ -126,12 +154,10 @@ def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
     return fit_embed(embed)
 
 
-def card_content(incident: Incident, role_ids: Sequence[int]) -> str | None:
-    """The page (`IncidentPolicy.page_roles`: a Sev 1 pages Core Ops), or nothing."""
-    if not role_ids:
-        return None
-    roles = " ".join(f"<@&{role_id}>" for role_id in role_ids)
-    return f"{roles} {incident.severity.label} incident: {truncate(incident.title, 200)}"
+def card_content(incident: Incident, role_ids: Sequence[int]) -> str:
+    """The card's text line: its state, led by the page while open
+    (`IncidentPolicy.page_roles`: a Sev 1 pages Core Ops)."""
+    return card_state(incident, role_ids).content
 
 
 def checklist_intro(incident: Incident) -> str:

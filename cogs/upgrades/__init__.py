@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.policy import OPS_COMMANDS
 from bot.discord.sending import NO_MENTIONS, truncate
 from bot.services.upgrades import UpgradeService
 from cogs.upgrades import render
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 class UpgradeCog(commands.Cog, name="upgrades"):
     upgrade = app_commands.Group(
-        name="upgrade", description="Signed releases and their rollout (manual §8)."
+        name="upgrade",
+        description="Signed releases and their rollout (manual §8).",
+        default_permissions=OPS_COMMANDS,
     )
 
     def __init__(self, bot: OpsBot) -> None:

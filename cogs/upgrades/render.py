@@ -7,7 +7,6 @@ from outside (a manifest, node agents), so they are truncated and kept out of co
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import discord
@@ -16,7 +15,13 @@ from bot.discord.sending import DESCRIPTION_MAX, FIELD_VALUE_MAX, Rendered, fit_
 from bot.domain.outbox import NoticeTemplate
 from bot.domain.releases import RolloutState
 from bot.services.upgrades import ReleaseHistory, Rollout
-from cogs.upgrades.views import ApproveRolloutButton
+from cogs.upgrades.texts import NOTES_MAX as NOTES_MAX
+from cogs.upgrades.texts import ROLLBACK_ICON as ROLLBACK_ICON
+from cogs.upgrades.texts import component_fields as component_fields
+from cogs.upgrades.texts import plain as plain
+from cogs.upgrades.texts import release_text
+from cogs.upgrades.texts import ts as ts
+from cogs.upgrades.views import ApproveRolloutButton, RejectRolloutButton
 
 COLOUR_RELEASE = discord.Colour.blurple()
 COLOUR_OK = discord.Colour.green()
@@ -24,9 +29,7 @@ COLOUR_WARN = discord.Colour.orange()
 COLOUR_BAD = discord.Colour.red()
 COLOUR_ROLLBACK = discord.Colour.orange()
 """A rollback (an older version Core Ops announced with rollback:true) is never blurple."""
-ROLLBACK_ICON = "⏪"
 BAR_WIDTH = 20
-NOTES_MAX = 1500
 TABLE_BUDGET = 3500
 STATE_ICONS = {
     RolloutState.UPGRADED: "✅",
@@ -42,22 +45,6 @@ STATE_LABELS = {
 }
 
 
-def plain(text: object, limit: int) -> str:
-    """Outside text made safe inside code spans and fences: no backticks, one line, bounded."""
-    return truncate(str(text).replace("`", "ˋ").replace("\n", " "), limit)
-
-
-def ts(value: object) -> str:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return plain(value, 40)
-    if isinstance(value, datetime):
-        return f"<t:{int(value.timestamp())}:f>"
-    return "unknown"
-
-
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     if total <= 0:
         return "░" * width + " 0 %"
@@ -65,81 +52,13 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled) + f" {100 * done / total:.0f} %"
 
 
-def component_fields(components: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Components with their sha256, packed into as few ≤1024-character fields as they need."""
-    fields: list[tuple[str, str]] = []
-    lines: list[str] = []
-    for component in components:
-        name = plain(component.get("name", "?"), 64)
-        version = plain(component.get("version", "?"), 64)
-        line = f"**{name}** {version}\nsha256 `{plain(component.get('sha256', ''), 64)}`"
-        if lines and len("\n".join([*lines, line])) > FIELD_VALUE_MAX:
-            fields.append(("Components" if not fields else "Components (cont.)", "\n".join(lines)))
-            lines = []
-        lines.append(line)
-    if lines:
-        fields.append(("Components" if not fields else "Components (cont.)", "\n".join(lines)))
-    return fields
-
-
 def release_notice(data: Mapping[str, Any]) -> Rendered:
-    version = plain(data["version"], 64)
-    key_id = plain(data["key_id"], 16)
-    channel = plain(data.get("channel", "?"), 16)
-    rollback_from = plain(data["rollback_from"], 64) if data.get("rollback_from") else None
-    notes = str(data.get("notes") or "").strip()
-    if len(notes) > NOTES_MAX:
-        notes = truncate(notes, NOTES_MAX) + "\n*(notes truncated: see the manifest)*"
-    embed = discord.Embed(
-        title=truncate(
-            f"{ROLLBACK_ICON} Rollback to {version} ({channel})"
-            if rollback_from
-            else f"Release {version} ({channel})",
-            256,
-        ),
-        description=notes or "*(no release notes)*",
-        colour=COLOUR_ROLLBACK if rollback_from else COLOUR_RELEASE,
-    )
-    if rollback_from:
-        embed.add_field(
-            name="Rolls back",
-            value=truncate(
-                f"from **{rollback_from}** (the newest announced release) to **{version}**: "
-                "announced with rollback:true by Core Ops",
-                FIELD_VALUE_MAX,
-            ),
-            inline=False,
-        )
-    embed.add_field(name="Released", value=ts(data.get("released_at")), inline=True)
-    embed.add_field(
-        name="Announced by", value=plain(data.get("announced_by_name", "?"), 100), inline=True
-    )
-    for name, value in component_fields(data.get("components", []))[:20]:
-        embed.add_field(name=name, value=value, inline=False)
-    embed.add_field(
-        name="Signature",
-        value=truncate(
-            f"✅ signature verified, key `{key_id}`\n"
-            f"trusted comment: {plain(data.get('trusted_comment', ''), 300)}",
-            FIELD_VALUE_MAX,
-        ),
-        inline=False,
-    )
-    embed.set_footer(text=truncate(f"manifest: {data.get('source', '')}", 300))
-    headline = (
-        f"{ROLLBACK_ICON} **Rollback** to **{version}** from {rollback_from}: "
-        if rollback_from
-        else f"📦 Release **{version}**: "
-    )
-    return Rendered(
-        content=truncate(
-            f"{headline}signature verified, key `{key_id}`. "
-            "Rollout needs a second Core Ops member's approval (two-person rule).",
-            2000,
-        ),
-        embeds=[fit_embed(embed)],
-        items=[ApproveRolloutButton.make(int(data["release_id"]))],
-    )
+    """The release notice in #dev-log, awaiting the second Core Ops member: Approve rollout and
+    Reject (the buttons edit it to say their decision: `cogs/upgrades/views.py`)."""
+    shown = release_text(data)
+    release_id = int(data["release_id"])
+    shown.items = [ApproveRolloutButton.make(release_id), RejectRolloutButton.make(release_id)]
+    return shown
 
 
 def approved_notice(data: Mapping[str, Any]) -> Rendered:
@@ -242,6 +161,8 @@ def rollout_embed(rollout: Rollout) -> discord.Embed:
     approval = (
         f"approved by {plain(release.approved_by_name, 100)}"
         if release.approved_at
+        else f"rejected by {plain(release.rejected_by_name, 100)}: it does not roll out"
+        if release.rejected_at
         else "not approved yet (two-person rule)"
     )
     embed.set_footer(text=truncate(f"key {release.key_id} · {approval}", 300))
@@ -258,6 +179,8 @@ def history_embed(history: Sequence[ReleaseHistory]) -> discord.Embed:
         approval = (
             f"approved by {plain(r.approved_by_name, 100)} {ts(r.approved_at)}"
             if r.approved_at
+            else f"rejected by {plain(r.rejected_by_name, 100)} {ts(r.rejected_at)}"
+            if r.rejected_at
             else "not approved"
         )
         lines = [

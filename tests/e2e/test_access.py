@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
 from bot.app import Application
@@ -19,7 +21,7 @@ from tests.harness.emulator import ROLE_ADD
 from tests.harness.running import running_app
 from tests.harness.seeding import seed_grant
 from tests.harness.waiting import eventually, until_async
-from tests.harness.world import CORE_USER, MINER_USER, NODE_USER, OWNER_USER, World
+from tests.harness.world import CORE_USER, GUILD_ID, MINER_USER, NODE_USER, OWNER_USER, World
 
 pytestmark = pytest.mark.e2e
 SECOND_CORE = 700000000000000009
@@ -123,10 +125,22 @@ async def test_core_ops_grant_needs_a_second_core_ops_approval(
     assert core_role not in member_roles(world, MINER_USER)
 
     # A second Core Ops member (here the break-glass owner) approves: the role is added.
+    assert (
+        request["content"].splitlines()[0].startswith(f"<@&{core_role}> ⏳ **AWAITING APPROVAL**")
+    )
     done = await emu.click_button(approve_id, OWNER_USER, message=request)
     edited = await done.wait_for_edit(1)
     assert edited["components"] == [], "the buttons are gone once decided"
-    assert "Approved by" in str(edited["embeds"][0]["fields"])
+    # The request now says APPROVED in its title, text line and colour (issue 16 §1), read back
+    # from the emulator: no "awaiting approval" in orange any more.
+    stored = emu.get_message(int(request["id"]))
+    assert stored is not None
+    first_line = stored["content"].splitlines()[0]
+    assert first_line.startswith("✅ **APPROVED** · Core Ops grant for"), first_line
+    assert "approved by" in first_line
+    assert stored["embeds"][0]["title"].startswith("✅ APPROVED · Core Ops grant for")
+    assert stored["embeds"][0]["color"] == 0x2ECC71
+    assert "awaiting" not in str(stored).lower()
     await eventually(lambda: core_role in member_roles(world, MINER_USER))
 
 
@@ -277,7 +291,7 @@ async def test_two_approve_presses_at_once_leave_one_decision_and_the_role(
     edits = [o for o in outcomes if o.edits]
     refusals = [o for o in outcomes if o.followups]
     assert len(edits) == 1 and len(refusals) == 1
-    assert "Approved by" in str(edits[0].sent["embeds"][0]["fields"])
+    assert edits[0].sent["embeds"][0]["title"].startswith("✅ APPROVED")
     assert "already decided" in refusals[0].followups[0]["content"]
     assert refusals[0].followups[0]["flags"] & 64, "ephemeral"
     (grant,) = await app.services.grants.find(member_id=MINER_USER)
@@ -342,11 +356,28 @@ async def test_three_denied_attempts_lock_out(world: World, app: Application) ->
         )
         replies.append(result.sent["content"])
     assert "needs the Core Ops role" in replies[0]
+    hour_from_now = (app.clock.now() + timedelta(hours=1)).timestamp()
     assert "One more denied attempt" in replies[1]
+    warned = re.search(r"until about <t:(\d+):t>, <t:\1:R>", replies[1])
+    assert warned and abs(int(warned[1]) - hour_from_now) < 60, replies[1]
+    assert "`/access unlock`" in replies[1]
     assert "you are now locked out" in replies[2]
+    locked = re.search(r"until <t:(\d+):t> \(<t:\1:R>\)", replies[2])
+    assert locked and abs(int(locked[1]) - hour_from_now) < 60, "until when (issue 16 §5)"
+    until = int(locked[1])
+    assert "A Core Ops member can lift it with `/access unlock`" in replies[2], "and who lifts it"
     # Now even what the Node Ops role allows is refused, until Core Ops unlock.
     ping = await emu.invoke_command("ping", NODE_USER)
     assert "locked out of privileged actions" in ping.sent["content"]
+    assert f"<t:{until}:R>" in ping.sent["content"] and "/access unlock" in ping.sent["content"]
+    # ... and so is what it never allowed: the refusal says the lockout too.
+    beyond = await emu.invoke_command(
+        "access",
+        NODE_USER,
+        options=sub("grant", member=str(MINER_USER), role="observer", reason="try"),
+    )
+    assert "needs the Core Ops role" in beyond.sent["content"]
+    assert f"until <t:{until}:t>" in beyond.sent["content"]
     whoami = await emu.invoke_command("whoami", NODE_USER)
     assert whoami.sent["embeds"], "public commands still work"
     await eventually(lambda: any("locked out" in t for t in texts(world, "operations")))
@@ -505,3 +536,40 @@ async def test_audit_recent_and_export(world: World, app: Application) -> None:
         ],
     )
     assert "`since` must be a date" in bad.sent["content"]
+
+
+async def test_a_miner_trying_an_ops_command_is_pointed_to_status_and_never_struck(
+    world: World, app: Application
+) -> None:
+    """Issue 16 §5: strikes protect privileged accounts; a miner's curiosity pages nobody."""
+    emu = world.emulator
+    for _ in range(4):
+        result = await emu.invoke_command("ping", MINER_USER)
+        assert result.ephemeral
+        text = result.sent["content"]
+        assert "`/status`" in text and "`/whoami`" in text, text
+        assert "locked out" not in text and "denied attempt" not in text
+    async with app.database.uow() as uow:
+        assert (
+            await uow.lockouts.strikes_since(MINER_USER, app.clock.now() - timedelta(days=1)) == 0
+        )
+        assert await uow.lockouts.current(MINER_USER, app.clock.now()) is None
+        rows = await uow.audit.recent(10, action="ping")
+    assert [r.outcome for r in rows] == ["denied"] * 4, "still audited"
+    await app.outbox.drain_all()
+    assert not any("locked out" in t for t in texts(world, "operations"))
+    status = await emu.invoke_command("status", MINER_USER)
+    assert status.sent["embeds"], "/status still answers"
+
+
+async def test_ops_commands_are_hidden_from_everyone_by_default(
+    world: World, app: Application
+) -> None:
+    """Issue 16 §5: `default_member_permissions` on every ops command; /status and /whoami
+    stay visible to everyone (the emulator keeps what the bot registered)."""
+    registered = {c["name"]: c for c in world.emulator.commands[GUILD_ID]}
+    manage_guild = str(discord.Permissions(manage_guild=True).value)
+    for name in ("incident", "access", "audit", "node", "upgrade", "health", "ping"):
+        assert registered[name]["default_member_permissions"] == manage_guild, name
+    for name in ("status", "whoami"):
+        assert registered[name]["default_member_permissions"] is None, name

@@ -150,7 +150,9 @@ async def test_acknowledge_is_for_node_and_core_ops_and_audited(world, start_app
     ack = f"hh:alerts:ack:{body['group_id']}"
     denied = await world.emulator.click_button(ack, MINER_USER, message=message)
     assert denied.ephemeral
-    assert denied.sent["content"] == "`alerts:ack` needs the Core Ops or Node Ops role."
+    # The button by its label, not `alerts:ack`; a miner is pointed to /status (issue 16 §5).
+    assert denied.sent["content"].startswith("**Acknowledge** needs the Core Ops or Node Ops role.")
+    assert "alerts:ack" not in denied.sent["content"] and "`/status`" in denied.sent["content"]
     pressed = await world.emulator.click_button(ack, CORE_USER, message=message)
     assert pressed.type == 7
     fields = {f["name"]: f["value"] for f in pressed.sent["embeds"][0]["fields"]}

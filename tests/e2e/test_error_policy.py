@@ -77,7 +77,11 @@ async def test_buttons_go_through_the_same_permission_check(world: World, app: A
 
     denied = await world.emulator.click_button(custom_id, MINER_USER, message=message)
     assert denied.ephemeral
-    assert denied.sent["content"] == "`test:press` needs the Core Ops role."
+    # Named by the label the member saw, never the action id; a miner is pointed to /status.
+    assert denied.sent["content"] == (
+        "**Press** needs the Core Ops role. You hold no ops role: `/status` shows the pool's "
+        "state, and `/whoami` what you may use."
+    )
 
     pressed = await world.emulator.click_button(custom_id, CORE_USER, message=message)
     assert pressed.type == 7

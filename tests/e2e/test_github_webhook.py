@@ -172,7 +172,7 @@ async def test_a_merged_pr_naming_an_incident_is_on_its_card_and_in_its_thread(
     def card() -> dict | None:
         for message in messages(world, world.channels["operations"]):
             embeds = message.get("embeds") or []
-            if embeds and embeds[0].get("title", "").startswith(ref):
+            if embeds and f"{ref} · " in embeds[0].get("title", ""):
                 return shown(world, message)
         return None
 

@@ -63,7 +63,7 @@ def channel_messages(world: World, channel_id: int) -> list[dict]:
 def card_of(world: World, ref: str) -> dict | None:
     for message in channel_messages(world, world.channels["operations"]):
         embeds = message.get("embeds") or []
-        if embeds and embeds[0].get("title", "").startswith(ref):
+        if embeds and f"· {ref} ·" in embeds[0].get("title", ""):
             return world.emulator.get_message(int(message["id"]))
     return None
 
@@ -102,6 +102,7 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     card = await eventually(lambda: card_of(world, ref))
     assert f"<@&{world.roles['core_ops']}>" in card["content"]
     assert card["mention_roles"] == [str(world.roles["core_ops"])]
+    assert f"🔎 **INVESTIGATING** · {ref} · Sev 1" in card["content"].splitlines()[0]
     incident = await app.services.incidents.get(ref)
     assert incident.thread_id is not None
     thread = emu.channels[incident.thread_id]
@@ -195,6 +196,16 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     done = await run(world, NODE_USER, "resolve", id=ref, cause="Stuck job", resolution="Restart")
     assert "is resolved" in done["content"]
     await eventually(lambda: gh.issues[1]["state"] == "closed")
+    # The card says so (issue 16 §1): RESOLVED leads its title and its text line (what the
+    # channel preview shows), in green, read back from the emulator after the outbox's edit.
+    resolved: Any = await eventually(
+        lambda: (c := card_of(world, ref)) and "RESOLVED" in c["embeds"][0]["title"] and c
+    )
+    assert resolved["embeds"][0]["title"].startswith(f"✅ RESOLVED · {ref} · Sev 1")
+    first_line = resolved["content"].splitlines()[0]
+    assert first_line.startswith(f"✅ **RESOLVED** · {ref} · Sev 1"), first_line
+    assert "<@&" not in first_line, "the page is not repeated once resolved"
+    assert resolved["embeds"][0]["color"] == 0x2ECC71
 
     # The report: a Markdown file in the thread, committed as incidents/<id>.md.
     await run(world, NODE_USER, "report", id=ref)
@@ -215,7 +226,7 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
 
     # /incident show and list and stats answer.
     shown = await run(world, CORE_USER, "show", id=ref)
-    assert shown["embeds"][0]["title"].startswith(ref)
+    assert f"RESOLVED · {ref}" in shown["embeds"][0]["title"]
     recent = await run(world, NODE_USER, "list", scope="recent")
     assert ref in recent["embeds"][0]["fields"][0]["name"]
     stats = await run(world, NODE_USER, "stats")

@@ -11,6 +11,8 @@ import discord
 import pytest
 
 from bot.app import Application
+from bot.domain.errors import InvalidInput
+from bot.domain.roles import Actor, OpsRole
 from tests.fakes.minisign_tool import KeyPair, generate
 from tests.fakes.network import JsonService
 from tests.fakes.releases import ReleaseFiles, manifest
@@ -117,6 +119,14 @@ async def test_announce_approve_and_follow_the_rollout(
     )
     text = everything(notice)
     assert f"signature verified, key `{keys.key_id}`" in text
+    assert text.count("signature verified") == 1, "said once (issue 16 §4)"
+    core = world.roles["core_ops"]
+    assert f"<@&{core}>" in notice["content"] and notice["mention_roles"] == [str(core)]
+    assert "⏳ **AWAITING APPROVAL** · Release 2.0.0" in notice["content"].splitlines()[0]
+    assert [b["label"] for b in notice["components"][0]["components"]] == [
+        "Approve rollout",
+        "Reject",
+    ]
     assert "ab" * 32 in text and "cd" * 32 in text
     assert notice["mention_everyone"] is False and "@everyone" in text, "notes cannot ping"
     assert len(channel_messages(world, "dev_log")) == 1, "the tampered one was never posted"
@@ -137,6 +147,15 @@ async def test_announce_approve_and_follow_the_rollout(
     second = await emu.click_button(approve, SECOND_CORE, message=notice)
     edited = await second.wait_for_edit(1)
     assert "approved by core-erin" in str(edited["components"])
+    # The notice itself now says APPROVED (issue 16 §1), read back from the emulator.
+    stored = emu.get_message(int(notice["id"]))
+    assert stored is not None
+    first_line = stored["content"].splitlines()[0]
+    assert first_line.startswith("✅ **APPROVED** · Release 2.0.0"), first_line
+    assert "rollout approved by core-erin" in first_line and "needs" not in stored["content"]
+    assert stored["embeds"][0]["title"].startswith("✅ APPROVED · Release 2.0.0")
+    assert stored["embeds"][0]["color"] == 0x2ECC71
+    assert [b["disabled"] for b in stored["components"][0]["components"]] == [True]
     approved = await eventually(
         lambda: next(
             (m for m in channel_messages(world, "dev_log") if "may upgrade" in everything(m)),
@@ -177,6 +196,43 @@ async def test_announce_approve_and_follow_the_rollout(
     text = everything(answer)
     assert "2.0.0" in text and "core-alice" in text and "core-erin" in text
     assert "33 % → 33 %" in text
+
+
+async def test_reject_stops_a_rollout_and_the_notice_says_so(
+    world: World, app: Application, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    """Issue 16 §4 and §1: Reject beside Approve rollout; the notice reads REJECTED, one audit
+    row, and Approve is refused afterwards."""
+    emu = world.emulator
+    url = files.publish(keys, "2.0.0/manifest.json", manifest("2.0.0"), comment="hh version:2.0.0")
+    done = await emu.invoke_command("upgrade", CORE_USER, options=sub("announce", url=url))
+    await done.wait_for_followups(1)
+    notice = await eventually(
+        lambda: next((m for m in channel_messages(world, "dev_log") if m.get("components")), None)
+    )
+    approve, reject = (b["custom_id"] for b in notice["components"][0]["components"])
+    assert reject.startswith("hh:upgrade:reject:")
+    denied = await emu.click_button(reject, NODE_USER, message=notice)
+    assert "**Reject** needs the Core Ops role" in denied.sent["content"]
+    pressed = await emu.click_button(reject, CORE_USER, message=notice)  # the announcer may stop
+    await pressed.wait_for_edit(1)
+    stored = emu.get_message(int(notice["id"]))
+    assert stored is not None
+    first_line = stored["content"].splitlines()[0]
+    assert first_line.startswith("⛔ **REJECTED** · Release 2.0.0"), first_line
+    assert "rejected by core-alice" in first_line
+    assert stored["embeds"][0]["title"].startswith("⛔ REJECTED · Release 2.0.0")
+    assert stored["components"][0]["components"][0]["disabled"] is True
+    assert stored["components"][0]["components"][0]["custom_id"] == approve, "greyed out"
+    late = Actor(id=SECOND_CORE, name="core-erin", roles=frozenset({OpsRole.CORE_OPS}))
+    with pytest.raises(InvalidInput, match="was rejected by core-alice"):
+        await app.services.upgrades.approve(late, int(approve.rsplit(":", 1)[1]))
+    async with app.database.uow() as uow:
+        rows = await uow.audit.recent(5, action="upgrade:reject")
+    assert sorted((r.outcome, r.target) for r in rows) == [
+        ("denied", None),  # the Node Ops press
+        ("ok", "release 2.0.0"),  # one row for the rejection
+    ]
 
 
 def announce(url: str, *, rollback: bool | None = None) -> list[dict]:
@@ -236,7 +292,7 @@ async def test_downgrade_needs_an_explicit_rollback_and_replays_are_one_release(
         )
     )
     [embed] = notice["embeds"]
-    assert embed["title"].startswith("⏪ Rollback to 1.0.0")
+    assert embed["title"].startswith("⏳ AWAITING APPROVAL · ⏪ Rollback to 1.0.0")
     assert embed["color"] == discord.Colour.orange().value
     assert "rollback" in notice["content"].lower() and "2.0.0" in notice["content"]
     assert notice["mention_everyone"] is False

@@ -277,6 +277,40 @@ async def test_two_person_rule(world: World, files: ReleaseFiles, keys: KeyPair)
     assert ("upgrade:approve", "ok") in await audit_actions(world.database)
 
 
+async def test_reject_stops_a_rollout_once_and_asks_core_ops(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    """Issue 16 §4: Reject beside Approve rollout; the announcer may stop their own release (it
+    takes two to roll out, one to stop); a rejected release is never approved; one audit row."""
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"))
+    release = await world.services.upgrades.announce(CORE_A, url)
+    (asked,) = await world.posted()
+    assert asked["mention_roles"] == ["core_ops"], "the approval ask mentions Core Ops"
+    rejected = await world.services.upgrades.reject(CORE_A, release.id)
+    assert rejected.rejected_by == CORE_A.id and rejected.rejected_at is not None
+    with pytest.raises(InvalidInput, match="rejected by core-a"):
+        await world.services.upgrades.approve(CORE_B, release.id)
+    with pytest.raises(InvalidInput, match="already rejected"):
+        await world.services.upgrades.reject(CORE_B, release.id)
+    with pytest.raises(NotFound):
+        await world.services.upgrades.reject(CORE_B, 9999)
+    stored = await world.services.upgrades.release("1.4.0")
+    assert stored.rejected_by_name == "core-a" and stored.approved_at is None
+    assert [a for a in await audit_actions(world.database) if a[0] == "upgrade:reject"] == [
+        ("upgrade:reject", "ok")
+    ]
+
+
+async def test_an_approved_rollout_cannot_be_rejected(
+    world: World, files: ReleaseFiles, keys: KeyPair
+) -> None:
+    url = files.publish(keys, "manifest.json", manifest("1.4.0"))
+    release = await world.services.upgrades.announce(CORE_A, url)
+    await world.services.upgrades.approve(CORE_B, release.id)
+    with pytest.raises(InvalidInput, match="already approved by core-b"):
+        await world.services.upgrades.reject(CORE_A, release.id)
+
+
 async def test_rollout_node_by_node_with_history(
     database: Database,
     clock: FakeClock,
@@ -387,7 +421,7 @@ async def test_a_rollback_needs_core_ops_saying_so_and_is_audited_and_marked(
             await upgrades.announce(actor, url, rollback=True)
     assert await releases(world.database) == ["2.0.0"]
     denials = [(o, d["reason"]) for o, _, d in await audits(world.database, "upgrade:verify")]
-    assert denials == [("denied", "`upgrade:rollback` needs the Core Ops role.")] * 2
+    assert denials == [("denied", "`/upgrade announce rollback:true` needs the Core Ops role.")] * 2
 
     release = await upgrades.announce(CORE_A, url, rollback=True)
     assert release.version == "1.0.0" and release.rolled_back_from == "2.0.0"

@@ -52,7 +52,18 @@ def test_denial_names_the_roles_needed() -> None:
 def test_denial_of_a_button_action() -> None:
     with pytest.raises(PermissionDenied) as info:
         access.authorize(CORE, "alerts:ack")
-    assert info.value.user_message == "`alerts:ack` needs the Node Ops role."
+    assert info.value.user_message == "**Acknowledge** needs the Node Ops role."
+    labelled = info.value.labelled("Acknowledged by dana")
+    assert labelled.user_message == "**Acknowledged by dana** needs the Node Ops role."
+    assert "alerts:ack" not in labelled.user_message, "never the internal action id"
+
+
+def test_every_button_action_has_a_label_for_refusals() -> None:
+    """Issue 16 §5: a refused button names its label, not an internal action id."""
+    from bot.domain.permissions import ACTION_LABELS, PERMISSIONS
+
+    buttons = {action for action in PERMISSIONS if ":" in action}
+    assert buttons <= set(ACTION_LABELS)
 
 
 def test_unknown_action_is_owners_only() -> None:

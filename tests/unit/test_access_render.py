@@ -143,3 +143,28 @@ def test_audit_embed_fits() -> None:
         for i in range(50)
     ]
     assert within_limits(render.audit_embed(records, title=LONG))
+
+
+def test_a_decided_grant_request_says_its_new_state_in_title_text_line_and_colour() -> None:
+    """Issue 16 §1: an approved Core Ops grant no longer reads "awaiting approval" in orange."""
+    asked = render.TEMPLATES["access.approval_request"](DATA)
+    assert (asked.embeds[0].title or "").startswith("⏳ AWAITING APPROVAL · Core Ops grant")
+    assert (asked.content or "").startswith("⏳ **AWAITING APPROVAL** · Core Ops grant")
+    short = grant(member_name="dana", granted_by_name="alice", reason="joins the rota")
+    approved = render.grant_decision(short, approved=True, by_name="erin")
+    [embed] = approved.embeds
+    assert (embed.title or "").startswith("✅ APPROVED · Core Ops grant for dana")
+    first = (approved.content or "").splitlines()[0]
+    assert first.startswith("✅ **APPROVED** · Core Ops grant for dana: approved by erin")
+    assert embed.colour != asked.embeds[0].colour
+    assert "awaiting" not in str(embed.to_dict()).lower() + (approved.content or "").lower()
+    assert approved.items == [], "nothing left to decide"
+    rejected = render.grant_decision(short, approved=False, by_name="erin")
+    assert (rejected.embeds[0].title or "").startswith("⛔ REJECTED · Core Ops grant for dana")
+    assert (rejected.content or "").startswith("⛔ **REJECTED** · Core Ops grant for dana")
+    for long in (
+        render.grant_decision(grant(), approved=True, by_name=LONG),
+        render.grant_decision(grant(), approved=False, by_name=LONG),
+    ):
+        within_limits(long.embeds[0])
+        assert len(long.content or "") <= 2000

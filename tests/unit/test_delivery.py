@@ -18,6 +18,7 @@ from bot.discord.outbound.cards import IncidentCards
 from bot.discord.outbound.errors import classify
 from bot.discord.outbound.notices import DiscordDelivery, message_payload
 from bot.discord.outbound.roles import DiscordMemberRoles
+from bot.domain.incidents import IncidentPolicy, Severity
 from bot.domain.outbox import OutboxItem, OutboxKind, RetryLater
 from bot.domain.roles import OpsRole
 from cogs.incidents import CardLook
@@ -53,7 +54,7 @@ def hung_bot(channel: HungChannel) -> Any:
         discord=SimpleNamespace(send_timeout=SEND_TIMEOUT, guild_id=1),
         channels=SimpleNamespace(operations=5),
     )
-    incident = SimpleNamespace(card_channel_id=5, card_message_id=6)
+    incident = SimpleNamespace(card_channel_id=5, card_message_id=6, severity=Severity.SEV1)
 
     async def get_by_id(_incident_id: int) -> Any:
         return incident
@@ -64,7 +65,9 @@ def hung_bot(channel: HungChannel) -> Any:
         get_partial_messageable=lambda _channel_id: channel,
         role_map=SimpleNamespace(role_id=lambda _role: 11),
         services=SimpleNamespace(
-            incidents=SimpleNamespace(get_by_id=get_by_id, github_configured=False)
+            incidents=SimpleNamespace(
+                get_by_id=get_by_id, github_configured=False, policy=IncidentPolicy()
+            )
         ),
     )
 
@@ -94,6 +97,7 @@ async def test_a_hung_role_removal_or_card_edit_becomes_a_retry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(card_render, "card", lambda *_a, **_k: discord.Embed(title="INC-1"))
+    monkeypatch.setattr(card_render, "card_content", lambda *_a, **_k: "INC-1")
     bot = hung_bot(HungChannel())
     async with asyncio.timeout(5):
         roles = DiscordMemberRoles(1, {OpsRole.CORE_OPS: 11})

@@ -15,6 +15,8 @@ from bot.domain.public_status import overview, public_status
 from bot.domain.uptime import ChartSeries, uptime
 from cogs.health.chart import render_chart
 from cogs.health.render import (
+    approval_content,
+    decision_content,
     nodes_embed,
     overview_pages,
     removed_content,
@@ -150,3 +152,22 @@ def test_retired_request_messages_say_so_within_limits() -> None:
     stale = stale_content(7, "📝 " + HOSTILE * 10)
     assert stale.startswith("⛔ Request #7 was replaced") and len(stale) <= 2000
     assert stale_content(7, stale) == stale, "pressing twice does not stack the mark"
+
+
+def test_a_registration_request_and_its_decision_name_their_state_first() -> None:
+    """Issue 16 §1: the request's text line (all it has) says the state it is in now."""
+    pending = RegisteredNode(
+        7, "hn-eu-1", "https://hn-eu-1.example", "eu", NodeStatus.PENDING, 1, AT
+    )
+    asked = approval_content(pending, 200)
+    assert asked.startswith("⏳ **AWAITING APPROVAL** · Node registration **hn-eu-1**")
+    approved = RegisteredNode(
+        7, "hn-eu-1", "https://hn-eu-1.example", "eu", NodeStatus.APPROVED, 1, AT
+    )
+    line = decision_content(approved, 300).splitlines()[0]
+    assert line.startswith("✅ **APPROVED** · Node registration **hn-eu-1**")
+    assert "<@300>" in line
+    rejected = RegisteredNode(7, "hn-eu-1", "https://x.example", None, NodeStatus.REJECTED, 1, AT)
+    assert decision_content(rejected, 300).startswith("⛔ **REJECTED** · Node registration")
+    huge = RegisteredNode(7, "n" * 500, "https://" + "x" * 3000, None, NodeStatus.APPROVED, 1, AT)
+    assert len(decision_content(huge, 300)) <= 2000 and len(approval_content(huge, 3)) <= 2000

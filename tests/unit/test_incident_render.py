@@ -95,8 +95,32 @@ def test_only_sev1_pings_core_ops() -> None:
     policy = IncidentPolicy()
     assert policy.page_roles(Severity.SEV1) == (OpsRole.CORE_OPS,)
     assert policy.page_roles(Severity.SEV2) == policy.page_roles(Severity.SEV3) == ()
-    assert render.card_content(incident(), [55]) == "<@&55> Sev 1 incident: Payouts halted"
-    assert render.card_content(incident(severity=Severity.SEV2), []) is None
+    paged = render.card_content(incident(), [55])
+    assert paged.startswith("<@&55> 🔎 **INVESTIGATING** · INC-2026-0007 · Sev 1 · Payouts halted")
+    quiet = render.card_content(incident(severity=Severity.SEV2), [])
+    assert quiet.startswith("🔎 **INVESTIGATING** · INC-2026-0007 · Sev 2"), "nobody paged"
+    assert "<@&" not in quiet
+
+
+def test_a_resolved_card_says_resolved_in_its_title_text_line_and_colour() -> None:
+    """Issue 16 §1: the card's state, not just its colour, follows the incident."""
+    open_card = render.card(incident(), github_configured=False)
+    assert (open_card.title or "").startswith("🔎 INVESTIGATING · INC-2026-0007 · Sev 1")
+    assert open_card.colour == render.COLOURS[Severity.SEV1]
+    done = incident(
+        status=IncidentStatus.RESOLVED,
+        resolved_at=AT + timedelta(hours=2),
+        cause="a stuck job",
+        resolution="restarted",
+    )
+    resolved = render.card(done, github_configured=False)
+    assert (resolved.title or "").startswith("✅ RESOLVED · INC-2026-0007 · Sev 1 · Payouts halted")
+    assert resolved.colour == render.RESOLVED_COLOUR
+    line = render.card_content(done, [55]).splitlines()[0]
+    assert line.startswith("✅ **RESOLVED** · INC-2026-0007"), "the preview starts with the state"
+    assert "<@&55>" not in line, "a resolved card's text line pages nobody"
+    assert f"<t:{int((AT + timedelta(hours=2)).timestamp())}:R>" in line
+    within_limits(resolved)
 
 
 def test_thread_name_and_buttons_fit() -> None:

@@ -60,6 +60,7 @@ OLD_IDS: dict[str, list[str]] = {
     "node:approve": ["hh:node:approve:5"],
     "node:reject": ["hh:node:reject:5"],
     "upgrade:approve": ["hh:upgrade:approve:9"],
+    "upgrade:reject": ["hh:upgrade:reject:9"],
 }
 NOT_ROUTED = [
     "hh:access:keep:42:done",  # a decided review pair, greyed out: nothing to press

@@ -62,9 +62,19 @@ def test_release_notice_shows_components_key_and_a_button() -> None:
     rendered = render.release_notice(notice_data())
     [embed] = rendered.embeds
     text = str(embed.to_dict())
-    assert "signature verified, key `51341D745384183D`" in text
+    content = rendered.content or ""
+    assert "signature verified, key `51341D745384183D`" in content
+    everything = content + text
+    assert everything.count("signature verified") == 1, "said once (issue 16 §4)"
+    assert "`51341D745384183D`" in text, "the key is in the embed too"
     assert "ab" * 32 in text
-    assert [i.custom_id for i in rendered.items] == ["hh:upgrade:approve:3"]  # type: ignore[attr-defined]
+    assert [i.custom_id for i in rendered.items] == [  # type: ignore[attr-defined]
+        "hh:upgrade:approve:3",
+        "hh:upgrade:reject:3",
+    ]
+    assert [i.item.label for i in rendered.items] == ["Approve rollout", "Reject"]  # type: ignore[attr-defined]
+    assert (embed.title or "").startswith("⏳ AWAITING APPROVAL · Release 2.0.0")
+    assert content.splitlines()[0].startswith("⏳ **AWAITING APPROVAL** · Release 2.0.0")
     within_limits(embed)
     assert len(rendered.content or "") <= 2000
 
@@ -145,15 +155,14 @@ def test_a_rollback_notice_says_rollback_in_title_text_and_colour() -> None:
     data = {**notice_data(), "version": "1.0.0", "rollback_from": "2.0.0"}
     rendered = render.release_notice(data)
     [embed] = rendered.embeds
-    assert (embed.title or "").startswith("⏪ Rollback to 1.0.0")
+    assert (embed.title or "").startswith("⏳ AWAITING APPROVAL · ⏪ Rollback to 1.0.0")
     assert "rollback" in (rendered.content or "").lower() and "2.0.0" in (rendered.content or "")
-    assert embed.colour == render.COLOUR_ROLLBACK != render.COLOUR_RELEASE
+    assert embed.colour != render.COLOUR_RELEASE, "a rollback is never blurple"
     assert any(f.name == "Rolls back" and "2.0.0" in (f.value or "") for f in embed.fields)
-    assert [i.custom_id for i in rendered.items] == ["hh:upgrade:approve:3"]  # type: ignore[attr-defined]
+    assert rendered.items[0].custom_id == "hh:upgrade:approve:3"  # type: ignore[attr-defined]
     within_limits(embed)
     plain = render.release_notice(notice_data())
     assert "Rollback" not in (plain.embeds[0].title or "") + (plain.content or "")
-    assert plain.embeds[0].colour == render.COLOUR_RELEASE
 
 
 def test_a_rollback_approval_says_the_fleet_rolls_back() -> None:
@@ -179,3 +188,27 @@ def test_history_and_status_mark_a_rollback() -> None:
     rolled_back = release(version="1.0.0", rolled_back_from="2.0.0")
     status = render.rollout_embed(Rollout(rolled_back, (), AT))
     assert "Rollback" in (status.title or "")
+
+
+def test_a_decided_release_notice_says_approved_or_rejected_first() -> None:
+    """Issue 16 §1: an approved rollout no longer says it needs a second member's approval."""
+    from bot.discord.state import MessageState
+    from cogs.upgrades.texts import release_text
+
+    asked = render.release_notice(notice_data())
+    approved = release_text(notice_data(), state=MessageState.APPROVED, decided_by="core-erin")
+    [embed] = approved.embeds
+    assert (embed.title or "").startswith("✅ APPROVED · Release 2.0.0 (stable)")
+    first = (approved.content or "").splitlines()[0]
+    assert first.startswith(
+        "✅ **APPROVED** · Release 2.0.0 (stable): rollout approved by core-erin"
+    )
+    assert "needs" not in (approved.content or "")
+    assert embed.colour != asked.embeds[0].colour
+    rejected = release_text(notice_data(), state=MessageState.REJECTED, decided_by="core-erin")
+    assert (rejected.embeds[0].title or "").startswith("⛔ REJECTED · Release 2.0.0")
+    assert (rejected.content or "").startswith("⛔ **REJECTED** · Release 2.0.0 (stable): rejected")
+    for shown in (approved, rejected):
+        within_limits(shown.embeds[0])
+        assert len(shown.content or "") <= 2000
+        assert (shown.content or "").count("signature verified") == 1

@@ -52,15 +52,17 @@ class IncidentCards:
             raise PermanentFailure("no incident card look: the incidents extension is not loaded")
         return self.look
 
+    def _paged(self, incident: Incident) -> list[int]:
+        policy = self.bot.services.incidents.policy
+        return [self.bot.role_map.role_id(role) for role in policy.page_roles(incident.severity)]
+
     async def post(self, incident: Incident) -> tuple[Incident, bool]:
         """The card in #operations, its thread and the checklist; a refusal is not fatal (the
         incident is open whatever Discord says; the card is then missing, and said so)."""
         look = self._look()
         service = self.bot.services.incidents
         operations = self.bot.settings.channels.operations
-        paged = [
-            self.bot.role_map.role_id(role) for role in service.policy.page_roles(incident.severity)
-        ]
+        paged = self._paged(incident)
         content = look.content(incident, paged)
         try:
             channel = self.bot.get_channel(operations) or await self.bot.fetch_channel(operations)
@@ -72,7 +74,7 @@ class IncidentCards:
                 allowed_mentions=discord.AllowedMentions(
                     everyone=False,
                     users=False,
-                    roles=[discord.Object(r) for r in paged] if content else False,
+                    roles=[discord.Object(r) for r in paged] if paged else False,
                 ),
             )
         except discord.HTTPException:
@@ -109,10 +111,14 @@ class IncidentCards:
         message = self.bot.get_partial_messageable(incident.card_channel_id).get_partial_message(
             incident.card_message_id
         )
-        embed = self._look().card(incident, github_configured=service.github_configured)
+        look = self._look()
+        embed = look.card(incident, github_configured=service.github_configured)
+        # The text line follows the state too (what the channel preview shows); an edit pings
+        # nobody, the page's mentions included.
+        content = look.content(incident, self._paged(incident))
         try:
             async with bounded(self.bot):
-                await message.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+                await message.edit(content=content, embed=embed, allowed_mentions=NO_MENTIONS)
         except Exception as exc:
             raise classify(exc) from exc
         return {"message_id": incident.card_message_id}

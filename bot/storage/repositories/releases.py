@@ -33,6 +33,9 @@ def _release(row: ReleaseEntry) -> Release:
         approved_by_name=row.approved_by_name,
         approved_at=row.approved_at,
         rolled_back_from=row.rolled_back_from,
+        rejected_by=row.rejected_by,
+        rejected_by_name=row.rejected_by_name,
+        rejected_at=row.rejected_at,
     )
 
 
@@ -105,6 +108,13 @@ class SqlReleaseRepository:
             update(ReleaseEntry)
             .where(ReleaseEntry.id == release_id)
             .values(approved_by=by, approved_by_name=by_name[:100], approved_at=at)
+        )
+
+    async def reject(self, release_id: int, *, by: int | None, by_name: str, at: datetime) -> None:
+        await self._session.execute(
+            update(ReleaseEntry)
+            .where(ReleaseEntry.id == release_id)
+            .values(rejected_by=by, rejected_by_name=by_name[:100], rejected_at=at)
         )
 
     async def add_snapshot(self, snapshot: RolloutSnapshot) -> None:

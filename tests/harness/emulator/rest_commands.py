@@ -76,7 +76,10 @@ class RestCommands(RestGuild):
                 "description": command.get("description", ""),
                 "description_localizations": command.get("description_localizations"),
                 "options": copy.deepcopy(command.get("options") or []),
-                "default_member_permissions": command.get("default_member_permissions"),
+                # Discord takes a bitfield as an integer or a string and answers with a string.
+                "default_member_permissions": _permissions(
+                    command.get("default_member_permissions")
+                ),
                 "nsfw": bool(command.get("nsfw", False)),
                 "contexts": command.get("contexts"),
                 "integration_types": command.get("integration_types") or [0],
@@ -148,3 +151,7 @@ class RestCommands(RestGuild):
             errors.max_length((*where, "choices"), option.get("choices") or [], 25)
             if option.get("type") in (1, 2):
                 self._validate_options(errors, (*where, "options"), option.get("options") or [])
+
+
+def _permissions(value: Any) -> str | None:
+    return None if value is None else str(int(value))
