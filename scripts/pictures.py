@@ -37,6 +37,15 @@ from PIL import Image, ImageChops
 from bot.discord.state import MessageState
 from bot.domain.access import Grant, GrantStatus, LockedOut
 from bot.domain.alerts import AlertGroup, AlertStatus, AlertView, WebhookPayload, worst_severity
+from bot.domain.devlog import (
+    PullRequestEvent,
+    WorkflowRunEvent,
+    failed_data,
+    failing_seconds,
+    merge_line,
+    parse_event,
+    passed_data,
+)
 from bot.domain.errors import NoOpsRole, PermissionDenied
 from bot.domain.health import ProbeResult, TargetKind
 from bot.domain.incidents import (
@@ -56,6 +65,7 @@ from cogs.access.render import TEMPLATES as access_templates
 from cogs.access.render import grant_decision
 from cogs.alerts.render import group_embed, message_content
 from cogs.alerts.views import group_view
+from cogs.devlog.render import merges, workflow
 from cogs.health.render import overview_pages
 from cogs.incidents.render import card, card_content, checklist_intro, thread_name
 from cogs.incidents.views import checklist_view
@@ -629,6 +639,64 @@ def shot_refusal_locked_out(_: Sample) -> Shot:
     )
 
 
+# -- #dev-log: CI/CD from GitHub's webhook (bodies in the shape GitHub sends, tests/fixtures/github)
+
+GITHUB_FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "github"
+
+
+def _github(name: str, event: str) -> Any:
+    return parse_event(event, (GITHUB_FIXTURES / name).read_bytes())
+
+
+def _failing() -> dict[str, Any]:
+    failed = _github("workflow_run_failure.json", "workflow_run")
+    assert isinstance(failed, WorkflowRunEvent)
+    data = failed_data(None, failed, received=NOW - timedelta(minutes=42))
+    return failed_data(data, failed, received=NOW - timedelta(minutes=12))
+
+
+def shot_devlog_failing(_: Sample) -> Shot:
+    rendered = workflow(_failing())
+    return Shot(
+        name="devlog-failing",
+        channel="dev-log",
+        at=NOW,
+        payload=payload(content=rendered.content, embeds=rendered.embeds),
+        caption="A workflow failing on the default branch: one message, kept up to date",
+    )
+
+
+def shot_devlog_green(_: Sample) -> Shot:
+    passed = _github("workflow_run_success.json", "workflow_run")
+    assert isinstance(passed, WorkflowRunEvent)
+    data = passed_data(_failing(), passed, received=NOW)
+    data["failed_for_seconds"] = failing_seconds(data, NOW)
+    rendered = workflow(data)
+    return Shot(
+        name="devlog-green",
+        channel="dev-log",
+        at=NOW,
+        posted=NOW - timedelta(minutes=42),
+        payload=payload(content=rendered.content, embeds=rendered.embeds),
+        caption="The same message, edited to green when a later run passes",
+    )
+
+
+def shot_devlog_merges(_: Sample) -> Shot:
+    merged = _github("pull_request_merged.json", "pull_request")
+    assert isinstance(merged, PullRequestEvent)
+    first = merge_line(merged, received=NOW - timedelta(minutes=6))
+    second = {**first, "number": first["number"] + 1, "title": "Pool: retry template fetch once"}
+    rendered = merges({"repository": merged.repository.full_name, "merges": [first, second]})
+    return Shot(
+        name="devlog-merges",
+        channel="dev-log",
+        at=NOW,
+        payload=payload(content=rendered.content, embeds=rendered.embeds),
+        caption="Pull requests merged into the default branch: a burst is one message, edited",
+    )
+
+
 SHOTS: tuple[Callable[[Sample], Shot], ...] = (
     shot_alert_firing,
     shot_alert_resolved,
@@ -643,6 +711,9 @@ SHOTS: tuple[Callable[[Sample], Shot], ...] = (
     shot_grant_approved,
     shot_refusal_miner,
     shot_refusal_locked_out,
+    shot_devlog_failing,
+    shot_devlog_green,
+    shot_devlog_merges,
 )
 
 

@@ -98,7 +98,12 @@ def merges(data: Mapping[str, Any]) -> Rendered:
         colour=COLOUR_MERGED,
     )
     if items:
-        embed.set_footer(text=f"Last merge {str(items[-1].get('merged_at', ''))[:16]} UTC")
+        try:
+            last = datetime.fromisoformat(str(items[-1].get("merged_at", "")))
+        except ValueError:
+            last = None
+        if last is not None:  # footers show no <t:…> timestamps: a clock time, in UTC
+            embed.set_footer(text=f"Last merge {last:%Y-%m-%d %H:%M} UTC")
     return Rendered(embeds=[fit_embed(embed)])
 
 
