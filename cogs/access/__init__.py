@@ -54,7 +54,12 @@ class AccessCog(commands.Cog, name="access"):
         grants = await self.bot.grants.find(member_id=interaction.user.id)
         await interaction.response.send_message(
             embed=render.whoami_embed(
-                info, display_name=interaction.user.display_name, grants=grants
+                info,
+                display_name=interaction.user.display_name,
+                grants=grants,
+                discord_roles=self.bot.role_map.roles_for(
+                    r.id for r in getattr(interaction.user, "roles", ())
+                ),
             ),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,

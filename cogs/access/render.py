@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,29 +40,60 @@ def role_label(value: str) -> str:
 # -- replies to commands ----------------------------------------------------------------------
 
 
-def whoami_embed(info: WhoAmI, *, display_name: str, grants: Sequence[Grant] = ()) -> discord.Embed:
+def whoami_embed(
+    info: WhoAmI,
+    *,
+    display_name: str,
+    grants: Sequence[Grant] = (),
+    discord_roles: Iterable[OpsRole] = (),
+) -> discord.Embed:
+    """Roles and grants first (a Discord role held without a grant is called out: it gives no
+    access), then the commands, one line per area."""
     has_roles = bool(info.roles) or info.actor.is_owner
+    active = {g.role: g for g in grants if g.status is GrantStatus.ACTIVE}
+    lines = [_grant_line(active[r]) if r in active else f"**{r.label}**" for r in info.roles]
+    lines += [_grant_line(g) for g in grants if g.status is GrantStatus.PENDING]
+    for role in sorted(set(discord_roles) - set(info.roles), key=lambda r: r.rank):
+        lines.append(
+            f"⚠️ **{role.label}**: you hold the Discord role but no grant, so it gives no access. "
+            "A Core Ops member grants it with `/access grant`."
+        )
+    if info.actor.is_owner:
+        lines.append(
+            "🔑 **Break-glass owner** (`discord.owner_ids`): every permission check passes."
+        )
+    if not lines:
+        ended = max(grants, key=lambda g: g.ended_at or g.requested_at) if grants else None
+        lines.append(
+            "No ops role: miner access. `/status` shows the pool's state."
+            + (f"\nLast grant: {_grant_line(ended)}" if ended else "")
+        )
     embed = discord.Embed(
         title=truncate(f"Who am I: {display_name}", 256),
+        description=truncate("\n".join(lines), 4096),
         colour=COLOUR_OPS if has_roles else COLOUR_MINER,
     )
-    roles = ", ".join(role.label for role in info.roles) if info.roles else "none: miner access"
-    embed.add_field(name="Ops roles", value=roles, inline=False)
-    if grants:
-        lines = [_grant_line(g) for g in grants]
-        embed.add_field(name="Your grants", value=truncate("\n".join(lines), 1024), inline=False)
-    if info.actor.is_owner:
-        embed.add_field(
-            name="Break-glass owner",
-            value="Configured in `discord.owner_ids`: every permission check passes.",
-            inline=False,
-        )
-    commands = "\n".join(
-        f"`{display_action(action)}`" for action in info.allowed if ":" not in action
-    )
-    embed.add_field(name="Commands you may use", value=commands or "none", inline=False)
+    embed.add_field(name="Commands you may use", value=command_lines(info.allowed), inline=False)
     embed.set_footer(text="Ops roles are granted by Core Ops and expire after 90 days.")
     return fit_embed(embed)
+
+
+def command_lines(allowed: Iterable[str]) -> str:
+    """`/incident` open · update · resolve: one line per command group, single commands last."""
+    groups: dict[str, list[str]] = {}
+    single: list[str] = []
+    for action in allowed:
+        if ":" in action:
+            continue  # a button, not a command
+        group, _, sub = action.partition(" ")
+        if sub:
+            groups.setdefault(group, []).append(sub)
+        else:
+            single.append(display_action(action))
+    lines = [f"`/{group}` {' · '.join(subs)}" for group, subs in groups.items()]
+    if single:
+        lines.append(" · ".join(f"`{name}`" for name in single))
+    return truncate("\n".join(lines), 1024) or "none"
 
 
 def _grant_line(grant: Grant) -> str:

@@ -76,8 +76,8 @@ async def test_grant_adds_role_and_expiry_removes_it(
 
     # /whoami shows the grant and its expiry.
     whoami = await emu.invoke_command("whoami", MINER_USER)
-    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
-    assert "Node Ops" in fields["Your grants"] and "expires <t:" in fields["Your grants"]
+    first = whoami.sent["embeds"][0]["description"].splitlines()[0]
+    assert first.startswith("**Node Ops**: expires <t:"), first
 
     # Seven days later the sweep ends the grant and the worker takes the role off.
     fake_clock.advance(days=7)
@@ -187,8 +187,8 @@ async def test_hand_given_role_grants_nothing_is_reported_and_removed(
     ping = await emu.invoke_command("ping", MINER_USER)
     assert "needs the Core Ops or Node Ops or Treasury Ops or Observer role" in ping.sent["content"]
     whoami = await emu.invoke_command("whoami", MINER_USER)
-    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
-    assert fields["Ops roles"] == "none: miner access"
+    said = whoami.sent["embeds"][0]["description"]
+    assert said.startswith("⚠️ **Core Ops**: you hold the Discord role but no grant"), said
     assert core_role in member_roles(world, MINER_USER)
 
     await eventually(lambda: removal.waiting >= 1)
@@ -337,8 +337,8 @@ async def test_commands_from_a_dm_never_count_as_strikes(world: World, app: Appl
         assert result.ephemeral
         assert "only works in the server" in result.sent["content"]
     whoami = await emu.invoke_command("whoami", NODE_USER, dm=True)
-    fields = {f["name"]: f["value"] for f in whoami.sent["embeds"][0]["fields"]}
-    assert "Node Ops" in fields["Ops roles"], "public commands work in DMs, from grants"
+    said = whoami.sent["embeds"][0]["description"]
+    assert "**Node Ops**" in said, "public commands work in DMs, from grants"
     async with app.database.uow() as uow:
         assert await uow.lockouts.strikes_since(NODE_USER, app.clock.now() - timedelta(days=1)) == 0
     ping = await emu.invoke_command("ping", NODE_USER)

@@ -69,11 +69,26 @@ def test_fit_embed_keeps_a_small_embed_as_it_is() -> None:
 def test_whoami_embed_for_ops_member() -> None:
     actor = Actor(id=1, name="core", roles=frozenset({OpsRole.CORE_OPS, OpsRole.OBSERVER}))
     embed = whoami_embed(AccessService().whoami(actor), display_name="Core Person")
-    fields = {f.name: str(f.value) for f in embed.fields}
-    assert fields["Ops roles"] == "Core Ops, Observer"
-    assert "`/whoami`" in fields["Commands you may use"]
-    assert "`/ping`" in fields["Commands you may use"]
+    assert embed.description == "**Core Ops**\n**Observer**", "roles first"
+    commands = str(embed.fields[0].value)
+    lines = commands.splitlines()
+    assert any(line.startswith("`/incident` open · update · ") for line in lines), commands
+    assert "`/ping`" in lines[-1], commands
+    assert len(lines) <= 10, "one line per area, not one per command"
     assert within_limits(embed)
+
+
+def test_whoami_warns_of_a_discord_role_held_without_a_grant() -> None:
+    actor = Actor(id=1, name="n", roles=frozenset({OpsRole.NODE_OPS}))
+    embed = whoami_embed(
+        AccessService().whoami(actor),
+        display_name="n",
+        discord_roles=[OpsRole.NODE_OPS, OpsRole.CORE_OPS],
+    )
+    assert embed.description is not None
+    first, warning = embed.description.splitlines()
+    assert first == "**Node Ops**"
+    assert warning.startswith("⚠️ **Core Ops**: you hold the Discord role but no grant")
 
 
 def test_whoami_embed_for_miner_and_hostile_name() -> None:
@@ -81,15 +96,15 @@ def test_whoami_embed_for_miner_and_hostile_name() -> None:
     info = AccessService().whoami(actor)
     embed = whoami_embed(info, display_name="@everyone " + "x" * 400)
     fields = {f.name: f.value for f in embed.fields}
-    assert fields["Ops roles"] == "none: miner access"
-    assert fields["Commands you may use"] == "`/whoami`\n`/status`"
+    assert embed.description == "No ops role: miner access. `/status` shows the pool's state."
+    assert fields["Commands you may use"] == "`/whoami` · `/status`"
     assert embed.title is not None and len(embed.title) <= TITLE_MAX
 
 
 def test_whoami_embed_for_owner_mentions_break_glass() -> None:
     info = WhoAmI(actor=Actor(id=1, name="o", is_owner=True), roles=(), allowed=("whoami",))
-    names = [f.name for f in whoami_embed(info, display_name="o").fields]
-    assert "Break-glass owner" in names
+    said = whoami_embed(info, display_name="o").description or ""
+    assert "**Break-glass owner**" in said
 
 
 def test_no_mentions_means_none() -> None:
