@@ -268,19 +268,38 @@ def _member_left(data: Mapping[str, Any]) -> Rendered:
     )
 
 
+DRIFT_LINES = 20
+
+
 def _drift(data: Mapping[str, Any]) -> Rendered:
-    label = role_label(data["role"])
-    text = (
-        f"{who(data['member_id'], data['member_name'])} holds **{label}** without an active "
-        "grant (given by hand in Discord?). It grants nothing: permissions come from grants. "
-    )
-    if data.get("removed"):
-        text += "The role is being removed (`[access] enforce = true`)."
-    elif data.get("kept_because"):
-        text += f"It was left in place: automation never removes the {data['kept_because']}."
+    """One message per look (start-up: every member); a notice queued by an older version
+    carries a single finding at the top level."""
+    findings = list(data.get("findings") or [data])
+    count = len(findings)
+    if count == 1:
+        title = f"Access drift: {role_label(findings[0]['role'])} without a grant"
     else:
-        text += "Grant it with `/access grant`, or remove the role. (`[access] enforce` is off.)"
-    return _notice(f"Access drift: {label} without a grant", text, COLOUR_WARN)
+        title = f"Access drift: {count} ops roles held without a grant"
+    lines = []
+    for finding in findings[:DRIFT_LINES]:
+        if finding.get("removed"):
+            outcome = "removed"
+        elif finding.get("kept_because"):
+            outcome = f"left in place: the {finding['kept_because']}"
+        else:
+            outcome = "left in place (`[access] enforce` is off)"
+        lines.append(
+            f"• {who(finding['member_id'], finding['member_name'])}: "
+            f"**{role_label(finding['role'])}**, {outcome}"
+        )
+    if count > DRIFT_LINES:
+        lines.append(f"… and {count - DRIFT_LINES} more (the audit log has each one)")
+    text = (
+        "Roles given by hand in Discord grant nothing: permissions come from grants.\n"
+        + "\n".join(lines)
+        + "\nGrant what should stay with `/access grant`; `/access review` looks at every grant."
+    )
+    return _notice(title, text, COLOUR_WARN)
 
 
 def _lockout(data: Mapping[str, Any]) -> Rendered:

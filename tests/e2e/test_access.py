@@ -204,7 +204,7 @@ async def test_hand_given_role_grants_nothing_is_reported_and_removed(
             None,
         )
     )
-    assert "grants nothing" in text and "being removed" in text
+    assert "grant nothing" in text and "**Core Ops**, removed" in text
     async with app.database.uow() as uow:
         rows = await uow.audit.recent(20, action="access:drift")
     assert [(r.details["member_id"], r.details["removed"]) for r in rows] == [(MINER_USER, True)]

@@ -291,6 +291,26 @@ async def test_drift_is_reported_once_and_resolved(services: Services, delivered
     assert len(await services.grants.check_drift(holdings, complete=False)) == 1
 
 
+async def test_drift_at_start_up_is_one_message(services: Services, delivered) -> None:
+    """Issue 16 §4: every member's drift found in one look is one summary notice."""
+    holdings = {
+        member: (f"m{member}", frozenset({OpsRole.NODE_OPS, OpsRole.OBSERVER}))
+        for member in range(1, 31)
+    }
+    found = await services.grants.check_drift(holdings, complete=True)
+    assert len(found) == 60
+    await services.outbox.drain_all()
+    assert delivered.templates() == ["access.drift"]
+    (notice,) = delivered.notices
+    assert len(notice["data"]["findings"]) == 60
+    from cogs.access.render import TEMPLATES
+
+    embed = TEMPLATES[notice["template"]](notice["data"]).embeds[0]
+    assert embed.title == "Access drift: 60 ops roles held without a grant"
+    assert embed.description is not None and "… and 40 more" in embed.description
+    assert len(embed.description) <= 4096
+
+
 async def test_granted_roles_are_not_drift(services: Services) -> None:
     await services.grants.grant(CORE_A, ALICE, OpsRole.NODE_OPS, 30, "rota")
     holdings = {ALICE.id: ("alice", frozenset({OpsRole.NODE_OPS}))}
@@ -320,7 +340,7 @@ async def test_drift_is_only_reported_with_enforce_off(database, clock, roles, d
     assert len(await built.grants.check_drift(holdings, complete=True)) == 1
     await built.outbox.drain_all()
     assert delivered.removals == []
-    assert delivered.notices[0]["data"]["removed"] is False
+    assert delivered.notices[0]["data"]["findings"][0]["removed"] is False
 
 
 # -- security: two decisions on one request at once (item 4) ----------------------------------
@@ -520,5 +540,6 @@ async def test_enforce_is_the_default_and_removes_every_hand_given_role(
     await services.outbox.drain_all()
     assert [(r["member_id"], r["role"]) for r in delivered.removals] == [(BOB.id, "core_ops")]
     assert roles.held == {(OWNER.id or 0, OpsRole.NODE_OPS)}
-    kept = next(n for n in delivered.notices if n["data"]["member_id"] == OWNER.id)
-    assert kept["data"]["kept_because"] == "break-glass owner account"
+    (notice,) = (n for n in delivered.notices if n["template"] == "access.drift")
+    kept = next(f for f in notice["data"]["findings"] if f["member_id"] == OWNER.id)
+    assert kept["kept_because"] == "break-glass owner account"

@@ -152,6 +152,7 @@ class GrantAutomation(GrantBase):
         """
         now = self._clock.now()
         new: list[DriftFinding] = []
+        found: list[dict[str, object]] = []
         removed = False
         async with self._uow() as uow:
             granted: dict[OpsRole, set[int]] = {
@@ -187,16 +188,14 @@ class GrantAutomation(GrantBase):
                             "held without a grant",
                             dedupe_key=f"role-remove:drift:{member_id}:{role.value}:{_iso(now)}",
                         )
-                    await self._notices.notice(
-                        uow,
-                        NoticeTemplate.ACCESS_DRIFT,
+                    found.append(
                         {
                             "member_id": member_id,
                             "member_name": name,
                             "role": role.value,
                             "removed": enforce,
                             "kept_because": guard if self.policy.enforce else None,
-                        },
+                        }
                     )
                     await self._audit.record(
                         uow,
@@ -205,6 +204,9 @@ class GrantAutomation(GrantBase):
                         target=f"{name} ({member_id}) {role.label}",
                         details={"member_id": member_id, "role": role.value, "removed": enforce},
                     )
+            if found:
+                # One message for what one look found (at start-up: every member at once).
+                await self._notices.notice(uow, NoticeTemplate.ACCESS_DRIFT, {"findings": found})
             if complete:
                 for finding in await uow.drift.open_findings():
                     if (finding.member_id, finding.role) not in seen:
