@@ -58,23 +58,51 @@ def figures_text(verdict: Verdict) -> str:
     return " · ".join(parts)
 
 
+SHOWN_FIGURES = frozenset(
+    {
+        "block_height",
+        "template_latency_ms",
+        "rtt_ms",
+        "disk_used_percent",
+        "seconds_since_share",
+        "channels",
+        "active_channels",
+        "capacity_sat",
+        "pool_hashrate",
+        "share_rate",
+    }
+)
+"""Figures `figures_text` says in words; any other a target reports is listed as it came."""
+
+VERDICT_WORDS = {State.OK: "Healthy", State.WARN: "Warning", State.DOWN: "Down"}
+
+
 def target_line(verdict: Verdict) -> str:
+    """The target, then why it is not fine (the reason before the figures), then its figures."""
     latency = verdict.result.latency_ms
     pieces = [f"{verdict.state.icon} **{verdict.target}**"]
+    if verdict.notes:
+        pieces.append("; ".join(verdict.notes))
     if verdict.result.ok and latency is not None:
         pieces.append(f"{latency:.0f} ms")
     figures = figures_text(verdict) if verdict.result.ok else ""
     if figures:
         pieces.append(figures)
-    if verdict.notes:
-        pieces.append("; ".join(verdict.notes))
     return truncate(" · ".join(pieces), LINE_MAX)
 
 
+def _fine_nodes(count: int) -> str:
+    return f"{State.OK.icon} {count} node{'s' if count != 1 else ''} fine"
+
+
 def overview_pages(view: Overview) -> list[discord.Embed]:
-    """The summary line first, then one line per target, paged within Discord's limits."""
+    """The summary line first, then the problems (worst first, each with its reason), the
+    other targets, and the healthy nodes as one line; paged within Discord's limits."""
     summary = truncate(view.summary_line(), 500)
-    lines = [target_line(v) for v in view.verdicts]
+    fine = [v for v in view.verdicts if v.state is State.OK and v.result.kind is TargetKind.NODE]
+    lines = [target_line(v) for v in view.verdicts if v not in fine]
+    if fine:
+        lines.append(_fine_nodes(len(fine)))
     chunks: list[list[str]] = [[]]
     size = 0
     for line in lines:
@@ -100,10 +128,15 @@ def overview_pages(view: Overview) -> list[discord.Embed]:
 
 
 def target_embed(verdict: Verdict, target: Target | None) -> discord.Embed:
-    """One target in detail (ops only: the endpoint is shown)."""
+    """One target in detail (ops only: the endpoint is shown), the verdict first."""
     result = verdict.result
+    verdict_line = f"{verdict.state.icon} **{VERDICT_WORDS[verdict.state]}**"
+    if verdict.notes:
+        verdict_line += ": " + "; ".join(verdict.notes)
+    figures = figures_text(verdict) if result.ok else ""
     embed = discord.Embed(
         title=truncate(f"{verdict.state.icon} {verdict.target} ({result.kind.value})", 256),
+        description=truncate("\n".join(filter(None, [verdict_line, figures])), 4096),
         colour=COLOURS[verdict.state],
     )
     if target is not None:
@@ -114,18 +147,13 @@ def target_embed(verdict: Verdict, target: Target | None) -> discord.Embed:
         name="Latency",
         value=f"{result.latency_ms:.1f} ms" if result.latency_ms is not None else "—",
     )
-    if not result.ok:
-        embed.add_field(
-            name="Reason", value=truncate(result.reason or "no answer", 1024), inline=False
-        )
-    for name, value in sorted(result.figures.items()):
-        embed.add_field(name=name.replace("_", " "), value=truncate(str(value), 1024))
-    if verdict.notes and result.ok:
-        embed.add_field(
-            name="Against the baselines",
-            value=truncate("\n".join(f"⚠️ {n}" for n in verdict.notes), 1024),
-            inline=False,
-        )
+    others = [
+        f"{name.replace('_', ' ')}: {truncate(str(value), 100)}"
+        for name, value in sorted(result.figures.items())
+        if name not in SHOWN_FIGURES
+    ]
+    if others:
+        embed.add_field(name="Other figures", value=truncate("\n".join(others), 1024), inline=False)
     embed.set_footer(text=f"probed {result.at:%Y-%m-%d %H:%M:%S} UTC")
     return fit_embed(embed)
 

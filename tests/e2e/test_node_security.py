@@ -128,8 +128,8 @@ async def test_approve_on_a_replaced_request_is_refused_and_probes_echo_nothing(
         "health", CORE_USER, channel_id=ops, options=[{"name": "target", "value": "hn-new"}]
     )
     assert not detail.ephemeral
-    fields = {f["name"]: f["value"] for f in detail.sent["embeds"][0]["fields"]}
-    assert fields["Reason"] == "HTTP 500 Internal Server Error"
+    said = detail.sent["embeds"][0]["description"]
+    assert said == "❌ **Down**: HTTP 500 Internal Server Error", said
     assert "evil.example" not in json.dumps(detail.sent)
 
     # No redirect is followed: a 302 to another service is reported, never fetched.

@@ -171,3 +171,39 @@ def test_a_registration_request_and_its_decision_name_their_state_first() -> Non
     assert decision_content(rejected, 300).startswith("⛔ **REJECTED** · Node registration")
     huge = RegisteredNode(7, "n" * 500, "https://" + "x" * 3000, None, NodeStatus.APPROVED, 1, AT)
     assert len(decision_content(huge, 300)) <= 2000 and len(approval_content(huge, 3)) <= 2000
+
+
+def test_problems_first_with_their_reason_and_fine_nodes_in_one_line() -> None:
+    """Issue 16 §4: an operator reads what is wrong first, why, then the figures."""
+    results = network(40)
+    for index, result in enumerate(results):
+        if result.ok and result.kind is TargetKind.NODE and index % 3:
+            results[index] = ProbeResult(
+                result.target, result.kind, True, 20.0, AT, None, {"block_height": 871234}
+            )
+    (page,) = overview_pages(overview(results, AT))
+    body = (page.description or "").split("\n\n", 1)[1].splitlines()
+    down = [line for line in body if line.startswith("❌")]
+    assert len(down) == 4 and body[: len(down)] == down, "the down nodes lead"
+    assert down[0].startswith("❌ **node-0000** · timeout talking to"), down[0]
+    warn = body[len(down)]
+    assert warn.startswith("⚠️ **node-") and "· template latency 60 ms ≥ 50 ms · 20 ms" in warn
+    fine = sum(
+        1
+        for r in results
+        if r.kind is TargetKind.NODE and r.ok and not r.figures.get("template_latency_ms")
+    )
+    assert body[-1] == f"✅ {fine} nodes fine"
+    assert not [line for line in body if line.startswith("✅ **node-")]
+
+
+def test_target_detail_leads_with_the_verdict() -> None:
+    view = overview(network(10), AT)
+    down = next(v for v in view.verdicts if not v.result.ok)
+    embed = target_embed(down, None)
+    assert (embed.description or "").startswith("❌ **Down**: timeout talking to")
+    lnd = next(v for v in view.verdicts if v.result.kind is TargetKind.LND)
+    said = target_embed(lnd, None)
+    assert (said.description or "").startswith("✅ **Healthy**\n12/12 channels active")
+    assert {f.name for f in said.fields} == {"Latency", "Other figures"}
+    assert "local balance sat: 123456789" in str(said.fields[-1].value)
