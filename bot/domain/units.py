@@ -23,3 +23,8 @@ def format_hashrate(hashes_per_second: float) -> str:
             return f"{value:.2f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 alert`, `2 alerts`, `0 alerts`; `many` for irregular words (`1 child`, `2 children`)."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"

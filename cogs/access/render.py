@@ -15,6 +15,7 @@ from bot.domain.audit import AuditRecord
 from bot.domain.errors import display_action, named_action
 from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
+from bot.domain.units import plural
 from bot.services.access import WhoAmI
 from cogs.access.texts import grant_decision as grant_decision
 from cogs.access.texts import ts as ts
@@ -250,7 +251,7 @@ def _expiry_reminder(data: Mapping[str, Any]) -> Rendered:
     label = role_label(data["role"])
     expires = data.get("expires_at")
     return _notice(
-        f"Your {label} access expires in {days} day{'s' if days != 1 else ''}",
+        f"Your {label} access expires in {plural(days, 'day')}",
         f"Your **{label}** grant in the Hyper Hash server expires {ts(expires)} "
         f"({ts(expires, 'R')}). Ask a Core Ops member to `/access renew` it if you still need "
         "it (manual §18: credentials expire after 90 days).",

@@ -23,6 +23,7 @@ from bot.discord.components import PersistentButton, PersistentSelect
 from bot.discord.sending import NO_MENTIONS, truncate
 from bot.domain.alerts import AlertGroup
 from bot.domain.errors import InvalidInput
+from bot.domain.units import plural
 from bot.services.alerts import SILENCE_HOURS
 from cogs.alerts.render import group_embed, header, icon_of, plain
 
@@ -239,7 +240,7 @@ class PickGroupSelect(PersistentSelect, template=PICK_TEMPLATE):
                 emoji=icon_of(g),
                 description=truncate(
                     plain(
-                        f"{g.severity or 'no severity'}, {len(g.alerts)} alerts"
+                        f"{g.severity or 'no severity'}, {plural(len(g.alerts), 'alert')}"
                         + (f", acknowledged by {g.acked_by_name}" if g.acked_by_name else "")
                     ),
                     100,

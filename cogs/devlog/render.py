@@ -13,7 +13,7 @@ import discord
 from bot.discord.sending import DESCRIPTION_MAX, Rendered, fit_embed, truncate
 from bot.domain.devlog import safe_line
 from bot.domain.outbox import NoticeTemplate
-from bot.domain.units import format_duration
+from bot.domain.units import format_duration, plural
 
 COLOUR_FAILING = discord.Colour.red()
 COLOUR_PASSED = discord.Colour.green()
@@ -53,7 +53,7 @@ def workflow(data: Mapping[str, Any]) -> Rendered:
             title=truncate(f"✅ Passing again: {name} on {branch}", 256),
             description=truncate(
                 f"Green since {_ts(data.get('passed_at'))} after failing for {failed_for} "
-                f"({runs} failed run{'s' if runs != 1 else ''}).",
+                f"({plural(runs, 'failed run')}).",
                 DESCRIPTION_MAX,
             ),
             colour=COLOUR_PASSED,
@@ -66,8 +66,7 @@ def workflow(data: Mapping[str, Any]) -> Rendered:
             title=truncate(f"❌ Failing: {name} on {branch}", 256),
             description=truncate(
                 f"Failing since {_ts(data.get('failing_since'))} "
-                f"({_ts(data.get('failing_since'), 'R')}), {runs} failed "
-                f"run{'s' if runs != 1 else ''} in a row.",
+                f"({_ts(data.get('failing_since'), 'R')}), {plural(runs, 'failed run')} in a row.",
                 DESCRIPTION_MAX,
             ),
             colour=COLOUR_FAILING,
@@ -91,9 +90,7 @@ def merges(data: Mapping[str, Any]) -> Rendered:
     ]
     count = len(items)
     embed = discord.Embed(
-        title=truncate(
-            f"🔀 Merged: {count} pull request{'s' if count != 1 else ''} into {repository}", 256
-        ),
+        title=truncate(f"🔀 Merged: {plural(count, 'pull request')} into {repository}", 256),
         description=truncate("\n".join(lines) or "—", DESCRIPTION_MAX),
         colour=COLOUR_MERGED,
     )

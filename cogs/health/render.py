@@ -10,7 +10,7 @@ from bot.discord.sending import DESCRIPTION_MAX, fit_embed, truncate
 from bot.discord.state import MessageState, stated
 from bot.domain.health import NodeStatus, RegisteredNode, State, Target, TargetKind, Verdict
 from bot.domain.public_status import Overview
-from bot.domain.units import format_btc, format_duration, format_hashrate
+from bot.domain.units import format_btc, format_duration, format_hashrate, plural
 from bot.domain.uptime import UPTIME_TARGET, Uptime
 
 COLOURS = {
@@ -92,7 +92,7 @@ def target_line(verdict: Verdict) -> str:
 
 
 def _fine_nodes(count: int) -> str:
-    return f"{State.OK.icon} {count} node{'s' if count != 1 else ''} fine"
+    return f"{State.OK.icon} {plural(count, 'node')} fine"
 
 
 def overview_pages(view: Overview) -> list[discord.Embed]:

@@ -21,6 +21,7 @@ from bot.domain.incidents import (
     TimelineEntry,
 )
 from bot.domain.outbox import NoticeTemplate
+from bot.domain.units import plural
 from bot.services.incidents import (
     duration,
 )
@@ -223,7 +224,7 @@ def stats(rows: Sequence[SeverityStats]) -> discord.Embed:
         embed.add_field(
             name=f"{row.severity.label}: {row.severity.meaning}"[:256],
             value=(
-                f"{row.count} incidents, {row.resolved} resolved\n"
+                f"{plural(row.count, 'incident')}, {row.resolved} resolved\n"
                 f"Time to acknowledge: {duration(row.mean_acknowledge)} (mean)\n"
                 f"Time to resolve: {duration(row.mean_resolve)} (mean)"
             ),
