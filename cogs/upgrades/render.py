@@ -12,6 +12,7 @@ from typing import Any
 import discord
 
 from bot.discord.sending import DESCRIPTION_MAX, FIELD_VALUE_MAX, Rendered, fit_embed, truncate
+from bot.domain.health import State
 from bot.domain.outbox import NoticeTemplate
 from bot.domain.releases import RolloutState
 from bot.services.upgrades import ReleaseHistory, Rollout
@@ -32,10 +33,11 @@ COLOUR_ROLLBACK = discord.Colour.orange()
 BAR_WIDTH = 20
 TABLE_BUDGET = 3500
 STATE_ICONS = {
-    RolloutState.UPGRADED: "✅",
+    # One icon set for state in every area (issue 16 §3): /health's ✅ ⚠️ ❌.
+    RolloutState.UPGRADED: State.OK.icon,
     RolloutState.PENDING: "⏳",
-    RolloutState.UNHEALTHY: "❌",
-    RolloutState.UNREACHABLE: "❔",
+    RolloutState.UNHEALTHY: State.WARN.icon,
+    RolloutState.UNREACHABLE: State.DOWN.icon,
 }
 STATE_LABELS = {
     RolloutState.UPGRADED: "upgraded",
