@@ -71,6 +71,8 @@ class OpsBot(commands.Bot):
         self.database = database
         self.metrics = metrics
         self.services = services
+        self.clock = services.audit.clock
+        """The process's one clock (a FakeClock in tests): what the cogs read for "now"."""
         self.access = services.access
         self.audit = services.audit
         self.outbox = services.outbox

@@ -148,4 +148,4 @@ class AlertDelivery:
         return {"posted": message.id, "groups": len(plan.groups)}
 
     def service_clock_now(self) -> Any:
-        return self.bot.audit.clock.now()
+        return self.bot.clock.now()

@@ -86,7 +86,7 @@ async def _public_link(interaction: discord.Interaction, group_id: int) -> str:
 async def show(interaction: discord.Interaction, group: AlertGroup, *, deferred: bool) -> None:
     """Update the pressed message with the group's current state."""
     bot = _bot(interaction)
-    now = bot.audit.clock.now()
+    now = bot.clock.now()
     embed = group_embed(group, now)
     view = group_view(group, now)
     if deferred:
@@ -282,7 +282,7 @@ class PickGroupSelect(PersistentSelect, template=PICK_TEMPLATE):
             {"message_id": interaction.message.id},
             target=f"alert-group:{group.id}",
         )
-        now = bot.audit.clock.now()
+        now = bot.clock.now()
         await interaction.response.send_message(
             embed=group_embed(group, now),
             view=group_view(group, now) or discord.utils.MISSING,

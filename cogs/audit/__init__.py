@@ -71,7 +71,7 @@ class AuditCog(commands.Cog, name="audit"):
     @audit.command(name="export", description="Download the audit log as JSON Lines.")
     @app_commands.describe(since="From this date (UTC) or span back (30d, 12h); default: all")
     async def export(self, interaction: discord.Interaction, since: str | None = None) -> None:
-        now = self.bot.audit.clock.now()
+        now = self.bot.clock.now()
         start = parse_since(since, now)
         await interaction.response.defer(ephemeral=True, thinking=True)
         records = await self.bot.audit.rows_since(start, EXPORT_MAX_ROWS)
