@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.sending import NO_MENTIONS
+from cogs.status import render
 from cogs.status.render import status_embed
 
 if TYPE_CHECKING:
@@ -34,4 +35,5 @@ class StatusCog(commands.Cog, name="status"):
 
 
 async def setup(bot: OpsBot) -> None:
+    bot.notice_templates.update(render.TEMPLATES)
     await bot.add_cog(StatusCog(bot))
