@@ -3,7 +3,7 @@ error text), and the per-member cooldown of /status: pure rules."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -162,6 +162,29 @@ def status_from_data(data: dict[str, object]) -> PublicStatus:
         notice=str(notice) if notice else None,
         updated_at=datetime.fromisoformat(at) if isinstance(at, str) else None,
     )
+
+
+@dataclass(frozen=True)
+class NodeAnswer:
+    """`/status node:<name>`: the public name and up or not; `known` False is the neutral answer
+    (unknown and unapproved names look the same)."""
+
+    name: str
+    known: bool
+    up: bool = False
+    measured: bool = False
+
+
+def node_answer(view: Overview | None, name: str, public_names: Collection[str]) -> NodeAnswer:
+    wanted = name.strip().lower()[:40]
+    if wanted not in public_names:
+        return NodeAnswer(wanted, known=False)
+    if view is None:
+        return NodeAnswer(wanted, known=True)
+    for verdict in view.of_kind(TargetKind.NODE):
+        if verdict.target == wanted:
+            return NodeAnswer(wanted, known=True, up=verdict.state is not State.DOWN, measured=True)
+    return NodeAnswer(wanted, known=True)
 
 
 class Cooldown:

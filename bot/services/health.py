@@ -31,9 +31,11 @@ from bot.domain.outbox import OutboxKind
 from bot.domain.ports import Clock, Prober, UnitOfWork
 from bot.domain.public_status import (
     Cooldown,
+    NodeAnswer,
     Overview,
     PublicStatus,
     board_fingerprint,
+    node_answer,
     overview,
     public_status,
     status_from_data,
@@ -224,6 +226,15 @@ class HealthService:
         async with self._uow_factory() as uow:
             await uow.health.board_posted(channel_id, message_id)
             await uow.commit()
+
+    async def node_status_for(self, member_id: int, name: str) -> NodeAnswer:
+        """`/status node:<name>`: up or not, by public name; unknown and unapproved names get
+        the same neutral answer. Counts against the member's /status cooldown."""
+        left = self._cooldown.hit(member_id)
+        if left > 0:
+            raise TooSoon(f"You just asked: try `/status` again in {max(1, round(left))} s.")
+        approved = {t.name for t in await self.targets() if t.kind is TargetKind.NODE}
+        return node_answer(self._cache.view, name, approved)
 
     def status_for(self, member_id: int) -> PublicStatus:
         """The cached public status; one request per member per cooldown."""

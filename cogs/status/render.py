@@ -11,7 +11,7 @@ import discord
 
 from bot.discord.sending import Rendered, fit_embed, truncate
 from bot.domain.outbox import NoticeTemplate
-from bot.domain.public_status import PublicStatus, reason_line, status_from_data
+from bot.domain.public_status import NodeAnswer, PublicStatus, reason_line, status_from_data
 from bot.domain.units import format_hashrate
 
 POOL = {
@@ -48,6 +48,18 @@ def status_embed(status: PublicStatus) -> discord.Embed:
 def board(data: Mapping[str, Any]) -> Rendered:
     """The #miners status board (notice template `status.board`): the `/status` embed."""
     return Rendered(embeds=[status_embed(status_from_data(dict(data)))])
+
+
+def node_line(answer: NodeAnswer) -> str:
+    """`/status node:<name>`: the public name and up or not; nothing internal."""
+    name = truncate(discord.utils.escape_markdown(answer.name), 40)
+    if not answer.known:
+        return f"⚪ No public node named `{name}`: check the name on your miner's pool settings."
+    if not answer.measured:
+        return f"⚪ Node `{name}`: not measured yet, ask again in a minute."
+    if answer.up:
+        return f"🟢 Node `{name}` is up."
+    return f"🔴 Node `{name}` is not answering; the team sees it too."
 
 
 TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Rendered]] = {

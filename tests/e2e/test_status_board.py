@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.app import Application
-from tests.e2e.test_health import register_and_approve
+from tests.e2e.test_health import node_command, register_and_approve
 from tests.fakes.network import JsonService
 from tests.harness.clocks import FakeClock
 from tests.harness.running import running_app
 from tests.harness.waiting import quiesce
-from tests.harness.world import LAB, MINER_USER, World
+from tests.harness.world import LAB, MINER_USER, NODE_USER, World
 
 pytestmark = pytest.mark.e2e
 
@@ -121,3 +121,47 @@ async def test_board_posted_once_edited_on_change_and_survives_a_restart(
         assert int(again["id"]) != board_id
         assert again["embeds"][0]["title"].endswith("Pool up")
         assert message(world, int(again["id"]))["pinned"]
+
+
+async def test_status_node_known_unknown_and_unapproved(
+    world: World, tmp_path: Path, agent: JsonService
+) -> None:
+    clock = FakeClock()
+    miners = world.channels["miners"]
+    async with running_app(world, tmp_path, extra=LAB, clock=clock) as app:
+        await register_and_approve(world, agent.url)
+        pending = await world.emulator.invoke_command(
+            "node",
+            NODE_USER,
+            channel_id=world.channels["operations"],
+            options=node_command("register", name="node-p", endpoint=agent.url),
+        )
+        assert "node-p" in pending.sent["content"]
+        await poll(app, clock, 1)
+
+        async def ask(name: str) -> str:
+            clock.advance(seconds=30)  # past the /status cooldown
+            result = await world.emulator.invoke_command(
+                "status", MINER_USER, channel_id=miners, options=[{"name": "node", "value": name}]
+            )
+            assert result.allowed_mentions == {"parse": []}
+            return str(result.sent["content"])
+
+        up = await ask("node-7")
+        assert up == "🟢 Node `node-7` is up."
+        unknown = await ask("node-x")
+        unapproved = await ask("node-p")
+        assert unknown.replace("node-x", "NAME") == unapproved.replace("node-p", "NAME")
+        assert "No public node named" in unknown
+        for leak in ("127.0.0.1", str(agent.port), "eu-west", "pending", "approv"):
+            assert leak not in unknown + unapproved + up, leak
+
+        agent.mode = "error"
+        await poll(app, clock, 120)
+        down = await ask("node-7")
+        assert down.startswith("🔴 Node `node-7` is not answering")
+        assert "HTTP 500" not in down
+
+        clock.advance(seconds=30)  # `/status` without the option still answers the embed
+        plain = await world.emulator.invoke_command("status", MINER_USER, channel_id=miners)
+        assert plain.sent["embeds"][0]["title"].startswith("Hyper Hash Network status")

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from bot.domain.public_status import (
     PublicStatus,
     board_fingerprint,
+    node_answer,
     reason_line,
     status_from_data,
     status_to_data,
 )
-from cogs.status.render import board, status_embed
+from cogs.status.render import board, node_line, status_embed
 
 AT = datetime(2031, 6, 15, 3, 0, tzinfo=UTC)
 
@@ -47,3 +48,10 @@ def test_a_long_notice_fits_discord_limits() -> None:
     embed = status_embed(status(notice="x" * 5000))
     assert len(embed) <= 6000
     assert all(len(f.value or "") <= 1024 for f in embed.fields)
+
+
+def test_node_answers_are_neutral_for_unknown_names() -> None:
+    unknown = node_line(node_answer(None, "node-x", {"node-7"}))
+    assert unknown.startswith("⚪ No public node named `node-x`")
+    assert node_line(node_answer(None, "Node-7 ", {"node-7"})).startswith("⚪ Node `node-7`")
+    assert len(node_line(node_answer(None, "n" * 500, set()))) < 200
