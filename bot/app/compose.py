@@ -17,6 +17,7 @@ from bot.app.policies import alert_policy, audit_chain_options, probe_runner, pr
 from bot.app.services import Services
 from bot.config import Settings
 from bot.discord.client import OpsBot
+from bot.discord.outbound.board import StatusBoardPosts
 from bot.discord.outbound.devlog import DevLogPosts
 from bot.discord.outbound.notices import DiscordDelivery, NoticeDelivery
 from bot.discord.outbound.roles import DiscordMemberRoles
@@ -76,6 +77,7 @@ class Application(Lifecycle):
             probe_targets(settings),
             share_stale_after=health.share_stale_after,
             status_cooldown=health.status_cooldown,
+            board_interval=health.board_interval,
             allow_loopback=health.allow_loopback,
         )
         self.services = Services.build(
@@ -106,6 +108,7 @@ class Application(Lifecycle):
             github_settings=settings.github,
         )
         self.outbox = self.services.outbox
+        self.health.use_outbox(self.outbox)
         self.reminders = self.services.reminders
         am = settings.alertmanager
         self.silences = (
@@ -148,6 +151,7 @@ class Application(Lifecycle):
         self.notice_delivery = NoticeDelivery(self.bot)
         self.incident_cards = self.bot.cards
         self.devlog_posts = DevLogPosts(self.bot)
+        self.status_board = StatusBoardPosts(self.bot)
         self.alert_delivery = AlertDelivery(
             self.bot,
             self.alerts,
@@ -195,6 +199,7 @@ class Application(Lifecycle):
             OutboxKind.INCIDENT_CARD: self.incident_cards.refresh,
             OutboxKind.ALERTS_DELIVER: self.alert_delivery.deliver,
             OutboxKind.DEVLOG_POST: self.devlog_posts.deliver,
+            OutboxKind.STATUS_BOARD: self.status_board.deliver,
         }
         for kind, handler in handlers.items():
             self._register_discord(kind, handler)

@@ -100,6 +100,10 @@ class Jobs:
         except Exception:
             log.exception("could not read the public incident notice for /status")
         view = await self.health.poll()
+        try:
+            await self.health.refresh_board()
+        except Exception:
+            log.exception("could not refresh the #miners status board")
         states = Counter(verdict.state.value for verdict in view.verdicts)
         self.metrics.record_health_poll(states, time.perf_counter() - start)
 

@@ -174,6 +174,7 @@ class HealthSettings(Section):
     poll_interval: float = Field(default=30.0, ge=5, le=600)
     share_stale_after: float = Field(default=300.0, gt=0)
     status_cooldown: float = Field(default=10.0, ge=0, le=3600)
+    board_interval: float = Field(default=60.0, ge=5, le=3600)
     allow_loopback: bool = False
     core_url: str | None = None
     bitcoind_url: str | None = None

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class TargetKind(enum.StrEnum):
@@ -131,8 +131,26 @@ class MinuteAggregate:
     latency_max_ms: float | None
 
 
+@dataclass(frozen=True)
+class StatusBoard:
+    """The #miners status board: what it last said (`data`, a public status as JSON), when that
+    was asked for, and where the message is once posted."""
+
+    data: dict[str, Any]
+    changed_at: datetime
+    version: int
+    channel_id: int | None = None
+    message_id: int | None = None
+
+
 class HealthRepository(Protocol):
     """Node registrations and stored probe results (raw 48 h, per-minute aggregates 90 days)."""
+
+    async def board(self) -> StatusBoard | None: ...
+
+    async def save_board(self, data: dict[str, Any], now: datetime) -> StatusBoard: ...
+
+    async def board_posted(self, channel_id: int, message_id: int) -> None: ...
 
     async def add_node(
         self, name: str, endpoint: str, region: str | None, requested_by: int, now: datetime

@@ -51,6 +51,8 @@ class OutboxKind(enum.StrEnum):
     """Apply one stored GitHub webhook delivery: `{delivery_row}` (bot/services/devlog.py)."""
     DEVLOG_POST = "devlog.post"
     """Post or edit one #dev-log message the bot keeps up to date: `{post_id}`."""
+    STATUS_BOARD = "status.board"
+    """Post (and pin) or edit the #miners status board: `{version}` (bot/services/health.py)."""
 
     @property
     def to_discord(self) -> bool:
@@ -68,6 +70,7 @@ _DISCORD_KINDS = frozenset(
         OutboxKind.INCIDENT_CARD,
         OutboxKind.ALERTS_DELIVER,
         OutboxKind.DEVLOG_POST,
+        OutboxKind.STATUS_BOARD,
     }
 )
 
@@ -108,6 +111,7 @@ class NoticeTemplate(enum.StrEnum):
     UPGRADE_UNHEALTHY = "upgrade.unhealthy"
     DEVLOG_WORKFLOW = "devlog.workflow"
     DEVLOG_MERGES = "devlog.merges"
+    STATUS_BOARD = "status.board"
 
 
 class OutboxStatus(enum.StrEnum):

@@ -3,7 +3,7 @@ error text), and the per-member cooldown of /status: pure rules."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -116,6 +116,75 @@ def public_status(view: Overview | None, *, notice: str | None = None) -> Public
             if verdict.result.ok and value is not None and hashrate is None:
                 hashrate = value
     return PublicStatus(pool, online, len(nodes), hashrate, notice, view.at)
+
+
+def reason_line(status: PublicStatus) -> str | None:
+    """Why the figures and the last notice may seem to disagree, in one line (issue 16 §2)."""
+    down = status.nodes_total - status.nodes_online
+    if status.pool in ("up", "degraded") and down > 0:
+        noun = "node" if status.nodes_total == 1 else "nodes"
+        return f"{down} {noun} of {status.nodes_total} unreachable; pool unaffected"
+    if status.notice and status.pool == "up":
+        return "The checks see the pool up; the notice is the team's latest word until it closes."
+    return None
+
+
+def board_fingerprint(status: PublicStatus) -> dict[str, object]:
+    """What the #miners board says, without what moves every poll (hashrate, time): the board is
+    edited only when this changes."""
+    return {
+        "pool": status.pool,
+        "nodes_online": status.nodes_online,
+        "nodes_total": status.nodes_total,
+        "notice": status.notice,
+    }
+
+
+def status_to_data(status: PublicStatus) -> dict[str, object]:
+    """A notice payload (JSON) for the board; `status_from_data` reads it back."""
+    return {
+        **board_fingerprint(status),
+        "pool_hashrate": status.pool_hashrate,
+        "updated_at": status.updated_at.isoformat() if status.updated_at else None,
+    }
+
+
+def status_from_data(data: dict[str, object]) -> PublicStatus:
+    rate = data.get("pool_hashrate")
+    at = data.get("updated_at")
+    notice = data.get("notice")
+    online, total = data.get("nodes_online", 0), data.get("nodes_total", 0)
+    return PublicStatus(
+        pool=str(data.get("pool") or "unknown"),
+        nodes_online=int(online) if isinstance(online, int) else 0,
+        nodes_total=int(total) if isinstance(total, int) else 0,
+        pool_hashrate=float(rate) if isinstance(rate, int | float) else None,
+        notice=str(notice) if notice else None,
+        updated_at=datetime.fromisoformat(at) if isinstance(at, str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class NodeAnswer:
+    """`/status node:<name>`: the public name and up or not; `known` False is the neutral answer
+    (unknown and unapproved names look the same)."""
+
+    name: str
+    known: bool
+    up: bool = False
+    measured: bool = False
+
+
+def node_answer(view: Overview | None, name: str, public_names: Collection[str]) -> NodeAnswer:
+    wanted = name.strip().lower()[:40]
+    if wanted not in public_names:
+        return NodeAnswer(wanted, known=False)
+    if view is None:
+        return NodeAnswer(wanted, known=True)
+    for verdict in view.of_kind(TargetKind.NODE):
+        if verdict.target == wanted:
+            return NodeAnswer(wanted, known=True, up=verdict.state is not State.DOWN, measured=True)
+    return NodeAnswer(wanted, known=True)
 
 
 class Cooldown:

@@ -23,14 +23,28 @@ from bot.domain.health import (
     ProbeSample,
     RegisteredNode,
     State,
+    StatusBoard,
     Target,
     TargetKind,
 )
+from bot.domain.outbox import OutboxKind
 from bot.domain.ports import Clock, Prober, UnitOfWork
-from bot.domain.public_status import Cooldown, Overview, PublicStatus, overview, public_status
+from bot.domain.public_status import (
+    Cooldown,
+    NodeAnswer,
+    Overview,
+    PublicStatus,
+    board_fingerprint,
+    node_answer,
+    overview,
+    public_status,
+    status_from_data,
+    status_to_data,
+)
 from bot.domain.roles import Actor
 from bot.domain.uptime import UPTIME_WINDOWS, ChartSeries, Uptime, uptime
 from bot.services.audit import AuditService
+from bot.services.outbox import OutboxService
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +115,7 @@ class HealthService:
         *,
         share_stale_after: float = SHARE_STALE_SECONDS,
         status_cooldown: float = 10.0,
+        board_interval: float = 60.0,
         allow_loopback: bool = False,
     ) -> None:
         self._uow_factory = uow_factory
@@ -114,6 +129,8 @@ class HealthService:
         self._poll_lock = asyncio.Lock()
         self._audit = AuditService(clock)
         self.notice: str | None = None
+        self._board_interval = timedelta(seconds=board_interval)
+        self._outbox: OutboxService | None = None
 
     @property
     def static_targets(self) -> list[Target]:
@@ -168,6 +185,56 @@ class HealthService:
 
     def cached_status(self) -> PublicStatus:
         return self._cache.status
+
+    def use_outbox(self, outbox: OutboxService) -> None:
+        """The outbox the #miners board is delivered through (built after this service)."""
+        self._outbox = outbox
+
+    # -- the #miners status board --------------------------------------------------------------
+
+    async def refresh_board(self) -> bool:
+        """After a poll: when what the board says changed, and not within `board_interval` of
+        the last change, store what it says and enqueue its edit. True when enqueued."""
+        status = self._cache.status
+        if self._outbox is None or status.pool == "unknown":
+            return False  # nothing measured yet: the board would say nothing
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            board = await uow.health.board()
+            if board is not None:
+                if board_fingerprint(status_from_data(board.data)) == board_fingerprint(status):
+                    return False
+                if now - board.changed_at < self._board_interval:
+                    return False
+            saved = await uow.health.save_board(status_to_data(status), now)
+            await self._outbox.enqueue(
+                uow,
+                OutboxKind.STATUS_BOARD,
+                {"version": saved.version},
+                ordering_key="status:board",
+            )
+            await uow.commit()
+        self._outbox.wake()
+        return True
+
+    async def board(self) -> StatusBoard | None:
+        async with self._uow_factory() as uow:
+            return await uow.health.board()
+
+    async def board_posted(self, *, channel_id: int, message_id: int) -> None:
+        """Where the board is, so later edits (and a restart) find it."""
+        async with self._uow_factory() as uow:
+            await uow.health.board_posted(channel_id, message_id)
+            await uow.commit()
+
+    async def node_status_for(self, member_id: int, name: str) -> NodeAnswer:
+        """`/status node:<name>`: up or not, by public name; unknown and unapproved names get
+        the same neutral answer. Counts against the member's /status cooldown."""
+        left = self._cooldown.hit(member_id)
+        if left > 0:
+            raise TooSoon(f"You just asked: try `/status` again in {max(1, round(left))} s.")
+        approved = {t.name for t in await self.targets() if t.kind is TargetKind.NODE}
+        return node_answer(self._cache.view, name, approved)
 
     def status_for(self, member_id: int) -> PublicStatus:
         """The cached public status; one request per member per cooldown."""

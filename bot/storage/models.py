@@ -541,3 +541,16 @@ class DevLogPostEntry(Base):
     updated_at: Mapped[datetime]
     channel_id: Mapped[int | None] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StatusBoardEntry(Base):
+    """The #miners status board (one row): what it says and where the message is."""
+
+    __tablename__ = "status_board"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    changed_at: Mapped[datetime]
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -13,7 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.sending import NO_MENTIONS
-from cogs.status.render import status_embed
+from cogs.status import render
+from cogs.status.render import node_line, status_embed
 
 if TYPE_CHECKING:
     from bot.discord.client import OpsBot
@@ -24,14 +25,21 @@ class StatusCog(commands.Cog, name="status"):
         self.bot = bot
 
     @app_commands.command(name="status", description="Is the pool up? Public network status.")
-    async def status(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(node="The public name of the node you mine on (optional)")
+    async def status(self, interaction: discord.Interaction, node: str | None = None) -> None:
+        ephemeral = interaction.channel_id != self.bot.settings.channels.miners
+        if node is not None:
+            answer = await self.bot.health.node_status_for(interaction.user.id, node)
+            await interaction.response.send_message(
+                node_line(answer), ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
+            )
+            return
         status = self.bot.health.status_for(interaction.user.id)
         await interaction.response.send_message(
-            embed=status_embed(status),
-            ephemeral=interaction.channel_id != self.bot.settings.channels.miners,
-            allowed_mentions=NO_MENTIONS,
+            embed=status_embed(status), ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
         )
 
 
 async def setup(bot: OpsBot) -> None:
+    bot.notice_templates.update(render.TEMPLATES)
     await bot.add_cog(StatusCog(bot))

@@ -3,21 +3,55 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.health import MinuteAggregate, NodeStatus, ProbeSample, RegisteredNode, State
+from bot.domain.health import (
+    MinuteAggregate,
+    NodeStatus,
+    ProbeSample,
+    RegisteredNode,
+    State,
+    StatusBoard,
+)
 from bot.storage.models import (
     NodeEntry,
     ProbeMinuteEntry,
     ProbeSampleEntry,
+    StatusBoardEntry,
 )
 
 
 class SqlHealthRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    # -- the #miners status board (one row) ------------------------------------------------------
+
+    async def board(self) -> StatusBoard | None:
+        row = await self._session.get(StatusBoardEntry, 1)
+        return _to_board(row) if row else None
+
+    async def save_board(self, data: dict[str, Any], now: datetime) -> StatusBoard:
+        row = await self._session.get(StatusBoardEntry, 1)
+        if row is None:
+            row = StatusBoardEntry(id=1, data=dict(data), version=1, changed_at=now)
+            self._session.add(row)
+        else:
+            row.data = dict(data)
+            row.version += 1
+            row.changed_at = now
+        await self._session.flush()
+        return _to_board(row)
+
+    async def board_posted(self, channel_id: int, message_id: int) -> None:
+        await self._session.execute(
+            update(StatusBoardEntry)
+            .where(StatusBoardEntry.id == 1)
+            .values(channel_id=channel_id, message_id=message_id)
+        )
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -163,4 +197,14 @@ def _to_node(row: NodeEntry) -> RegisteredNode:
         decided_at=row.decided_at,
         approval_channel_id=row.approval_channel_id,
         approval_message_id=row.approval_message_id,
+    )
+
+
+def _to_board(row: StatusBoardEntry) -> StatusBoard:
+    return StatusBoard(
+        data=dict(row.data or {}),
+        changed_at=row.changed_at,
+        version=row.version,
+        channel_id=row.channel_id,
+        message_id=row.message_id,
     )

@@ -182,6 +182,8 @@ class DiscordEmulator(Webhooks):
             ("GET", f"/channels/{ch}/messages", self._list_messages, True, False),
             ("POST", f"/channels/{ch}/messages", self._create_message, True, True),
             ("GET", f"/channels/{ch}/messages/pins", self._list_pins, True, False),
+            ("PUT", f"/channels/{ch}/messages/pins/{msg}", self._put_pin, True, False),
+            ("PUT", f"/channels/{ch}/pins/{msg}", self._put_pin, True, False),
             ("GET", f"/channels/{ch}/messages/{msg}", self._get_message, True, False),
             ("PATCH", f"/channels/{ch}/messages/{msg}", self._edit_message, True, True),
             ("DELETE", f"/channels/{ch}/messages/{msg}", self._delete_message, True, False),

@@ -61,6 +61,10 @@ class RestMessages(RateLimits):
         """Raw create/edit payloads for a message, e.g. to assert ``allowed_mentions``."""
         return copy.deepcopy(self._message_payloads.get(message_id, []))
 
+    async def delete_message(self, channel_id: int, message_id: int) -> None:
+        """Delete a message as a moderator would (MESSAGE_DELETE follows)."""
+        await self._remove_message(self._find_message(channel_id, message_id))
+
     async def pin_message(self, channel_id: int, message_id: int) -> None:
         """Pin a message as a member would; Discord then sends CHANNEL_PINS_UPDATE."""
         msg = self._find_message(channel_id, message_id)
@@ -142,6 +146,14 @@ class RestMessages(RateLimits):
             raise _error(403, "Cannot edit a message authored by another user", 50005)
         updated = await self._apply_edit(msg, call.object(), call.files)
         return _json_response(200, copy.deepcopy(updated))
+
+    async def _put_pin(self, call: _Call) -> web.Response:
+        """PUT /channels/{id}/messages/pins/{message_id} (and the older /pins/ path): idempotent."""
+        channel_id, message_id = call.id("channel"), call.id("message")
+        msg = self._find_message(channel_id, message_id)
+        if not msg.get("pinned"):
+            await self.pin_message(channel_id, message_id)
+        return _json_response(204, None)
 
     async def _delete_message(self, call: _Call) -> web.Response:
         msg = self._find_message(call.id("channel"), call.id("message"))
