@@ -121,9 +121,10 @@ def public_status(view: Overview | None, *, notice: str | None = None) -> Public
 def reason_line(status: PublicStatus) -> str | None:
     """Why the figures and the last notice may seem to disagree, in one line (issue 16 §2)."""
     down = status.nodes_total - status.nodes_online
-    if status.pool in ("up", "degraded") and down > 0:
-        noun = "node" if status.nodes_total == 1 else "nodes"
-        return f"{down} {noun} of {status.nodes_total} unreachable; pool unaffected"
+    if down > 0:
+        nodes = f"{down} node{'' if down == 1 else 's'} of {status.nodes_total} unreachable"
+        # Only a pool measured up is unaffected; a degraded pool says so in the headline.
+        return f"{nodes}; mining goes on" if status.pool == "up" else nodes
     if status.notice and status.pool == "up":
         return "The checks see the pool up; the notice is the team's latest word until it closes."
     return None

@@ -25,12 +25,12 @@ POOL = {
 def status_embed(status: PublicStatus) -> discord.Embed:
     """The words of the board and of `/status` (the same function, so they never differ)."""
     headline, colour = POOL.get(status.pool, POOL["unknown"])
+    # The state is the title; the description says why, when the figures need a word.
     embed = discord.Embed(
-        title=f"Hyper Hash Network status: {headline}", description=headline, colour=colour
+        title=f"Hyper Hash Network status: {headline}",
+        description=reason_line(status),
+        colour=colour,
     )
-    reason = reason_line(status)
-    if reason:
-        embed.description = f"{headline}\n{reason}"
     if status.nodes_total:
         embed.add_field(name="Nodes online", value=f"{status.nodes_online} / {status.nodes_total}")
     if status.pool_hashrate is not None:
@@ -38,7 +38,8 @@ def status_embed(status: PublicStatus) -> discord.Embed:
     if status.notice:
         embed.add_field(name="Notice", value=truncate(status.notice, 1024), inline=False)
     if status.updated_at is not None:
-        embed.set_footer(text=f"updated {status.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+        # Discord shows the timestamp beside the footer in each reader's own time zone.
+        embed.set_footer(text="Checked")
         embed.timestamp = status.updated_at
     else:
         embed.set_footer(text="the first check runs within 30 s of the bot starting")

@@ -161,7 +161,10 @@ async def test_status_for_a_member_without_role_has_no_hostname(
     embed = result.sent["embeds"][0]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields["Nodes online"] == "0 / 1"
-    assert embed["description"].startswith("🔴 Pool down")
+    assert (
+        embed["title"].endswith("🔴 Pool down")
+        and embed["description"] == "1 node of 1 unreachable"
+    )
 
     again = await world.emulator.invoke_command("status", MINER_USER, channel_id=miners)
     assert again.ephemeral
@@ -276,7 +279,8 @@ lnd_tls_cert = "{cert}"
                 "status", MINER_USER, channel_id=world.channels["miners"]
             )
             text = json.dumps(status.sent)
-            assert status.sent["embeds"][0]["description"] == "🟢 Pool up"
+            assert status.sent["embeds"][0]["title"].endswith("🟢 Pool up")
+            assert "description" not in status.sent["embeds"][0], "nothing needs a word"
             assert "2.50 PH/s" in text
             for leak in ("127.0.0.1", "bitcoind", "lnd", "BTC", "871234", "rpc"):
                 assert leak not in text, leak

@@ -22,10 +22,11 @@ def status(pool: str = "up", online: int = 120, total: int = 120, notice: str | 
 
 
 def test_reason_line_when_the_figures_and_the_notice_could_disagree() -> None:
-    assert reason_line(status("degraded", 117)) == "3 nodes of 120 unreachable; pool unaffected"
+    assert reason_line(status("degraded", 117)) == "3 nodes of 120 unreachable"
+    assert reason_line(status("up", 119)) == "1 node of 120 unreachable; mining goes on"
     assert reason_line(status("up", notice="Payouts delayed")) is not None
     assert reason_line(status("up")) is None
-    assert reason_line(status("down", 0)) is None
+    assert reason_line(status("down", 0)) == "120 nodes of 120 unreachable"
 
 
 def test_the_board_and_status_say_the_same_words() -> None:
@@ -34,7 +35,7 @@ def test_the_board_and_status_say_the_same_words() -> None:
     rendered = board(status_to_data(s)).embeds[0].to_dict()
     assert rendered == status_embed(s).to_dict()
     assert rendered["title"] == "Hyper Hash Network status: 🟡 Pool degraded"
-    assert "3 nodes of 120 unreachable; pool unaffected" in rendered["description"]
+    assert rendered["description"] == "3 nodes of 120 unreachable", "the state is said once"
 
 
 def test_the_fingerprint_ignores_what_moves_every_poll() -> None:
