@@ -60,8 +60,9 @@ def checklist_text(incident: Incident) -> str:
 def github_text(incident: Incident, *, configured: bool) -> str:
     if incident.github_url:
         text = f"[Issue #{incident.github_number}]({incident.github_url})"
-        if incident.report_url:
-            text += f" · [report]({incident.report_url})"
+        report = safe_url(incident.report_url)
+        if report:
+            text += f" · [report]({report})"
         return text
     if incident.github_error:
         return truncate(f"⚠️ not created: {incident.github_error}", 1024)

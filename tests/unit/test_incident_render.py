@@ -20,6 +20,7 @@ from bot.domain.incidents import (
     TimelineEntry,
     TimelineKind,
 )
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
 from cogs.incidents import render
 from cogs.incidents.views import checklist_view
@@ -183,3 +184,43 @@ def test_every_command_taking_an_id_autocompletes_it() -> None:
         "link",
     }
     assert all(c._params["id"].autocomplete is not None for c in with_id)
+
+
+def test_no_report_link_when_github_gave_none() -> None:
+    """Issue 16 §2: a card showed "[report](None)" when GitHub gave no link."""
+    for missing in (None, "None", ""):
+        shown = render.github_text(
+            incident(
+                github_number=3, github_url="https://github.com/o/r/issues/3", report_url=missing
+            ),
+            configured=True,
+        )
+        assert shown == "[Issue #3](https://github.com/o/r/issues/3)"
+        assert "None" not in shown
+    linked = render.github_text(
+        incident(
+            github_number=3,
+            github_url="https://github.com/o/r/issues/3",
+            report_url="https://github.com/o/r/blob/main/incidents/INC-2026-0007.md",
+        ),
+        configured=True,
+    )
+    assert "[report](https://github.com/o/r/blob/main/incidents/INC-2026-0007.md)" in linked
+
+
+def test_thread_posts_do_not_repeat_their_heading() -> None:
+    """Issue 16 §2: "Checklist: Checklist:" and "Resolved: Resolved." in the thread."""
+    thread = render.TEMPLATES[NoticeTemplate.INCIDENT_THREAD]
+    ticked = thread(
+        {
+            "kind": "checklist",
+            "actor": "bob",
+            "at": AT.isoformat(),
+            "text": "Isolate affected systems ✔",
+        }
+    ).content
+    assert ticked is not None
+    assert ticked.startswith("**Checklist** (bob, ") and ticked.endswith(
+        "): Isolate affected systems ✔"
+    )
+    assert ticked.count("Checklist") == 1
