@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.policy import OPS_COMMANDS
-from bot.discord.sending import NO_MENTIONS, Rendered, fit_embed, truncate
+from bot.discord.sending import NO_MENTIONS, Rendered, truncate
 from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident
 from bot.services.incidents import IncidentService
@@ -152,7 +152,11 @@ class IncidentCog(commands.Cog, name="incidents"):
             where = "(Discord refused the attachment; GitHub has it)"
         github = f" and committed as `{report.path}`" if self.service.github_configured else ""
         await interaction.followup.send(
-            f"Report of **{report.incident.ref}** attached {where}{github}.",
+            render.confirmation(
+                f"Report of **{report.incident.ref}** attached {where}{github}.",
+                report.incident,
+                self.bot.settings.discord.guild_id,
+            ),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
@@ -224,10 +228,9 @@ class IncidentCog(commands.Cog, name="incidents"):
         )
 
     async def _done(self, interaction: discord.Interaction, incident: Incident, text: str) -> None:
-        embed = render.card(incident, github_configured=self.service.github_configured)
+        """One private line with a link to the card: the card itself is in #operations."""
         await interaction.response.send_message(
-            truncate(text, 2000),
-            embed=fit_embed(embed),
+            render.confirmation(text, incident, self.bot.settings.discord.guild_id),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )

@@ -11,6 +11,7 @@ import discord
 from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
 from bot.discord.state import MessageState, Stated, stated
 from bot.domain.devlog import safe_line, safe_url
+from bot.domain.incident_texts import discord_link
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
@@ -170,6 +171,24 @@ def checklist_intro(incident: Incident) -> str:
         "`/incident resolve` when it is over, then `/incident report` (due within 48 h).",
         2000,
     )
+
+
+def where(incident: Incident, guild_id: int | None) -> str:
+    """Where the incident is worked: a link to its card, else its thread, else nothing."""
+    link = discord_link(incident, guild_id)
+    if link:
+        return f"[card]({link})"
+    if incident.thread_id:
+        return f"<#{incident.thread_id}>"
+    return ""
+
+
+def confirmation(text: str, incident: Incident, guild_id: int | None) -> str:
+    """A private confirmation: one line, with a link to the card (or thread), never a second
+    copy of the card (issue 16 §2)."""
+    line = " ".join(text.split())
+    there = where(incident, guild_id)
+    return truncate(f"{line} → {there}" if there else line, 2000)
 
 
 def opened_reply(incident: Incident, *, card_posted: bool, github_configured: bool) -> str:

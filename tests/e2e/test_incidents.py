@@ -146,7 +146,12 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     assert "snapshot" not in (await app.services.incidents.get(ref)).checklist
 
     # An update: timeline, a thread post, a GitHub comment.
-    await run(world, NODE_USER, "update", id=ref, text="Payout job restarted", status="monitoring")
+    posted_update = await run(
+        world, NODE_USER, "update", id=ref, text="Payout job restarted", status="monitoring"
+    )
+    # Issue 16 §2: the private confirmation is one line with a link to the card, not a copy.
+    assert posted_update["flags"] & 64 and not posted_update["embeds"]
+    assert posted_update["content"] == f"Update posted to **{ref}**. → [card]({card_url})"
     await eventually(
         lambda: any(
             "Payout job restarted" in (m.get("content") or "")
@@ -194,7 +199,8 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
 
     # Resolve: the issue is closed, the report is due in 48 h.
     done = await run(world, NODE_USER, "resolve", id=ref, cause="Stuck job", resolution="Restart")
-    assert "is resolved" in done["content"]
+    assert "is resolved" in done["content"] and not done["embeds"] and done["flags"] & 64
+    assert "\n" not in done["content"] and done["content"].endswith(f"→ [card]({card_url})")
     await eventually(lambda: gh.issues[1]["state"] == "closed")
     # The card says so (issue 16 §1): RESOLVED leads its title and its text line (what the
     # channel preview shows), in green, read back from the emulator after the outbox's edit.

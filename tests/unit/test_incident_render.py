@@ -224,3 +224,15 @@ def test_thread_posts_do_not_repeat_their_heading() -> None:
         "): Isolate affected systems ✔"
     )
     assert ticked.count("Checklist") == 1
+
+
+def test_a_confirmation_is_one_line_with_a_link_to_the_card_or_thread() -> None:
+    """Issue 16 §2: never a second copy of the card, privately."""
+    on_card = incident(card_channel_id=20, card_message_id=30, thread_id=40)
+    assert (
+        render.confirmation("Update posted to\n**INC-2026-0007**.", on_card, 10)
+        == "Update posted to **INC-2026-0007**. → [card](https://discord.com/channels/10/20/30)"
+    )
+    assert render.confirmation("Done.", incident(thread_id=40), 10) == "Done. → <#40>"
+    assert render.confirmation("Done.", incident(), None) == "Done."
+    assert len(render.confirmation("x" * 3000, on_card, 10)) <= 2000
