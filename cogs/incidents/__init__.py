@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.discord.policy import OPS_COMMANDS
 from bot.discord.sending import NO_MENTIONS, Rendered, truncate
 from bot.domain.errors import InvalidInput
-from bot.domain.incidents import Incident
+from bot.domain.incidents import Incident, IncidentPolicy
 from bot.services.incidents import IncidentService
 from cogs.incidents import render
 from cogs.incidents.views import BUTTONS, post_report
@@ -198,7 +198,10 @@ class IncidentCog(commands.Cog, name="incidents"):
         timeline = await self.service.timeline(incident.id)
         await interaction.response.send_message(
             embed=render.detail(
-                incident, timeline, github_configured=self.service.github_configured
+                incident,
+                timeline,
+                github_configured=self.service.github_configured,
+                next_update_due=self.service.policy.next_update_due(incident),
             ),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
@@ -287,8 +290,15 @@ class CardLook:
     """How an incident's card, its thread and checklist look (bot/discord/outbound/cards.py
     sends them)."""
 
+    def __init__(self, policy: IncidentPolicy | None = None) -> None:
+        self.policy = policy or IncidentPolicy()
+
     def card(self, incident: Incident, *, github_configured: bool) -> discord.Embed:
-        return render.card(incident, github_configured=github_configured)
+        return render.card(
+            incident,
+            github_configured=github_configured,
+            next_update_due=self.policy.next_update_due(incident),
+        )
 
     def content(self, incident: Incident, role_ids: Sequence[int]) -> str | None:
         return render.card_content(incident, role_ids)
@@ -305,6 +315,6 @@ class CardLook:
 
 async def setup(bot: OpsBot) -> None:
     bot.notice_templates.update(render.TEMPLATES)
-    bot.cards.look = CardLook()
+    bot.cards.look = CardLook(bot.services.incidents.policy)
     bot.add_dynamic_items(*BUTTONS)
     await bot.add_cog(IncidentCog(bot))

@@ -116,8 +116,27 @@ def card_state(incident: Incident, role_ids: Sequence[int] = ()) -> Stated:
     )
 
 
-def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
-    """The incident card in #operations, kept up to date from the database."""
+def latest_update_text(incident: Incident) -> str:
+    """The newest update: its text, who posted it and when."""
+    entry = incident.latest_update
+    if entry is None:
+        return "none yet: press **Update** below (or `/incident update`)"
+    return truncate(
+        f"{truncate(entry.text, 900)}\n— {truncate(entry.actor_name, 60)}, {ts(entry.at, 'R')}",
+        1024,
+    )
+
+
+def next_update_text(due: datetime) -> str:
+    return f"{ts(due, 't')} ({ts(due, 'R')})"
+
+
+def card(
+    incident: Incident, *, github_configured: bool, next_update_due: datetime | None = None
+) -> discord.Embed:
+    """The incident card in #operations, kept up to date from the database: state in the
+    title, the commander, the latest update (text, who, when) and, for an open Sev 1 or 2,
+    when the next update is due (`IncidentPolicy.next_update_due`: the nudge fires then)."""
     resolved = incident.status is IncidentStatus.RESOLVED
     shown = card_state(incident)
     embed = discord.Embed(
@@ -133,9 +152,16 @@ def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
         name="Commander",
         value=f"<@{incident.commander_id}>" if incident.commander_id else "not assigned",
     )
-    embed.add_field(name="Opened", value=f"{ts(incident.opened_at)} by {incident.reporter_name}")
+    embed.add_field(
+        name="Opened",
+        value=truncate(f"{ts(incident.opened_at)} by {incident.reporter_name}", 1024),
+    )
     if incident.nodes:
         embed.add_field(name="Nodes", value=truncate(incident.nodes, 1024))
+    if not resolved or incident.latest_update is not None:
+        embed.add_field(name="Latest update", value=latest_update_text(incident), inline=False)
+    if next_update_due is not None and not resolved:
+        embed.add_field(name="Next update due", value=next_update_text(next_update_due))
     embed.add_field(name="Checklist", value=checklist_text(incident), inline=False)
     if resolved:
         embed.add_field(name="Cause", value=truncate(incident.cause or "—", 1024), inline=False)
@@ -205,9 +231,13 @@ def opened_reply(incident: Incident, *, card_posted: bool, github_configured: bo
 
 
 def detail(
-    incident: Incident, timeline: Sequence[TimelineEntry], *, github_configured: bool
+    incident: Incident,
+    timeline: Sequence[TimelineEntry],
+    *,
+    github_configured: bool,
+    next_update_due: datetime | None = None,
 ) -> discord.Embed:
-    embed = card(incident, github_configured=github_configured)
+    embed = card(incident, github_configured=github_configured, next_update_due=next_update_due)
     if timeline:
         lines = [
             f"{ts(e.at, 't')} **{e.kind.value}** {truncate(e.text, 150)} "

@@ -159,6 +159,15 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
         )
     )
     await eventually(lambda: any("Payout job restarted" in c["body"] for c in gh.comments[1]))
+    # The card shows the latest update (text, who, when) and when the next one is due.
+    worked: Any = await eventually(
+        lambda: (
+            (c := card_of(world, ref)) and "Payout job restarted" in field(c, "Latest update") and c
+        )
+    )
+    assert "node-bob" in field(worked, "Latest update")
+    assert field(worked, "Next update due").startswith("<t:")
+    assert field(worked, "Commander") == "not assigned"
 
     # A 📌 on a thread message puts it on the timeline (the bot reads it back over REST).
     posted = next(

@@ -406,3 +406,18 @@ async def test_timeline_texts_do_not_repeat_their_kind(services: Services, cards
     assert "checklist: Checklist" not in report.markdown
     assert "resolved: Resolved." not in report.markdown
     assert "resolved: Cause: Stuck job. Resolution: Restarted it" in report.markdown
+
+
+async def test_the_latest_update_is_loaded_with_the_incident(
+    services: Services, clock, cards
+) -> None:
+    incident = await open_one(services)
+    assert (await services.incidents.get(incident.ref)).latest_update is None
+    await services.incidents.update(NODE, incident.ref, "Looking at the pool")
+    clock.advance(minutes=3)
+    await services.incidents.update(NODE, incident.ref, "Pool restarted", "monitoring")
+    await services.incidents.tick(NODE, incident.id, ChecklistItem.ISOLATE)  # not an update
+    latest = (await services.incidents.get_by_id(incident.id)).latest_update
+    assert latest is not None
+    assert latest.text == "[monitoring] Pool restarted" and latest.actor_name == NODE.name
+    assert latest.at == clock.now()

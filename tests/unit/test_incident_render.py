@@ -236,3 +236,45 @@ def test_a_confirmation_is_one_line_with_a_link_to_the_card_or_thread() -> None:
     assert render.confirmation("Done.", incident(thread_id=40), 10) == "Done. → <#40>"
     assert render.confirmation("Done.", incident(), None) == "Done."
     assert len(render.confirmation("x" * 3000, on_card, 10)) <= 2000
+
+
+def test_card_shows_latest_update_next_update_due_and_commander() -> None:
+    """Issue 16 §2: the incident is worked from its card."""
+    policy = IncidentPolicy()
+    fresh = incident()
+    embed = render.card(
+        fresh, github_configured=False, next_update_due=policy.next_update_due(fresh)
+    )
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields["Commander"] == "not assigned"
+    assert "none yet" in str(fields["Latest update"])
+    due = AT + timedelta(minutes=30)
+    assert (
+        fields["Next update due"] == f"<t:{int(due.timestamp())}:t> (<t:{int(due.timestamp())}:R>)"
+    )
+
+    later = AT + timedelta(minutes=20)
+    worked = incident(
+        commander_id=42,
+        commander_name="node-bob",
+        severity=Severity.SEV2,
+        last_update_at=later,
+        latest_update=TimelineEntry(
+            at=later, kind=TimelineKind.UPDATE, actor_name="node-bob", text="Pool restarted"
+        ),
+    )
+    embed = render.card(
+        worked, github_configured=False, next_update_due=policy.next_update_due(worked)
+    )
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields["Commander"] == "<@42>"
+    assert fields["Latest update"] == f"Pool restarted\n— node-bob, <t:{int(later.timestamp())}:R>"
+    due = later + timedelta(minutes=60)
+    assert str(int(due.timestamp())) in str(fields["Next update due"])
+    within_limits(embed)
+
+    # Sev 3 is never nudged, and a resolved incident has no next update.
+    assert policy.next_update_due(incident(severity=Severity.SEV3)) is None
+    assert policy.next_update_due(incident(status=IncidentStatus.RESOLVED)) is None
+    done = render.card(incident(status=IncidentStatus.RESOLVED), github_configured=False)
+    assert "Next update due" not in {f.name for f in done.fields}
