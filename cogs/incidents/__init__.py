@@ -21,7 +21,7 @@ from bot.domain.errors import InvalidInput
 from bot.domain.incidents import Incident, IncidentPolicy
 from bot.services.incidents import IncidentService
 from cogs.incidents import render
-from cogs.incidents.views import BUTTONS, post_report
+from cogs.incidents.views import BUTTONS, CARD_BUTTONS, card_view, post_report
 
 if TYPE_CHECKING:
     from bot.discord.client import OpsBot
@@ -306,6 +306,9 @@ class CardLook:
     def thread_name(self, incident: Incident) -> str:
         return render.thread_name(incident)
 
+    def view(self, incident: Incident) -> discord.ui.View:
+        return card_view(incident)
+
     def checklist(self, incident: Incident) -> Rendered:
         return Rendered(
             content=render.checklist_intro(incident),
@@ -316,5 +319,5 @@ class CardLook:
 async def setup(bot: OpsBot) -> None:
     bot.notice_templates.update(render.TEMPLATES)
     bot.cards.look = CardLook(bot.services.incidents.policy)
-    bot.add_dynamic_items(*BUTTONS)
+    bot.add_dynamic_items(*BUTTONS, *CARD_BUTTONS)
     await bot.add_cog(IncidentCog(bot))

@@ -55,6 +55,9 @@ def hung_bot(channel: HungChannel) -> Any:
         channels=SimpleNamespace(operations=5),
     )
     incident = SimpleNamespace(
+        id=1,
+        commander_id=None,
+        report_at=None,
         card_channel_id=5,
         card_message_id=6,
         severity=Severity.SEV1,
