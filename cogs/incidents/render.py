@@ -193,8 +193,8 @@ def checklist_intro(incident: Incident) -> str:
     return truncate(
         f"**{incident.ref}** ({incident.severity.label}): work this incident here. "
         "The manual's response steps (§9) are below: press each one when it is done; the card "
-        "in #operations and the GitHub issue follow. Use `/incident update` for progress, "
-        "`/incident resolve` when it is over, then `/incident report` (due within 48 h).",
+        "in #operations and the GitHub issue follow. On the card: **Update** for progress, "
+        "**Take command**, **Resolve** when it is over, then **Report** (due within 48 h).",
         2000,
     )
 
@@ -311,7 +311,8 @@ def _nudge(data: Mapping[str, Any]) -> Rendered:
         content=truncate(
             f"⏰ **{data.get('ref')}** (Sev {data.get('severity')}) has had no update for "
             f"{data.get('minutes')} minutes (last {ts(data.get('last_update_at'), 'R')}). "
-            "Post progress with `/incident update`, even if it is “still investigating”.",
+            "Press **Update** on its card (or `/incident update`), even if it is "
+            "“still investigating”.",
             2000,
         )
     )
