@@ -14,7 +14,8 @@ ended well (unless its use case audited it). A subclass writes only `run`:
 
 A class may instead give its own template (it must start `hh:<area>:<verb>:`); the action is
 then read from it. `OpsView` is kept for short-lived, in-memory views (the /health pager): same
-check, policy and audit, but not persistent.
+check, policy and audit, but not persistent. `OpsModal` is the form a button opens (its press
+writes nothing, `opens_form`): its submit passes the same check, policy and audit.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class PersistentItem(discord.ui.DynamicItem[ItemT], template=NEVER):
 
     action: ClassVar[str] = ""
     """`area:verb`, as in the permission table (bot/domain/permissions.py)."""
+    opens_form: ClassVar[bool] = False
+    """The press only opens a form (an `OpsModal`): it changes nothing, so a press that ends
+    well writes no audit row; the form's submit runs the use case, which writes the one row."""
 
     def __init_subclass__(
         cls,
@@ -129,7 +133,9 @@ class PersistentItem(discord.ui.DynamicItem[ItemT], template=NEVER):
         except Exception as error:
             await handle_interaction_error(gate, interaction, error)
             return
-        await gate.succeeded(interaction, self.action, target=self.key.get("id"))
+        await gate.succeeded(
+            interaction, self.action, target=self.key.get("id"), audit=not self.opens_form
+        )
 
     async def run(self, interaction: discord.Interaction) -> None:
         raise NotImplementedError
@@ -201,3 +207,38 @@ class OpsView(discord.ui.View):
         self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any], /
     ) -> None:
         await handle_interaction_error(self.gate, interaction, error)
+
+
+class OpsModal(discord.ui.Modal):
+    """A form a persistent button opens (`opens_form = True`): short-lived, in memory.
+
+    Its custom_id is `hh:<area>:<verb>:<id>:<nonce>` (the nonce keeps two members' forms apart),
+    so its action is the button's: the submit passes the same check (role, then lockout: time
+    has passed since the press), the one error policy, and is counted and audited once (by the
+    use case `submit` calls, inside its own transaction). A subclass writes only `submit`.
+    """
+
+    def __init__(
+        self, action: str, object_id: int, nonce: int, *, title: str, timeout: float = 900
+    ) -> None:
+        area, verb = action.split(":")
+        super().__init__(
+            title=title[:45], timeout=timeout, custom_id=f"hh:{area}:{verb}:{object_id}:{nonce}"
+        )
+        self.action = action
+        self.object_id = object_id
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        return await checked(gate_of(interaction), interaction, self.action)
+
+    async def on_submit(self, interaction: discord.Interaction, /) -> None:
+        await self.submit(interaction)
+        await gate_of(interaction).succeeded(interaction, self.action, target=str(self.object_id))
+
+    async def on_error(  # type: ignore[override]  # Modal narrows BaseView's
+        self, interaction: discord.Interaction, error: Exception, /
+    ) -> None:
+        await handle_interaction_error(gate_of(interaction), interaction, error)
+
+    async def submit(self, interaction: discord.Interaction) -> None:
+        raise NotImplementedError

@@ -193,10 +193,16 @@ class Gate:
                 await own.commit()
 
     async def succeeded(
-        self, interaction: discord.Interaction, action: str, *, target: str | None = None
+        self,
+        interaction: discord.Interaction,
+        action: str,
+        *,
+        target: str | None = None,
+        audit: bool = True,
     ) -> None:
         """An interaction that ended well: counted, and audited unless its use case committed
-        its own row (the audit scope says so)."""
+        its own row (the audit scope says so) or it changed nothing and says so (`audit=False`:
+        a button that only opens a form; the form's submit is the use case, audited once)."""
         self.metrics.commands.labels(action, "ok").inc()
-        if not already_audited():
+        if audit and not already_audited():
             await self.audit_outcome(interaction, action, "ok", target=target)

@@ -145,6 +145,8 @@ class Incident:
     miners_text: str | None = None
     links: tuple[IncidentLink, ...] = ()
     """Pull requests and commits linked to it (newest last); loaded with one incident."""
+    latest_update: TimelineEntry | None = None
+    """Its newest `/incident update` (text, who, when); loaded with one incident."""
 
     @property
     def is_open(self) -> bool:
@@ -220,6 +222,13 @@ class IncidentPolicy:
         if severity is Severity.SEV2:
             return self.nudge_sev2
         return None
+
+    def next_update_due(self, incident: Incident) -> datetime | None:
+        """When the next update is due (the nudge fires then): Sev 1 and Sev 2 while open."""
+        after = self.nudge_after(incident.severity)
+        if after is None or not incident.is_open:
+            return None
+        return incident.last_update_at + after
 
 
 REF_PATTERN = re.compile(r"^INC-(\d{4})-(\d{4,})$")

@@ -55,6 +55,10 @@ PERMISSIONS: Mapping[str, frozenset[OpsRole] | None] = MappingProxyType(
         "incident:rotate": RESPONDERS,
         "incident:notify": RESPONDERS,
         "incident:report": RESPONDERS,
+        # The card's buttons: the same roles as their slash commands (update, assign, resolve).
+        "incident:update": RESPONDERS,
+        "incident:command": RESPONDERS,
+        "incident:resolve": RESPONDERS,
         # The audit trail, for Core Ops and the Observers who audit them.
         "audit recent": CORE_AND_OBSERVER,
         "audit export": CORE_AND_OBSERVER,
@@ -100,6 +104,9 @@ ACTION_LABELS: Mapping[str, str] = MappingProxyType(
         "incident:rotate": "Rotate credentials",
         "incident:notify": "Notify #operations",
         "incident:report": "Publish the report",
+        "incident:update": "Update",
+        "incident:command": "Take command",
+        "incident:resolve": "Resolve",
         "health:page": "◀ / ▶",
         "node:approve": "Approve",
         "node:reject": "Reject",

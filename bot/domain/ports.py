@@ -127,8 +127,9 @@ class IssueTracker(Protocol):
         """Add a comment unless one ending with `marker` is already there; returns its url."""
         ...
 
-    async def put_file(self, path: str, content: str, message: str) -> str:
-        """Create or update a file on the default branch; returns its html url."""
+    async def put_file(self, path: str, content: str, message: str) -> str | None:
+        """Create or update a file on the default branch; returns its html url (None when
+        GitHub gives none)."""
         ...
 
 

@@ -154,23 +154,29 @@ class GitHubIssues:
 
         return await self._call("comment", post)
 
-    async def put_file(self, path: str, content: str, message: str) -> str:
-        def put() -> str:
+    async def put_file(self, path: str, content: str, message: str) -> str | None:
+        def put() -> str | None:
             try:
                 current = self._repo.get_contents(path)
             except GithubException as exc:
                 if exc.status != 404:
                     raise
                 created: Any = self._repo.create_file(path, message, content)
-                return str(created["content"].html_url)
+                return _html_url(created["content"])
             if isinstance(current, list):
                 raise GithubException(422, {"message": f"{path} is a directory"}, {})
             if _text(current) == content:
-                return current.html_url
+                return _html_url(current)
             updated: Any = self._repo.update_file(path, message, content, current.sha)
-            return str(updated["content"].html_url)
+            return _html_url(updated["content"])
 
         return await self._call("file commit", put)
+
+
+def _html_url(content: Any) -> str | None:
+    """A file's page on GitHub, or None when GitHub gives none (never the text "None")."""
+    url = getattr(content, "html_url", None)
+    return str(url) if url else None
 
 
 def _line(text: str | None, index: int) -> str | None:

@@ -16,12 +16,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.policy import OPS_COMMANDS
-from bot.discord.sending import NO_MENTIONS, Rendered, fit_embed, truncate
+from bot.discord.sending import NO_MENTIONS, Rendered, truncate
 from bot.domain.errors import InvalidInput
-from bot.domain.incidents import Incident
+from bot.domain.incidents import Incident, IncidentPolicy
 from bot.services.incidents import IncidentService
 from cogs.incidents import render
-from cogs.incidents.views import BUTTONS, post_report
+from cogs.incidents.views import BUTTONS, CARD_BUTTONS, card_view, post_report
 
 if TYPE_CHECKING:
     from bot.discord.client import OpsBot
@@ -152,7 +152,11 @@ class IncidentCog(commands.Cog, name="incidents"):
             where = "(Discord refused the attachment; GitHub has it)"
         github = f" and committed as `{report.path}`" if self.service.github_configured else ""
         await interaction.followup.send(
-            f"Report of **{report.incident.ref}** attached {where}{github}.",
+            render.confirmation(
+                f"Report of **{report.incident.ref}** attached {where}{github}.",
+                report.incident,
+                self.bot.settings.discord.guild_id,
+            ),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
@@ -194,7 +198,10 @@ class IncidentCog(commands.Cog, name="incidents"):
         timeline = await self.service.timeline(incident.id)
         await interaction.response.send_message(
             embed=render.detail(
-                incident, timeline, github_configured=self.service.github_configured
+                incident,
+                timeline,
+                github_configured=self.service.github_configured,
+                next_update_due=self.service.policy.next_update_due(incident),
             ),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
@@ -224,10 +231,9 @@ class IncidentCog(commands.Cog, name="incidents"):
         )
 
     async def _done(self, interaction: discord.Interaction, incident: Incident, text: str) -> None:
-        embed = render.card(incident, github_configured=self.service.github_configured)
+        """One private line with a link to the card: the card itself is in #operations."""
         await interaction.response.send_message(
-            truncate(text, 2000),
-            embed=fit_embed(embed),
+            render.confirmation(text, incident, self.bot.settings.discord.guild_id),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
@@ -284,14 +290,24 @@ class CardLook:
     """How an incident's card, its thread and checklist look (bot/discord/outbound/cards.py
     sends them)."""
 
+    def __init__(self, policy: IncidentPolicy | None = None) -> None:
+        self.policy = policy or IncidentPolicy()
+
     def card(self, incident: Incident, *, github_configured: bool) -> discord.Embed:
-        return render.card(incident, github_configured=github_configured)
+        return render.card(
+            incident,
+            github_configured=github_configured,
+            next_update_due=self.policy.next_update_due(incident),
+        )
 
     def content(self, incident: Incident, role_ids: Sequence[int]) -> str | None:
         return render.card_content(incident, role_ids)
 
     def thread_name(self, incident: Incident) -> str:
         return render.thread_name(incident)
+
+    def view(self, incident: Incident) -> discord.ui.View:
+        return card_view(incident)
 
     def checklist(self, incident: Incident) -> Rendered:
         return Rendered(
@@ -302,6 +318,6 @@ class CardLook:
 
 async def setup(bot: OpsBot) -> None:
     bot.notice_templates.update(render.TEMPLATES)
-    bot.cards.look = CardLook()
-    bot.add_dynamic_items(*BUTTONS)
+    bot.cards.look = CardLook(bot.services.incidents.policy)
+    bot.add_dynamic_items(*BUTTONS, *CARD_BUTTONS)
     await bot.add_cog(IncidentCog(bot))

@@ -11,6 +11,7 @@ import discord
 from bot.discord.sending import FIELDS_MAX, Rendered, fit_embed, truncate
 from bot.discord.state import MessageState, Stated, stated
 from bot.domain.devlog import safe_line, safe_url
+from bot.domain.incident_texts import discord_link
 from bot.domain.incidents import (
     ChecklistItem,
     Incident,
@@ -60,8 +61,9 @@ def checklist_text(incident: Incident) -> str:
 def github_text(incident: Incident, *, configured: bool) -> str:
     if incident.github_url:
         text = f"[Issue #{incident.github_number}]({incident.github_url})"
-        if incident.report_url:
-            text += f" · [report]({incident.report_url})"
+        report = safe_url(incident.report_url)
+        if report:
+            text += f" · [report]({report})"
         return text
     if incident.github_error:
         return truncate(f"⚠️ not created: {incident.github_error}", 1024)
@@ -114,8 +116,27 @@ def card_state(incident: Incident, role_ids: Sequence[int] = ()) -> Stated:
     )
 
 
-def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
-    """The incident card in #operations, kept up to date from the database."""
+def latest_update_text(incident: Incident) -> str:
+    """The newest update: its text, who posted it and when."""
+    entry = incident.latest_update
+    if entry is None:
+        return "none yet: press **Update** below (or `/incident update`)"
+    return truncate(
+        f"{truncate(entry.text, 900)}\n— {truncate(entry.actor_name, 60)}, {ts(entry.at, 'R')}",
+        1024,
+    )
+
+
+def next_update_text(due: datetime) -> str:
+    return f"{ts(due, 't')} ({ts(due, 'R')})"
+
+
+def card(
+    incident: Incident, *, github_configured: bool, next_update_due: datetime | None = None
+) -> discord.Embed:
+    """The incident card in #operations, kept up to date from the database: state in the
+    title, the commander, the latest update (text, who, when) and, for an open Sev 1 or 2,
+    when the next update is due (`IncidentPolicy.next_update_due`: the nudge fires then)."""
     resolved = incident.status is IncidentStatus.RESOLVED
     shown = card_state(incident)
     embed = discord.Embed(
@@ -131,9 +152,16 @@ def card(incident: Incident, *, github_configured: bool) -> discord.Embed:
         name="Commander",
         value=f"<@{incident.commander_id}>" if incident.commander_id else "not assigned",
     )
-    embed.add_field(name="Opened", value=f"{ts(incident.opened_at)} by {incident.reporter_name}")
+    embed.add_field(
+        name="Opened",
+        value=truncate(f"{ts(incident.opened_at)} by {incident.reporter_name}", 1024),
+    )
     if incident.nodes:
         embed.add_field(name="Nodes", value=truncate(incident.nodes, 1024))
+    if not resolved or incident.latest_update is not None:
+        embed.add_field(name="Latest update", value=latest_update_text(incident), inline=False)
+    if next_update_due is not None and not resolved:
+        embed.add_field(name="Next update due", value=next_update_text(next_update_due))
     embed.add_field(name="Checklist", value=checklist_text(incident), inline=False)
     if resolved:
         embed.add_field(name="Cause", value=truncate(incident.cause or "—", 1024), inline=False)
@@ -165,10 +193,28 @@ def checklist_intro(incident: Incident) -> str:
     return truncate(
         f"**{incident.ref}** ({incident.severity.label}): work this incident here. "
         "The manual's response steps (§9) are below: press each one when it is done; the card "
-        "in #operations and the GitHub issue follow. Use `/incident update` for progress, "
-        "`/incident resolve` when it is over, then `/incident report` (due within 48 h).",
+        "in #operations and the GitHub issue follow. On the card: **Update** for progress, "
+        "**Take command**, **Resolve** when it is over, then **Report** (due within 48 h).",
         2000,
     )
+
+
+def where(incident: Incident, guild_id: int | None) -> str:
+    """Where the incident is worked: a link to its card, else its thread, else nothing."""
+    link = discord_link(incident, guild_id)
+    if link:
+        return f"[card]({link})"
+    if incident.thread_id:
+        return f"<#{incident.thread_id}>"
+    return ""
+
+
+def confirmation(text: str, incident: Incident, guild_id: int | None) -> str:
+    """A private confirmation: one line, with a link to the card (or thread), never a second
+    copy of the card (issue 16 §2)."""
+    line = " ".join(text.split())
+    there = where(incident, guild_id)
+    return truncate(f"{line} → {there}" if there else line, 2000)
 
 
 def opened_reply(incident: Incident, *, card_posted: bool, github_configured: bool) -> str:
@@ -185,9 +231,13 @@ def opened_reply(incident: Incident, *, card_posted: bool, github_configured: bo
 
 
 def detail(
-    incident: Incident, timeline: Sequence[TimelineEntry], *, github_configured: bool
+    incident: Incident,
+    timeline: Sequence[TimelineEntry],
+    *,
+    github_configured: bool,
+    next_update_due: datetime | None = None,
 ) -> discord.Embed:
-    embed = card(incident, github_configured=github_configured)
+    embed = card(incident, github_configured=github_configured, next_update_due=next_update_due)
     if timeline:
         lines = [
             f"{ts(e.at, 't')} **{e.kind.value}** {truncate(e.text, 150)} "
@@ -261,7 +311,8 @@ def _nudge(data: Mapping[str, Any]) -> Rendered:
         content=truncate(
             f"⏰ **{data.get('ref')}** (Sev {data.get('severity')}) has had no update for "
             f"{data.get('minutes')} minutes (last {ts(data.get('last_update_at'), 'R')}). "
-            "Post progress with `/incident update`, even if it is “still investigating”.",
+            "Press **Update** on its card (or `/incident update`), even if it is "
+            "“still investigating”.",
             2000,
         )
     )

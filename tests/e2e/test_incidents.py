@@ -4,7 +4,8 @@ update; resolve → issue closed; report → incidents/<id>.md committed. And th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,12 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
     assert "snapshot" not in (await app.services.incidents.get(ref)).checklist
 
     # An update: timeline, a thread post, a GitHub comment.
-    await run(world, NODE_USER, "update", id=ref, text="Payout job restarted", status="monitoring")
+    posted_update = await run(
+        world, NODE_USER, "update", id=ref, text="Payout job restarted", status="monitoring"
+    )
+    # Issue 16 §2: the private confirmation is one line with a link to the card, not a copy.
+    assert posted_update["flags"] & 64 and not posted_update["embeds"]
+    assert posted_update["content"] == f"Update posted to **{ref}**. → [card]({card_url})"
     await eventually(
         lambda: any(
             "Payout job restarted" in (m.get("content") or "")
@@ -154,6 +160,15 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
         )
     )
     await eventually(lambda: any("Payout job restarted" in c["body"] for c in gh.comments[1]))
+    # The card shows the latest update (text, who, when) and when the next one is due.
+    worked: Any = await eventually(
+        lambda: (
+            (c := card_of(world, ref)) and "Payout job restarted" in field(c, "Latest update") and c
+        )
+    )
+    assert "node-bob" in field(worked, "Latest update")
+    assert field(worked, "Next update due").startswith("<t:")
+    assert field(worked, "Commander") == "not assigned"
 
     # A 📌 on a thread message puts it on the timeline (the bot reads it back over REST).
     posted = next(
@@ -194,7 +209,8 @@ async def test_incident_from_open_to_report(world: World, app: Application, gh: 
 
     # Resolve: the issue is closed, the report is due in 48 h.
     done = await run(world, NODE_USER, "resolve", id=ref, cause="Stuck job", resolution="Restart")
-    assert "is resolved" in done["content"]
+    assert "is resolved" in done["content"] and not done["embeds"] and done["flags"] & 64
+    assert "\n" not in done["content"] and done["content"].endswith(f"→ [card]({card_url})")
     await eventually(lambda: gh.issues[1]["state"] == "closed")
     # The card says so (issue 16 §1): RESOLVED leads its title and its text line (what the
     # channel preview shows), in green, read back from the emulator after the outbox's edit.
@@ -373,3 +389,138 @@ async def test_autocomplete_answers_only_those_the_command_would(
     # Core Ops still get their suggestions.
     core = await emu.autocomplete("incident", CORE_USER, options=typing_id("show", "hot"))
     assert core.choices and core.choices[0]["value"] == incident.ref
+
+
+def card_when(world: World, ref: str, ok: Callable[[dict], bool]) -> dict | None:
+    card = card_of(world, ref)
+    return card if card is not None and ok(card) else None
+
+
+def buttons(message: dict) -> dict[str, dict]:
+    return {
+        c["custom_id"].split(":")[2]: c for row in message["components"] for c in row["components"]
+    }
+
+
+async def answer(result: Any) -> dict:
+    if result.message is not None and not result.message["flags"] & 128:
+        return dict(result.message)
+    return dict((await result.wait_for_followups(1))[0])
+
+
+async def test_the_incident_is_worked_from_its_card(
+    world: World, app: Application, gh: GitHubAPI
+) -> None:
+    """Issue 16 §2: Update (form), Take command, Resolve (form) and Report on the card; nobody
+    types an incident id; each calls the slash command's use case, one audit row each."""
+    emu = world.emulator
+    operations = world.channels["operations"]
+    await run(world, CORE_USER, "open", severity=2, title="Nodes offline")
+    (incident,) = await app.services.incidents.find(open_only=True)
+    ref, rid = incident.ref, incident.id
+    card = await eventually(lambda: card_of(world, ref))
+    assert list(buttons(card)) == ["update", "command", "resolve", "report"]
+    assert buttons(card)["command"]["label"] == "Take command"
+    card_url = f"https://discord.com/channels/{GUILD_ID}/{operations}/{card['id']}"
+    before = await audit_counts(app)
+
+    # Take command: the presser commands it; one private line; the card follows.
+    took = await answer(
+        await emu.click_button(f"hh:incident:command:{rid}", NODE_USER, message=card)
+    )
+    assert took["flags"] & 64 and not took["embeds"]
+    assert took["content"] == f"You command **{ref}** now. → [card]({card_url})"
+    card = await eventually(
+        lambda: card_when(world, ref, lambda c: field(c, "Commander") == f"<@{NODE_USER}>")
+    )
+    assert buttons(card)["command"]["label"] == "Take over command"
+
+    # Update: a form (text, status); the submit posts it, the card shows it.
+    pressed = await emu.click_button(f"hh:incident:update:{rid}", NODE_USER, message=card)
+    assert pressed.type == 9 and pressed.modal is not None
+    form = pressed.modal
+    assert form["title"] == f"Update {ref}"
+    inputs = [c["custom_id"] for row in form["components"] for c in row["components"]]
+    assert inputs == ["text", "status"]
+    submitted = await answer(
+        await emu.submit_modal(
+            form["custom_id"],
+            NODE_USER,
+            {"text": "Two nodes back, one to go", "status": "identified"},
+            channel_id=operations,
+        )
+    )
+    assert submitted["flags"] & 64 and not submitted["embeds"]
+    assert submitted["content"] == f"Update posted to **{ref}**. → [card]({card_url})"
+    card = await eventually(
+        lambda: card_when(
+            world,
+            ref,
+            lambda c: (
+                "Two nodes back" in field(c, "Latest update")
+                and c["embeds"][0]["title"].startswith(f"🎯 IDENTIFIED · {ref}")
+            ),
+        )
+    )
+    assert "node-bob" in field(card, "Latest update")
+
+    # A bad status in the form: a clear private error, nothing changes.
+    pressed = await emu.click_button(f"hh:incident:update:{rid}", NODE_USER, message=card)
+    assert pressed.modal is not None
+    refused = await answer(
+        await emu.submit_modal(
+            pressed.modal["custom_id"],
+            NODE_USER,
+            {"text": "whatever", "status": "done"},
+            channel_id=operations,
+        )
+    )
+    assert refused["flags"] & 64 and "Status must be" in refused["content"]
+
+    # Resolve: a form (cause, resolution); the card turns RESOLVED and keeps only Report.
+    pressed = await emu.click_button(f"hh:incident:resolve:{rid}", NODE_USER, message=card)
+    assert pressed.modal is not None and pressed.modal["title"] == f"Resolve {ref}"
+    done = await answer(
+        await emu.submit_modal(
+            pressed.modal["custom_id"],
+            NODE_USER,
+            {"cause": "Switch failure", "resolution": "Replaced the switch"},
+            channel_id=operations,
+        )
+    )
+    assert done["content"].startswith(f"**{ref}** is resolved.") and "\n" not in done["content"]
+    card = await eventually(
+        lambda: card_when(world, ref, lambda c: "RESOLVED" in c["embeds"][0]["title"])
+    )
+    assert list(buttons(card)) == ["report"]
+    assert field(card, "Cause") == "Switch failure"
+
+    # Report: written from the timeline, attached in the thread, the card's button says so.
+    pressed = await emu.click_button(f"hh:incident:report:{rid}", NODE_USER, message=card)
+    edited = await pressed.wait_for_edit(1)
+    assert [c["label"] for row in edited["components"] for c in row["components"]] == [
+        "Report ✔ (update it)"
+    ]
+    thread = (await app.services.incidents.get(ref)).thread_id or 0
+    await eventually(lambda: any(m.get("attachments") for m in channel_messages(world, thread)))
+
+    # One use case, one audit row: the presses that open a form write none.
+    await app.bot.drain(10)
+    added = await audit_counts(app) - before
+    assert added == Counter(
+        {
+            "incident assign": 1,
+            "incident update": 1,
+            "incident:update": 1,  # the refused form: one row, under the form's action
+            "incident resolve": 1,
+            "incident report": 1,
+        }
+    ), added
+    stored = await app.services.incidents.get(ref)
+    assert stored.commander_id == NODE_USER and stored.cause == "Switch failure"
+
+
+async def audit_counts(app: Application) -> Counter[str]:
+    async with app.database.sessions() as session:
+        rows = await session.execute(select(AuditEntry.action))
+        return Counter(action for (action,) in rows.all())

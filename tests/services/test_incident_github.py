@@ -317,3 +317,24 @@ async def test_markers_count_only_where_the_bot_puts_them(gh: GitHubAPI) -> None
     assert len(gh.comments[number]) == 2
     await tracker.comment(number, "the real one, again", "hh-opsbot:INC-2026-0007:entry:9")
     assert len(gh.comments[number]) == 2  # found at its place: not posted twice
+
+
+async def test_a_report_without_a_link_from_github_links_nothing(world: World) -> None:
+    """Issue 16 §2: GitHub gave no link for the committed report; the card showed
+    "[report](None)" and the comment "(None)"."""
+    tracker = world.services.incidents.tracker
+    assert tracker is not None
+
+    async def no_link(path: str, content: str, message: str) -> str | None:
+        return None
+
+    tracker.put_file = no_link  # type: ignore[method-assign]
+    incident = await world.services.incidents.open(CORE_A, severity=3, title="Chart glitch")
+    await world.services.incidents.resolve(NODE, incident.ref, "Cache", "Purged")
+    await world.services.incidents.report(NODE, incident.ref)
+    await world.drain()
+    stored = await world.services.incidents.get(incident.ref)
+    assert stored.report_url is None
+    bodies = [c["body"] for c in world.api.comments[1]]
+    assert any(b.startswith(f"Postmortem: `incidents/{incident.ref}.md`") for b in bodies)
+    assert not any("None" in body for body in bodies)

@@ -391,3 +391,33 @@ async def test_public_notice_for_status_follows_open_sev1_and_sev2(
     await services.incidents.resolve(CORE_A, major.ref, "disk full", "cleaned up")
     assert await services.incidents.public_notice() is None
     del minor
+
+
+async def test_timeline_texts_do_not_repeat_their_kind(services: Services, cards) -> None:
+    """Issue 16 §2: the thread read "Checklist: Checklist: …" and "Resolved: Resolved. …", and
+    the report "checklist: Checklist: …" (its line is `<kind>: <text>`)."""
+    incident = await open_one(services)
+    await services.incidents.tick(NODE, incident.id, ChecklistItem.ISOLATE)
+    await services.incidents.resolve(NODE, incident.ref, "Stuck job", "Restarted it")
+    texts = {e.kind: e.text for e in await services.incidents.timeline(incident.id)}
+    assert texts[TimelineKind.CHECKLIST] == "Isolate affected systems ✔"
+    assert texts[TimelineKind.RESOLVED] == "Cause: Stuck job. Resolution: Restarted it"
+    report = await services.incidents.report(NODE, incident.ref)
+    assert "checklist: Checklist" not in report.markdown
+    assert "resolved: Resolved." not in report.markdown
+    assert "resolved: Cause: Stuck job. Resolution: Restarted it" in report.markdown
+
+
+async def test_the_latest_update_is_loaded_with_the_incident(
+    services: Services, clock, cards
+) -> None:
+    incident = await open_one(services)
+    assert (await services.incidents.get(incident.ref)).latest_update is None
+    await services.incidents.update(NODE, incident.ref, "Looking at the pool")
+    clock.advance(minutes=3)
+    await services.incidents.update(NODE, incident.ref, "Pool restarted", "monitoring")
+    await services.incidents.tick(NODE, incident.id, ChecklistItem.ISOLATE)  # not an update
+    latest = (await services.incidents.get_by_id(incident.id)).latest_update
+    assert latest is not None
+    assert latest.text == "[monitoring] Pool restarted" and latest.actor_name == NODE.name
+    assert latest.at == clock.now()

@@ -54,7 +54,16 @@ def hung_bot(channel: HungChannel) -> Any:
         discord=SimpleNamespace(send_timeout=SEND_TIMEOUT, guild_id=1),
         channels=SimpleNamespace(operations=5),
     )
-    incident = SimpleNamespace(card_channel_id=5, card_message_id=6, severity=Severity.SEV1)
+    incident = SimpleNamespace(
+        id=1,
+        commander_id=None,
+        report_at=None,
+        card_channel_id=5,
+        card_message_id=6,
+        severity=Severity.SEV1,
+        is_open=True,
+        last_update_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
     async def get_by_id(_incident_id: int) -> Any:
         return incident

@@ -20,6 +20,7 @@ from bot.domain.incidents import (
     TimelineEntry,
     TimelineKind,
 )
+from bot.domain.outbox import NoticeTemplate
 from bot.domain.roles import OpsRole
 from cogs.incidents import render
 from cogs.incidents.views import checklist_view
@@ -183,3 +184,97 @@ def test_every_command_taking_an_id_autocompletes_it() -> None:
         "link",
     }
     assert all(c._params["id"].autocomplete is not None for c in with_id)
+
+
+def test_no_report_link_when_github_gave_none() -> None:
+    """Issue 16 §2: a card showed "[report](None)" when GitHub gave no link."""
+    for missing in (None, "None", ""):
+        shown = render.github_text(
+            incident(
+                github_number=3, github_url="https://github.com/o/r/issues/3", report_url=missing
+            ),
+            configured=True,
+        )
+        assert shown == "[Issue #3](https://github.com/o/r/issues/3)"
+        assert "None" not in shown
+    linked = render.github_text(
+        incident(
+            github_number=3,
+            github_url="https://github.com/o/r/issues/3",
+            report_url="https://github.com/o/r/blob/main/incidents/INC-2026-0007.md",
+        ),
+        configured=True,
+    )
+    assert "[report](https://github.com/o/r/blob/main/incidents/INC-2026-0007.md)" in linked
+
+
+def test_thread_posts_do_not_repeat_their_heading() -> None:
+    """Issue 16 §2: "Checklist: Checklist:" and "Resolved: Resolved." in the thread."""
+    thread = render.TEMPLATES[NoticeTemplate.INCIDENT_THREAD]
+    ticked = thread(
+        {
+            "kind": "checklist",
+            "actor": "bob",
+            "at": AT.isoformat(),
+            "text": "Isolate affected systems ✔",
+        }
+    ).content
+    assert ticked is not None
+    assert ticked.startswith("**Checklist** (bob, ") and ticked.endswith(
+        "): Isolate affected systems ✔"
+    )
+    assert ticked.count("Checklist") == 1
+
+
+def test_a_confirmation_is_one_line_with_a_link_to_the_card_or_thread() -> None:
+    """Issue 16 §2: never a second copy of the card, privately."""
+    on_card = incident(card_channel_id=20, card_message_id=30, thread_id=40)
+    assert (
+        render.confirmation("Update posted to\n**INC-2026-0007**.", on_card, 10)
+        == "Update posted to **INC-2026-0007**. → [card](https://discord.com/channels/10/20/30)"
+    )
+    assert render.confirmation("Done.", incident(thread_id=40), 10) == "Done. → <#40>"
+    assert render.confirmation("Done.", incident(), None) == "Done."
+    assert len(render.confirmation("x" * 3000, on_card, 10)) <= 2000
+
+
+def test_card_shows_latest_update_next_update_due_and_commander() -> None:
+    """Issue 16 §2: the incident is worked from its card."""
+    policy = IncidentPolicy()
+    fresh = incident()
+    embed = render.card(
+        fresh, github_configured=False, next_update_due=policy.next_update_due(fresh)
+    )
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields["Commander"] == "not assigned"
+    assert "none yet" in str(fields["Latest update"])
+    due = AT + timedelta(minutes=30)
+    assert (
+        fields["Next update due"] == f"<t:{int(due.timestamp())}:t> (<t:{int(due.timestamp())}:R>)"
+    )
+
+    later = AT + timedelta(minutes=20)
+    worked = incident(
+        commander_id=42,
+        commander_name="node-bob",
+        severity=Severity.SEV2,
+        last_update_at=later,
+        latest_update=TimelineEntry(
+            at=later, kind=TimelineKind.UPDATE, actor_name="node-bob", text="Pool restarted"
+        ),
+    )
+    embed = render.card(
+        worked, github_configured=False, next_update_due=policy.next_update_due(worked)
+    )
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields["Commander"] == "<@42>"
+    assert fields["Latest update"] == f"Pool restarted\n— node-bob, <t:{int(later.timestamp())}:R>"
+    due = later + timedelta(minutes=60)
+    assert str(int(due.timestamp())) in str(fields["Next update due"])
+    within_limits(embed)
+
+    # Sev 3 is never nudged, and a resolved incident has no next update.
+    assert policy.next_update_due(incident(severity=Severity.SEV3)) is None
+    assert policy.next_update_due(incident(status=IncidentStatus.RESOLVED)) is None
+    done = render.card(incident(status=IncidentStatus.RESOLVED), github_configured=False)
+    assert "Next update due" not in {f.name for f in done.fields}

@@ -1,6 +1,7 @@
 """Incident cards: the one way a card reaches Discord. `post` puts it in #operations with its
 thread and checklist (when the incident opens, from `/incident open` or an alert's button);
-`refresh` is the outbox's `incidents.card_refresh` handler, which edits it to follow the database.
+`refresh` is the outbox's `incidents.card_refresh` handler, which edits it (text, embed and
+buttons) to follow the database.
 
 How a card looks is the incidents cog's (`CardLook`, registered at its setup): this module only
 knows where and how it is sent.
@@ -40,6 +41,10 @@ class CardLook(Protocol):
 
     def checklist(self, incident: Incident) -> Rendered: ...
 
+    def view(self, incident: Incident) -> discord.ui.View:
+        """The card's buttons (Update, Take command, Resolve, Report)."""
+        ...
+
 
 class IncidentCards:
     def __init__(self, bot: OpsBot, look: CardLook | None = None) -> None:
@@ -71,6 +76,7 @@ class IncidentCards:
             message = await channel.send(
                 content=content,
                 embed=look.card(incident, github_configured=service.github_configured),
+                view=look.view(incident),
                 allowed_mentions=discord.AllowedMentions(
                     everyone=False,
                     users=False,
@@ -118,7 +124,12 @@ class IncidentCards:
         content = look.content(incident, self._paged(incident))
         try:
             async with bounded(self.bot):
-                await message.edit(content=content, embed=embed, allowed_mentions=NO_MENTIONS)
+                await message.edit(
+                    content=content,
+                    embed=embed,
+                    view=look.view(incident),
+                    allowed_mentions=NO_MENTIONS,
+                )
         except Exception as exc:
             raise classify(exc) from exc
         return {"message_id": incident.card_message_id}

@@ -348,7 +348,7 @@ class IncidentService(GitHubSync, IncidentReminders):
                 incident,
                 TimelineKind.RESOLVED,
                 actor,
-                f"Resolved. Cause: {cause}. Resolution: {resolution}",
+                f"Cause: {cause}. Resolution: {resolution}",
                 "incident resolve",
                 sync_issue=True,
             )
@@ -386,7 +386,7 @@ class IncidentService(GitHubSync, IncidentReminders):
                 incident,
                 TimelineKind.CHECKLIST,
                 actor,
-                f"Checklist: {item.label} ✔",
+                f"{item.label} ✔",
                 f"incident:{item.value}",
                 sync_issue=True,
                 comment=False,

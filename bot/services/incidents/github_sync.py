@@ -124,7 +124,7 @@ class GitHubSync(IncidentBase):
             ),
         )
         async with self._uow() as uow:
-            await uow.incidents.update(incident.id, report_url=url[:300])
+            await uow.incidents.update(incident.id, report_url=url[:300] if url else None)
             await self._refresh_card(uow, incident)
             await uow.commit()
         if incident.github_number is not None:
@@ -132,7 +132,7 @@ class GitHubSync(IncidentBase):
                 incident,
                 tracker.comment(
                     incident.github_number,
-                    f"Postmortem: [{path}]({url})",
+                    f"Postmortem: [{path}]({url})" if url else f"Postmortem: `{path}`",
                     f"hh-opsbot:{incident.ref}:report:{item.payload.get('entry_id')}",
                 ),
             )

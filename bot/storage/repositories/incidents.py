@@ -131,7 +131,33 @@ class SqlIncidentRepository:
         return await self._with_links(_incident(row)) if row else None
 
     async def _with_links(self, incident: Incident) -> Incident:
-        return replace(incident, links=tuple(await self.links(incident.id)))
+        """One incident with what its card shows beside its row: links, the latest update."""
+        return replace(
+            incident,
+            links=tuple(await self.links(incident.id)),
+            latest_update=await self._latest_update(incident.id),
+        )
+
+    async def _latest_update(self, incident_id: int) -> TimelineEntry | None:
+        row = await self._session.scalar(
+            select(IncidentTimelineEntry)
+            .where(
+                IncidentTimelineEntry.incident_id == incident_id,
+                IncidentTimelineEntry.kind == TimelineKind.UPDATE.value,
+            )
+            .order_by(IncidentTimelineEntry.at.desc(), IncidentTimelineEntry.id.desc())
+            .limit(1)
+        )
+        if row is None:
+            return None
+        return TimelineEntry(
+            id=row.id,
+            at=row.at,
+            kind=TimelineKind(row.kind),
+            actor_name=row.actor_name,
+            actor_id=row.actor_id,
+            text=row.text,
+        )
 
     async def update(self, incident_id: int, **values: Any) -> None:
         unknown = set(values) - _INCIDENT_COLUMNS
