@@ -156,7 +156,7 @@ async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
     assert core.ephemeral and core.type == 4
     assert core.acknowledged_in < 3
     fields = field_map(core.sent)
-    assert fields["Ops roles"] == "Core Ops"
+    assert core.sent["embeds"][0]["description"].startswith("**Core Ops**"), "roles first"
     assert "`/ping`" in fields["Commands you may use"]
     assert core.allowed_mentions == {"parse": []}
 
@@ -164,8 +164,8 @@ async def test_whoami_ping_healthz_metrics_audit_and_clean_shutdown(
     miner = await emu.invoke_command("whoami", MINER_USER)
     assert miner.ephemeral
     fields = field_map(miner.sent)
-    assert fields["Ops roles"] == "none: miner access"
-    assert fields["Commands you may use"] == "`/whoami`\n`/status`"
+    assert miner.sent["embeds"][0]["description"].startswith("No ops role: miner access")
+    assert fields["Commands you may use"] == "`/whoami` · `/status`"
 
     # /ping: denied for the miner, naming the roles; allowed for Core Ops and the owner.
     denied = await emu.invoke_command("ping", MINER_USER)
