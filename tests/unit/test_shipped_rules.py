@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "hyperhash-alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "hyperhash-alerts.test.yml"
 BASELINE_TESTS = ROOT / "deploy" / "prometheus" / "hyperhash-baselines.test.yml"
-TEST_FILES = (RULE_TESTS, BASELINE_TESTS)
+OPSBOT_TESTS = ROOT / "deploy" / "prometheus" / "hyperhash-opsbot.test.yml"
+TEST_FILES = (RULE_TESTS, BASELINE_TESTS, OPSBOT_TESTS)
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 ALWAYS_FIRING = {"Watchdog"}
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
@@ -100,6 +102,9 @@ def test_rules_cover_the_manuals_thresholds() -> None:
         "PoolHashrateDrop",
         "PoolUptimeBudgetBurnFast",
         "PoolUptimeBudgetBurnSlow",
+        # The email fallback (issue 15 §4, hyperhash-opsbot).
+        "OpsBotHealthy",
+        "CriticalAlertFallback",
     }
     assert rules["NodeOffline"]["for"] == "5m"
     assert rules["CPUHigh"]["for"] == "10m" and "> 90" in rules["CPUHigh"]["expr"]
@@ -124,8 +129,36 @@ def test_rules_cover_the_manuals_thresholds() -> None:
 
 def test_alertmanager_config_routes_to_the_bot_with_a_bearer_token() -> None:
     config = yaml.safe_load(ALERTMANAGER.read_text())
-    (receiver,) = config["receivers"]
-    (webhook,) = receiver["webhook_configs"]
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    assert config["route"]["receiver"] == "hh-opsbot"
+    (webhook,) = receivers["hh-opsbot"]["webhook_configs"]
     assert webhook["url"].endswith("/webhooks/alertmanager")
     assert webhook["send_resolved"] is True
     assert webhook["http_config"]["authorization"]["type"] == "Bearer"
+
+
+def test_promtool_checks_the_prometheus_config_that_scrapes_the_bot() -> None:
+    output = run(tool("promtool"), "check", "config", str(PROMETHEUS))
+    assert "SUCCESS" in output
+    (job,) = yaml.safe_load(PROMETHEUS.read_text())["scrape_configs"]
+    assert job["job_name"] == "hh-opsbot" and job["metrics_path"] == "/metrics"
+
+
+def test_email_fallback_for_critical_alerts_is_inhibited_while_the_bot_is_healthy() -> None:
+    """Issue 15 §4: the email twins go to core-ops-email, and OpsBotHealthy mutes them."""
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    (email,) = receivers["core-ops-email"]["email_configs"]
+    assert email["to"]
+    routes = config["route"]["routes"]
+    assert routes[0]["matchers"] == ['fallback="email"']
+    assert routes[0]["receiver"] == "core-ops-email"
+    assert {
+        "source_matchers": ['alertname="OpsBotHealthy"'],
+        "target_matchers": ['fallback="email"'],
+    } in config["inhibit_rules"]
+    rules = alert_rules()
+    assert "hh_opsbot_discord_connected" in rules["OpsBotHealthy"]["expr"]
+    assert 'up{job="hh-opsbot"}' in rules["OpsBotHealthy"]["expr"]
+    assert rules["CriticalAlertFallback"]["labels"]["fallback"] == "email"
+    assert 'severity="critical"' in rules["CriticalAlertFallback"]["expr"]
