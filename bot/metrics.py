@@ -24,7 +24,10 @@ class Metrics:
             registry=r,
         )
         self.discord_connected = Gauge(
-            "hh_opsbot_discord_connected", "1 while the gateway session is ready.", registry=r
+            "hh_opsbot_discord_connected",
+            "1 while the gateway session is ready and its connection open (Discord reachable); "
+            "OpsBotHealthy in deploy/prometheus reads it.",
+            registry=r,
         )
         self.commands = Counter(
             "hh_opsbot_commands_total",

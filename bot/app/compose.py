@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from bot.app.gateway import LOGIN_BACKOFF, Gateway
+from bot.app.gateway import LOGIN_BACKOFF, Gateway, websocket_open
 from bot.app.jobs import Jobs
 from bot.app.lifecycle import Lifecycle
 from bot.app.policies import alert_policy, audit_chain_options, probe_runner, probe_targets
@@ -168,7 +168,7 @@ class Application(Lifecycle):
         self._catch_up_task: asyncio.Task[None] | None = None
         self._stopped = False
         self.spool: SpoolReader | None = None
-        self.metrics.track_gateway(lambda: self.bot.latency, self.discord_ready)
+        self.metrics.track_gateway(lambda: self.bot.latency, self.discord_reachable)
         webhook_secret = settings.github.webhook_secret
         self.web = WebServer(
             create_app(
@@ -230,3 +230,9 @@ class Application(Lifecycle):
 
     def discord_ready(self) -> bool:
         return self.bot.is_ready() and not self.bot.is_closed()
+
+    def discord_reachable(self) -> bool:
+        """`hh_opsbot_discord_connected` on /metrics: ready and the gateway connection open now.
+        Prometheus's `OpsBotHealthy` alert reads it (deploy/prometheus/hyperhash-alerts.yml): at 0,
+        Alertmanager emails critical alerts to Core Ops itself."""
+        return self.discord_ready() and websocket_open(self.bot)

@@ -28,6 +28,13 @@ def point_discord_at(api_base: str, gateway_url: str | None) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+def websocket_open(client: discord.Client) -> bool:
+    """Whether the gateway connection is open now. discord.py keeps `is_ready()` true while it
+    reconnects (a lost network, Discord down): this is what says the bot cannot reach Discord."""
+    ws = getattr(client, "ws", None)
+    return ws is not None and bool(ws.open)
+
+
 class Gateway:
     """Logs the bot in, retrying with backoff while Discord answers 5xx or the network fails,
     then stays connected (discord.py reconnects by itself). Nothing else waits for it: the web
