@@ -11,18 +11,9 @@ from types import ModuleType
 
 import pytest
 
-from bot.app.policies import probe_runner
-from bot.app.services import Services
-from bot.config import Settings, _is_secret, _section_model, load_settings
-from bot.discord.client import OpsBot
-from bot.discord.outbound.roles import DiscordMemberRoles
-from bot.domain.clock import SystemClock
+from bot.config import Settings, _is_secret, _section_model
 from bot.domain.permissions import PERMISSIONS
-from bot.metrics import Metrics
-from bot.services.health import HealthService
-from bot.storage.database import Database
-from cogs import EXTENSIONS
-from tests.unit.test_config import GOOD
+from tests.harness.offline import offline_bot
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -38,41 +29,12 @@ PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 async def registered_commands(tmp_path: Path) -> set[str]:
     """The slash commands the bot registers (full names: `incident open`), as in
     test_permission_table: load every extension into a real OpsBot and walk its tree."""
-    path = tmp_path / "config.toml"
-    path.write_text(GOOD)
-    settings = load_settings(path, environ={}).settings
-    database = Database.from_url("sqlite+aiosqlite:///:memory:")
-    services = Services.build(
-        database.uow,
-        SystemClock(),
-        access_settings=settings.access,
-        roles=DiscordMemberRoles(settings.discord.guild_id, {}),
-        owner_ids=frozenset(),
-    )
-    bot = OpsBot(
-        settings,
-        extensions=EXTENSIONS,
-        database=database,
-        metrics=Metrics(),
-        services=services,
-        health=HealthService(
-            database.uow,
-            SystemClock(),
-            probe_runner(SystemClock(), settings),
-            [],
-        ),
-    )
-    try:
-        for name in EXTENSIONS:
-            await bot.load_extension(name)
+    async with offline_bot(tmp_path) as bot:
         return {
             command.qualified_name
             for command in bot.tree.walk_commands()
             if not hasattr(command, "walk_commands")  # groups: only their subcommands count
         }
-    finally:
-        await bot.close()
-        await database.close()
 
 
 def undocumented_commands(commands: set[str], text: str) -> list[str]:

@@ -16,18 +16,8 @@ from typing import Any, cast
 import discord
 import pytest
 
-from bot.app.policies import probe_runner
-from bot.app.services import Services
-from bot.config import load_settings
-from bot.discord.client import OpsBot
 from bot.discord.components import PersistentButton, PersistentItem, PersistentSelect
-from bot.discord.outbound.roles import DiscordMemberRoles
-from bot.domain.clock import SystemClock
 from bot.domain.permissions import PERMISSIONS
-from bot.metrics import Metrics
-from bot.services.health import HealthService
-from bot.storage.database import Database
-from cogs import EXTENSIONS
 from cogs.alerts.views import (
     AckButton,
     ExpireButton,
@@ -35,7 +25,7 @@ from cogs.alerts.views import (
     PickGroupSelect,
     SilenceButton,
 )
-from tests.unit.test_config import GOOD
+from tests.harness.offline import offline_bot
 
 SNOWFLAKE = "1234567890123456789"
 OLD_IDS: dict[str, list[str]] = {
@@ -78,37 +68,8 @@ NOT_ROUTED = [
 @pytest.fixture
 async def registered(tmp_path: Path) -> AsyncIterator[set[type[PersistentItem[Any]]]]:
     """The persistent component classes the cogs register, loaded into a real OpsBot."""
-    path = tmp_path / "config.toml"
-    path.write_text(GOOD)
-    settings = load_settings(path, environ={}).settings
-    database = Database.from_url("sqlite+aiosqlite:///:memory:")
-    services = Services.build(
-        database.uow,
-        SystemClock(),
-        access_settings=settings.access,
-        roles=DiscordMemberRoles(settings.discord.guild_id, {}),
-        owner_ids=frozenset(),
-    )
-    bot = OpsBot(
-        settings,
-        extensions=EXTENSIONS,
-        database=database,
-        metrics=Metrics(),
-        services=services,
-        health=HealthService(
-            database.uow,
-            SystemClock(),
-            probe_runner(SystemClock(), settings),
-            [],
-        ),
-    )
-    try:
-        for name in EXTENSIONS:
-            await bot.load_extension(name)
+    async with offline_bot(tmp_path) as bot:
         yield set(bot.persistent_items)
-    finally:
-        await bot.close()
-        await database.close()
 
 
 def routed(classes: set[type[PersistentItem[Any]]], custom_id: str) -> list[str]:
